@@ -1,0 +1,16 @@
+"""scalp3d.kernels: numba kernels on plain arrays (numpy, numba, math only; no files, no meshes libraries).
+
+CPU kernels (``njit``, parallel where it pays) live in the topic modules; their CUDA twins live in
+:mod:`scalp3d.kernels.cuda`, imported only when asked for, so ``import scalp3d`` needs no GPU.
+"""
+from .elimination import conflict_graph, eliminate, skin_distance
+from .geometry import interpolate_on_faces, triangle_areas
+from .grid import build_grid
+from .metrics import nearest_distance
+from .sampling import stratified_faces
+from .tour import nearest_neighbour_tour, path_length
+
+__all__ = [
+    "build_grid", "conflict_graph", "eliminate", "interpolate_on_faces", "nearest_distance",
+    "nearest_neighbour_tour", "path_length", "skin_distance", "stratified_faces", "triangle_areas",
+]

@@ -1,0 +1,212 @@
+"""Weighted sample elimination (Yuksel 2015) with a variable radius and a distance measured along the skin.
+
+Each point i has a radius r_i (the hexagonal-packing spacing d_max at the local target density). Two points conflict
+when their skin distance d_ij is below r_ij = (r_i + r_j) / 2; the conflict weighs (1 - max(d_ij, r_min_ij) / r_ij)^alpha.
+The skin distance is Bowers et al. 2010's estimate from the chord and the two unit normals; points whose normals
+differ by more than the fold angle (two sides of a fold) never conflict. Points are then removed one by one, always the
+one with the largest total weight, until ``target`` remain. Fixed points (``removable`` False) are never removed but
+weigh on their neighbours, so new points interleave with them.
+
+All loops are serial or write disjoint slices, so the result does not depend on the thread count.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .grid import build_grid, cell_hash
+
+
+@njit(cache=True)
+def skin_distance(p, q, n1, n2):
+    """Bowers et al. 2010 geodesic estimate between points ``p``, ``q`` with unit normals ``n1``, ``n2``."""
+    dx = q[0] - p[0]
+    dy = q[1] - p[1]
+    dz = q[2] - p[2]
+    chord = math.sqrt(dx * dx + dy * dy + dz * dz)
+    if chord == 0.0:
+        return 0.0
+    c1 = (n1[0] * dx + n1[1] * dy + n1[2] * dz) / chord
+    c2 = (n2[0] * dx + n2[1] * dy + n2[2] * dz) / chord
+    c1 = min(1.0, max(-1.0, c1))
+    c2 = min(1.0, max(-1.0, c2))
+    diff = c1 - c2
+    if abs(diff) < 1e-6:
+        return chord
+    return chord * (math.asin(c1) - math.asin(c2)) / diff
+
+
+@njit(cache=True)
+def _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos):
+    # returns weight > 0 for a conflict, 0 otherwise
+    dot = normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2]
+    if dot < fold_cos:
+        return 0.0
+    r = 0.5 * (radius[i] + radius[j])
+    dx = points[j, 0] - points[i, 0]
+    dy = points[j, 1] - points[i, 1]
+    dz = points[j, 2] - points[i, 2]
+    chord2 = dx * dx + dy * dy + dz * dz
+    if chord2 >= r * r:
+        return 0.0
+    d = skin_distance(points[i], points[j], normals[i], normals[j])
+    if d >= r:
+        return 0.0
+    rmin = r * rmin_factor
+    if d < rmin:
+        d = rmin
+    return (1.0 - d / r) ** alpha
+
+
+@njit(parallel=True, cache=True)
+def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
+    """Conflicting pairs and their weights, as CSR rows.
+
+    Returns
+    -------
+    indptr : (n+1,) int64
+    indices : (nnz,) int64
+    weights : (nnz,) float64
+    """
+    n = points.shape[0]
+    cell = 0.0
+    for i in range(n):
+        if radius[i] > cell:
+            cell = radius[i]
+    if cell <= 0.0:
+        cell = 1.0
+    origin, cells, start, order, mask = build_grid(points, cell)
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for i in prange(n):
+        c = 0
+        for ox in range(-1, 2):
+            for oy in range(-1, 2):
+                for oz in range(-1, 2):
+                    cx = cells[i, 0] + ox
+                    cy = cells[i, 1] + oy
+                    cz = cells[i, 2] + oz
+                    b = cell_hash(cx, cy, cz, mask)
+                    for s in range(start[b], start[b + 1]):
+                        j = order[s]
+                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                            continue
+                        if _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos) > 0.0:
+                            c += 1
+        counts[i + 1] = c
+    indptr = np.cumsum(counts)
+    nnz = indptr[n]
+    indices = np.empty(nnz, dtype=np.int64)
+    weights = np.empty(nnz)
+    for i in prange(n):
+        k = indptr[i]
+        for ox in range(-1, 2):
+            for oy in range(-1, 2):
+                for oz in range(-1, 2):
+                    cx = cells[i, 0] + ox
+                    cy = cells[i, 1] + oy
+                    cz = cells[i, 2] + oz
+                    b = cell_hash(cx, cy, cz, mask)
+                    for s in range(start[b], start[b + 1]):
+                        j = order[s]
+                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                            continue
+                        w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
+                        if w > 0.0:
+                            indices[k] = j
+                            weights[k] = w
+                            k += 1
+    return indptr, indices, weights
+
+
+@njit(cache=True)
+def _above(a, b, key):
+    # strict total order: larger weight first, ties broken by the larger index
+    return key[a] > key[b] or (key[a] == key[b] and a > b)
+
+
+@njit(cache=True)
+def _sift_up(heap, pos, key, k):
+    item = heap[k]
+    while k > 0:
+        parent = (k - 1) >> 1
+        if _above(item, heap[parent], key):
+            heap[k] = heap[parent]
+            pos[heap[k]] = k
+            k = parent
+        else:
+            break
+    heap[k] = item
+    pos[item] = k
+
+
+@njit(cache=True)
+def _sift_down(heap, pos, key, k, size):
+    item = heap[k]
+    while True:
+        child = 2 * k + 1
+        if child >= size:
+            break
+        if child + 1 < size and _above(heap[child + 1], heap[child], key):
+            child += 1
+        if _above(heap[child], item, key):
+            heap[k] = heap[child]
+            pos[heap[k]] = k
+            k = child
+        else:
+            break
+    heap[k] = item
+    pos[item] = k
+
+
+@njit(cache=True)
+def eliminate(indptr, indices, weights, removable, target):
+    """Remove points, heaviest first, until ``target`` remain.
+
+    Parameters
+    ----------
+    indptr, indices, weights : CSR conflict graph from :func:`conflict_graph`
+    removable : (n,) bool, False for fixed points
+    target : int, points to keep (fixed ones included); clamped to the number of fixed points
+
+    Returns
+    -------
+    keep : (n,) bool
+    removed : (n - kept,) int64, indices in the order they were removed (the last removed are the best spread)
+    """
+    n = indptr.shape[0] - 1
+    key = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            s += weights[k]
+        key[i] = s
+    heap = np.empty(n, dtype=np.int64)
+    pos = np.full(n, -1, dtype=np.int64)
+    size = 0
+    for i in range(n):
+        if removable[i]:
+            heap[size] = i
+            pos[i] = size
+            size += 1
+    for k in range(size // 2 - 1, -1, -1):
+        _sift_down(heap, pos, key, k, size)
+    keep = np.ones(n, dtype=np.bool_)
+    alive = n
+    to_remove = max(0, alive - max(target, n - size))
+    removed = np.empty(to_remove, dtype=np.int64)
+    for r in range(to_remove):
+        top = heap[0]
+        size -= 1
+        if size > 0:
+            heap[0] = heap[size]
+            pos[heap[0]] = 0
+            _sift_down(heap, pos, key, 0, size)
+        pos[top] = -1
+        keep[top] = False
+        removed[r] = top
+        for k in range(indptr[top], indptr[top + 1]):
+            j = indices[k]
+            if pos[j] >= 0:
+                key[j] -= weights[k]
+                _sift_down(heap, pos, key, pos[j], size)
+    return keep, removed

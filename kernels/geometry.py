@@ -1,0 +1,75 @@
+"""Triangle-mesh geometry kernels on plain arrays: areas, barycentric interpolation of points and normals.
+
+Inputs are C-contiguous float64 vertices (n,3) and int64 faces (m,3); kernels trust them (validated upstream).
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def triangle_areas(vertices, faces):
+    """Area of every triangle.
+
+    Parameters
+    ----------
+    vertices : (n,3) float64
+    faces : (m,3) int64
+
+    Returns
+    -------
+    areas : (m,) float64, in the square of the vertices' unit
+    """
+    m = faces.shape[0]
+    out = np.empty(m)
+    for f in prange(m):
+        a = faces[f, 0]
+        b = faces[f, 1]
+        c = faces[f, 2]
+        ux = vertices[b, 0] - vertices[a, 0]
+        uy = vertices[b, 1] - vertices[a, 1]
+        uz = vertices[b, 2] - vertices[a, 2]
+        vx = vertices[c, 0] - vertices[a, 0]
+        vy = vertices[c, 1] - vertices[a, 1]
+        vz = vertices[c, 2] - vertices[a, 2]
+        cx = uy * vz - uz * vy
+        cy = uz * vx - ux * vz
+        cz = ux * vy - uy * vx
+        out[f] = 0.5 * np.sqrt(cx * cx + cy * cy + cz * cz)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary):
+    """Points and unit normals at barycentric coordinates on faces.
+
+    Parameters
+    ----------
+    vertices, vertex_normals : (n,3) float64
+    faces : (m,3) int64
+    face_ids : (k,) int64
+    bary : (k,3) float64, rows sum to 1
+
+    Returns
+    -------
+    points : (k,3) float64
+    normals : (k,3) float64, unit length (smooth, from the vertex normals)
+    """
+    k = face_ids.shape[0]
+    pts = np.empty((k, 3))
+    nrm = np.empty((k, 3))
+    for i in prange(k):
+        f = face_ids[i]
+        for d in range(3):
+            p = 0.0
+            q = 0.0
+            for j in range(3):
+                v = faces[f, j]
+                p += bary[i, j] * vertices[v, d]
+                q += bary[i, j] * vertex_normals[v, d]
+            pts[i, d] = p
+            nrm[i, d] = q
+        s = np.sqrt(nrm[i, 0] ** 2 + nrm[i, 1] ** 2 + nrm[i, 2] ** 2)
+        if s > 0.0:
+            for d in range(3):
+                nrm[i, d] /= s
+    return pts, nrm

@@ -1,0 +1,65 @@
+"""Spatial hash grid on plain arrays (numba).
+
+Points are binned into cubic cells of side ``cell``; cells are hashed into a table of ``2**k`` buckets and the points
+are sorted by bucket with a counting sort (serial, deterministic). Queries visit the 27 cells around a point and skip
+points whose own cell differs from the cell being visited, so hash collisions never yield a point twice.
+"""
+import numpy as np
+from numba import njit
+
+_P1 = np.int64(73856093)
+_P2 = np.int64(19349663)
+_P3 = np.int64(83492791)
+
+
+@njit(cache=True)
+def cell_hash(ix, iy, iz, mask):
+    return ((ix * _P1) ^ (iy * _P2) ^ (iz * _P3)) & mask
+
+
+@njit(cache=True)
+def build_grid(points, cell):
+    """Bin ``points`` (n,3) float64 into a hash grid of side ``cell`` (same unit as the points).
+
+    Returns
+    -------
+    origin : (3,) float64, lower corner of cell (0,0,0)
+    cells : (n,3) int64, each point's integer cell
+    start : (T+1,) int64, bucket b holds order[start[b]:start[b+1]]
+    order : (n,) int64, point indices sorted by bucket (stable)
+    mask : int64, T - 1
+    """
+    n = points.shape[0]
+    origin = np.empty(3)
+    for k in range(3):
+        origin[k] = points[:, k].min() if n > 0 else 0.0
+    table = 1
+    while table < 2 * n:
+        table *= 2
+    mask = np.int64(table - 1)
+    cells = np.empty((n, 3), dtype=np.int64)
+    bucket = np.empty(n, dtype=np.int64)
+    start = np.zeros(table + 1, dtype=np.int64)
+    for i in range(n):
+        for k in range(3):
+            cells[i, k] = np.int64(np.floor((points[i, k] - origin[k]) / cell))
+        b = cell_hash(cells[i, 0], cells[i, 1], cells[i, 2], mask)
+        bucket[i] = b
+        start[b + 1] += 1
+    for b in range(table):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = bucket[i]
+        order[fill[b]] = i
+        fill[b] += 1
+    return origin, cells, start, order, mask
+
+
+@njit(cache=True)
+def point_cell(p, origin, cell):
+    c = np.empty(3, dtype=np.int64)
+    for k in range(3):
+        c[k] = np.int64(np.floor((p[k] - origin[k]) / cell))
+    return c

@@ -1,0 +1,70 @@
+"""Every named tunable of scalp3d in one place: its default, its unit (in its name) and its allowed range.
+
+Defaults come from ../shared/DOMAIN.md (SMP in figures). Algorithms import these names; no bare literal tolerances
+live in the algorithms. The plan file (see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
+"""
+from __future__ import annotations
+
+# --- units -----------------------------------------------------------------------------------------------------
+#: plausible head width (left-right, across the skull), used to detect a scan's units
+HEAD_WIDTH_MIN_MM = 140.0
+HEAD_WIDTH_MAX_MM = 220.0
+#: units a scan may be given in, with their size in millimetres
+UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4}
+
+# --- surface -----------------------------------------------------------------------------------------------------
+#: longest edge on the planned surface: finer than the density ramps, coarse enough to stay fast
+SURFACE_MAX_EDGE_MM = 2.0
+#: Loop subdivisions applied to the embedded sample head (2,033 vertices -> about 130k; mean edge about 1.2 mm)
+SAMPLE_HEAD_SUBDIVISIONS = 3
+#: Poisson reconstruction depth for point clouds and the quantile of low-support vertices trimmed
+POISSON_DEPTH = 9
+POISSON_TRIM_QUANTILE = 0.02
+#: a scan with fewer points than this cannot hold a head
+MIN_SCAN_POINTS = 100
+
+# --- design (plan defaults, DOMAIN.md) ---------------------------------------------------------------------------
+CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2
+HAIRLINE_DENSITY_PER_CM2 = 40.0       # natural hairline 38-78, 51 typical; the sparse edge of the transition band
+DENSITY_MAX_PER_CM2 = 160.0           # above this dots merge ("helmet look")
+TRANSITION_MM = 25.0                  # 2-3 cm transition band
+HAIRLINE_HEIGHT_MM = 80.0             # mid-frontal point above the glabella, along the skin (7 cm aggressive, 10 conservative)
+HAIRLINE_HEIGHT_RANGE_MM = (55.0, 120.0)
+GLABELLA_ABOVE_NASION_MM = 12.0       # along the midline profile, when no glabella is given
+SIDE_HAIRLINE_ABOVE_TRAGUS_MM = 45.0  # the treated area clears the top of the ear by about 1-2 cm
+NAPE_HAIRLINE_BELOW_TRAGUS_MM = 10.0  # at the back, the treated area reaches down to the nape
+SESSION_FRACTIONS = (0.3, 0.7, 1.0)   # cumulative share of the final density after each session (Liu et al. 2025)
+SESSION_SHADES = ("light", "medium", "dark")
+
+# --- needle (plan defaults) --------------------------------------------------------------------------------------
+NEEDLE = "0603-1RL"                   # 0.20 mm single point
+NEEDLE_DIAMETER_MM = {"0603-1RL": 0.20, "0603-3RL": 0.20, "0803-1RL": 0.25, "0803-3RL": 0.25, "0501-1RL": 0.18}
+DEPTH_MM = 0.6                        # upper papillary dermis; clinics quote 0.25-2 mm
+DEPTH_RANGE_MM = (0.2, 2.0)
+STANDOFF_MM = 3.0                     # approach point above the skin, along the normal
+STANDOFF_RANGE_MM = (1.0, 20.0)
+CLEARANCE_MM = 1.5                    # travel never comes closer than this to the skin
+SAFE_SHELL_MARGIN_MM = 15.0           # long jumps go out to a shell this far beyond the head's bounding sphere
+PLUNGE_FEED_MM_PER_MIN = 600.0
+TRAVEL_FEED_MM_PER_MIN = 6000.0
+DWELL_S = 0.05
+FEED_RANGE_MM_PER_MIN = (10.0, 60000.0)
+DWELL_RANGE_S = (0.0, 5.0)
+WORKSPACE_HALF_MM = 1000.0            # default machine: a cube of +-1 m around the scan's origin
+TILT_LIMIT_DEG = 5.0                  # needle axis vs skin normal
+
+# --- placement ---------------------------------------------------------------------------------------------------
+CANDIDATES_PER_DOT = 5                # weighted sample elimination pool size (FINDINGS: 5 -> rho 0.70)
+ELIMINATION_ALPHA = 8.0               # weight exponent (Yuksel 2015)
+ELIMINATION_BETA = 0.65               # r_min = r_max * (1 - (N/M)^gamma) * beta clamp (Yuksel 2015)
+ELIMINATION_GAMMA = 1.5
+FOLD_COS = 0.0                        # dots whose normals differ by more than 90 degrees never block each other
+MAX_DOTS = 2_000_000
+
+# --- verification ------------------------------------------------------------------------------------------------
+PLUNGE_TOLERANCE_MM = 0.2             # a plunge tip must be this close to skin point + depth along the normal
+ROUND_MM = 4                          # decimals written for coordinates (0.1 micrometre)
+ROUND_DEG = 4
+
+# --- quality metrics ---------------------------------------------------------------------------------------------
+COVERAGE_SAMPLES = 200_000

@@ -1,0 +1,38 @@
+"""The one exception family of scalp3d.
+
+Every error a user can cause (a bad file, a wrong unit, a plan value out of range, a move the safety checks refuse)
+is raised as a subclass of :class:`Scalp3dError` with a one-line message that names the file, the quantity and the
+fix. The CLI prints that line and exits non-zero; it never shows a traceback for these.
+"""
+
+
+class Scalp3dError(ValueError):
+    """Base class: a one-line, user-facing message."""
+
+    exit_code = 2
+
+
+class InputError(Scalp3dError):
+    """A scan, landmarks or dots file cannot be read or makes no sense."""
+
+
+class UnitsError(InputError):
+    """The scan's units cannot be decided; the message asks for --units or --scale."""
+
+
+class PlanError(Scalp3dError):
+    """The plan file (TOML) is malformed or holds an out-of-range value."""
+
+
+class GeometryError(Scalp3dError):
+    """The head surface does not support the requested operation (no scalp found, too incomplete...)."""
+
+
+class SafetyError(Scalp3dError):
+    """A needle move failed a safety check; nothing was written."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(Scalp3dError):
+    """An optional package is needed for this operation; the message names what to install."""
