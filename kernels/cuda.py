@@ -1,0 +1,253 @@
+"""CUDA twins of the CPU kernels (numba.cuda): same names with ``_cuda``, same arguments, same returns.
+
+Each operation has three layers, as in stumpy's ``gpu_*`` modules: a ``@cuda.jit`` kernel with an explicit signature and
+a grid-stride loop, a private host launcher that copies the arrays to the device, launches and copies the results back,
+and a public wrapper that makes the arrays float64/int64 C-contiguous and checks that a device is there. The kernels are
+compiled on first use, never at import, so ``import scalp3d.kernels.cuda`` works on a machine with neither a GPU nor the
+simulator; only calling a public function there raises ``RuntimeError``. This module must not be imported by
+``scalp3d.kernels`` itself, and, like every kernel, it trusts its input's shapes and indices (validated upstream).
+
+On a machine without a GPU the kernels run on numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is in the
+environment before numba is first imported (slow: keep inputs to a few hundred elements).
+"""
+import math
+
+import numpy as np
+
+try:
+    from numba import cuda
+except ImportError as exc:  # numba-cuda or the CUDA Python bindings are missing
+    cuda = None
+    _CUDA_IMPORT_ERROR = exc
+else:
+    _CUDA_IMPORT_ERROR = None
+
+#: threads in a block; the tests patch it small so the simulator is quick
+THREADS_PER_BLOCK = 256
+#: upper bound on blocks in a launch; the grid-stride loops cover whatever the grid does not
+MAX_BLOCKS = 4096
+
+_NO_GPU = (
+    "no CUDA GPU was found: use the CPU kernels in scalp3d.kernels, "
+    "or set NUMBA_ENABLE_CUDASIM=1 (before numba is imported) to run the CUDA kernels on numba's simulator"
+)
+
+
+# ---------------------------------------------------------------------------------------------------------- kernels
+# Plain functions marked with their signature; ``_compiled`` turns one into a ``cuda.jit`` kernel on first launch.
+
+def _kernel(signature):
+    def mark(fn):
+        fn.signature = signature
+        return fn
+    return mark
+
+
+_COMPILED = {}
+
+
+def _compiled(fn):
+    kernel = _COMPILED.get(fn.__name__)
+    if kernel is None:
+        kernel = _COMPILED[fn.__name__] = cuda.jit(fn.signature)(fn)
+    return kernel
+
+
+@_kernel("void(float64[:, ::1], int64[:, ::1], float64[::1])")
+def _triangle_areas_kernel(vertices, faces, out):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for f in range(start, faces.shape[0], stride):
+        a = faces[f, 0]
+        b = faces[f, 1]
+        c = faces[f, 2]
+        ux = vertices[b, 0] - vertices[a, 0]
+        uy = vertices[b, 1] - vertices[a, 1]
+        uz = vertices[b, 2] - vertices[a, 2]
+        vx = vertices[c, 0] - vertices[a, 0]
+        vy = vertices[c, 1] - vertices[a, 1]
+        vz = vertices[c, 2] - vertices[a, 2]
+        cx = uy * vz - uz * vy
+        cy = uz * vx - ux * vz
+        cz = ux * vy - uy * vx
+        out[f] = 0.5 * math.sqrt(cx * cx + cy * cy + cz * cz)
+
+
+@_kernel("void(float64[:, ::1], float64[:, ::1], int64[:, ::1], int64[::1], float64[:, ::1], "
+         "float64[:, ::1], float64[:, ::1])")
+def _interpolate_on_faces_kernel(vertices, vertex_normals, faces, face_ids, bary, points, normals):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, face_ids.shape[0], stride):
+        f = face_ids[i]
+        for d in range(3):
+            p = 0.0
+            q = 0.0
+            for j in range(3):
+                v = faces[f, j]
+                p += bary[i, j] * vertices[v, d]
+                q += bary[i, j] * vertex_normals[v, d]
+            points[i, d] = p
+            normals[i, d] = q
+        s = math.sqrt(normals[i, 0] * normals[i, 0] + normals[i, 1] * normals[i, 1] + normals[i, 2] * normals[i, 2])
+        if s > 0.0:
+            for d in range(3):
+                normals[i, d] /= s
+
+
+@_kernel("void(float64[:, ::1], float64[:, ::1], boolean, float64[::1], int64[::1])")
+def _nearest_distance_kernel(queries, points, exclude_self, dist, index):
+    # brute force: one query per thread, every point in turn; ascending j with a strict < keeps the smaller index on ties
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    n = points.shape[0]
+    for i in range(start, queries.shape[0], stride):
+        best = math.inf
+        bj = -1
+        for j in range(n):
+            if exclude_self and j == i:
+                continue
+            d = 0.0
+            for k in range(3):
+                t = points[j, k] - queries[i, k]
+                d += t * t
+            if d < best:
+                best = d
+                bj = j
+        dist[i] = math.sqrt(best)
+        index[i] = bj
+
+
+# ---------------------------------------------------------------------------------------------------- host launchers
+
+def _launch(kernel, n, *args):
+    """Launch ``kernel`` over ``n`` >= 1 items: one thread per item up to MAX_BLOCKS blocks, grid-stride beyond."""
+    threads = THREADS_PER_BLOCK
+    blocks = max(1, min(MAX_BLOCKS, (n + threads - 1) // threads))
+    kernel[blocks, threads](*args)
+
+
+def _triangle_areas(vertices, faces):
+    m = faces.shape[0]
+    if m == 0:
+        return np.empty(0)
+    d_out = cuda.device_array(m, dtype=np.float64)
+    _launch(_compiled(_triangle_areas_kernel), m, cuda.to_device(vertices), cuda.to_device(faces), d_out)
+    return d_out.copy_to_host()
+
+
+def _interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary):
+    k = face_ids.shape[0]
+    if k == 0:
+        return np.empty((0, 3)), np.empty((0, 3))
+    d_points = cuda.device_array((k, 3), dtype=np.float64)
+    d_normals = cuda.device_array((k, 3), dtype=np.float64)
+    _launch(_compiled(_interpolate_on_faces_kernel), k, cuda.to_device(vertices), cuda.to_device(vertex_normals),
+            cuda.to_device(faces), cuda.to_device(face_ids), cuda.to_device(bary), d_points, d_normals)
+    return d_points.copy_to_host(), d_normals.copy_to_host()
+
+
+def _nearest_distance(queries, points, exclude_self):
+    q = queries.shape[0]
+    if q == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    d_dist = cuda.device_array(q, dtype=np.float64)
+    d_index = cuda.device_array(q, dtype=np.int64)
+    _launch(_compiled(_nearest_distance_kernel), q, cuda.to_device(queries), cuda.to_device(points),
+            exclude_self, d_dist, d_index)
+    return d_dist.copy_to_host(), d_index.copy_to_host()
+
+
+# ---------------------------------------------------------------------------------------------------- public wrappers
+
+def _require_device():
+    if cuda is None:
+        raise RuntimeError(f"{_NO_GPU} (numba.cuda cannot be imported: {_CUDA_IMPORT_ERROR})".replace("\n", " "))
+    if not cuda.is_available():  # always True on the simulator
+        raise RuntimeError(_NO_GPU)
+
+
+def _f64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _i64(a):
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def triangle_areas_cuda(vertices, faces):
+    """Area of every triangle, on the GPU; twin of :func:`scalp3d.kernels.triangle_areas`.
+
+    Parameters
+    ----------
+    vertices : (n,3) float array
+    faces : (m,3) int array
+
+    Returns
+    -------
+    areas : (m,) float64, in the square of the vertices' unit
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+
+    Examples
+    --------
+    >>> triangle_areas_cuda([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])  # doctest: +SKIP
+    array([0.5])
+    """
+    _require_device()
+    return _triangle_areas(_f64(vertices), _i64(faces))
+
+
+def interpolate_on_faces_cuda(vertices, vertex_normals, faces, face_ids, bary):
+    """Points and unit normals at barycentric coordinates on faces, on the GPU; twin of
+    :func:`scalp3d.kernels.interpolate_on_faces`.
+
+    Parameters
+    ----------
+    vertices, vertex_normals : (n,3) float arrays
+    faces : (m,3) int array
+    face_ids : (k,) int array
+    bary : (k,3) float array, rows sum to 1
+
+    Returns
+    -------
+    points : (k,3) float64
+    normals : (k,3) float64, unit length (left at zero where the interpolated normal is zero)
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    _require_device()
+    return _interpolate_on_faces(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(face_ids), _f64(bary))
+
+
+def nearest_distance_cuda(queries, points, cell, exclude_self):
+    """Euclidean distance from every query to its nearest point, on the GPU; twin of
+    :func:`scalp3d.kernels.nearest_distance`.
+
+    Brute force (every point for every query), so ``cell`` is accepted for the matching signature and ignored.
+
+    Parameters
+    ----------
+    queries : (q,3) float array
+    points : (n,3) float array, n >= 1 (n >= 2 with ``exclude_self``)
+    cell : float, unused
+    exclude_self : bool, queries are the points themselves: skip index i for query i
+
+    Returns
+    -------
+    dist : (q,) float64
+    index : (q,) int64, index into ``points``; ties go to the smaller index
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    _require_device()
+    return _nearest_distance(_f64(queries), _f64(points), bool(exclude_self))
