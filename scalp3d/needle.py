@@ -1,0 +1,219 @@
+"""Needle programs: for one session, the order of the dots and every move of the needle, checked before anything
+is written.
+
+Per dot: rapid to the approach point (``standoff_mm`` out along the skin normal) with the rotary axes set, feed to the
+dot's depth along the normal, dwell, rapid back to the approach point. Between dots the needle travels straight at the
+stand-off; where that segment would come closer than ``clearance_mm`` to the skin, it is lifted: out along the normal,
+across a safe shell around the head, and back down. Every point of every move is then checked against the head and the
+machine's limits; a failed check raises :class:`SafetyError` and nothing is written.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config
+from .errors import SafetyError
+from .proximity import SurfaceQuery
+from .types import Dots
+
+
+@dataclass
+class Machine:
+    """A machine's limits. X Y Z are the needle tip's position (mm), A B the needle axis's rotary angles (degrees)."""
+
+    name: str = "generic-5axis"
+    workspace_min_mm: tuple = (-config.WORKSPACE_HALF_MM,) * 3
+    workspace_max_mm: tuple = (config.WORKSPACE_HALF_MM,) * 3
+    depth_range_mm: tuple = config.DEPTH_RANGE_MM
+    feed_range_mm_per_min: tuple = config.FEED_RANGE_MM_PER_MIN
+    tilt_limit_deg: float = config.TILT_LIMIT_DEG
+
+
+@dataclass
+class Program:
+    """One session's needle program (mm, scan axes). Dots are in visit order.
+
+    ``via`` holds the lift waypoints travelled before reaching each dot's approach point: the waypoints of dot k are
+    ``via_points[via_indptr[k]:via_indptr[k+1]]`` (the first dot's are the way in from the safe shell).
+    """
+
+    session: int
+    ids: np.ndarray
+    skin: np.ndarray
+    normals: np.ndarray
+    tips: np.ndarray
+    approach: np.ndarray
+    depth_mm: np.ndarray
+    angles_deg: np.ndarray
+    via_indptr: np.ndarray
+    via_points: np.ndarray
+    exit_points: np.ndarray
+    zone: list
+    needle: list
+    shade: str
+    plunge_feed_mm_per_min: float
+    travel_feed_mm_per_min: float
+    dwell_s: float
+    standoff_mm: float
+    clearance_mm: float
+    travel_mm: float = 0.0
+    lifted: int = 0
+    estimated_time_s: float = 0.0
+    machine: Machine = field(default_factory=Machine)
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def axis_angles_deg(normals):
+    """Rotary angles (A, B) in degrees that turn the tool axis +Z onto each unit ``normal``.
+
+    The needle axis (from the tip back up the needle) is Ry(B) Rx(A) (0,0,1) = (cos A sin B, -sin A, cos A cos B).
+    """
+    n = np.asarray(normals, dtype=np.float64)
+    a = -np.arcsin(np.clip(n[:, 1], -1.0, 1.0))
+    b = np.arctan2(n[:, 0], n[:, 2])
+    return np.degrees(np.column_stack([a, b]))
+
+
+def axis_from_angles(angles_deg):
+    """Inverse of :func:`axis_angles_deg`: unit needle axes (n,3)."""
+    a = np.radians(angles_deg[:, 0])
+    b = np.radians(angles_deg[:, 1])
+    return np.column_stack([np.cos(a) * np.sin(b), -np.sin(a), np.cos(a) * np.cos(b)])
+
+
+def _shell_route(p, n_p, q, n_q, centre, radius, lift_mm):
+    """Waypoints from p (normal n_p) to q over a sphere (centre, radius): lift, out, along the great circle, in, down."""
+    p_up = p + n_p * lift_mm
+    q_up = q + n_q * lift_mm
+    u = (p_up - centre) / np.linalg.norm(p_up - centre)
+    w = (q_up - centre) / np.linalg.norm(q_up - centre)
+    ang = math.acos(max(-1.0, min(1.0, float(u @ w))))
+    steps = max(1, int(math.ceil(math.degrees(ang) / 10.0)))
+    pts = [p_up]
+    for k in range(steps + 1):
+        t = k / steps
+        if ang < 1e-9:
+            d = u
+        else:
+            d = (math.sin((1 - t) * ang) * u + math.sin(t * ang) * w) / math.sin(ang)
+        pts.append(centre + radius * d)
+    pts.append(q_up)
+    return np.array(pts)
+
+
+def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict, zone_names, needle_names,
+                 shade: str, machine: Machine | None = None) -> Program:
+    """Order one session's dots and build its moves; every move is checked (see :func:`check_program`)."""
+    from scalp3d import kernels as K
+
+    machine = machine or Machine()
+    m = dots.session == session
+    pos = dots.positions[m]
+    nrm = dots.normals[m]
+    if len(pos) == 0:
+        raise SafetyError(f"session {session} has no dots; nothing to program")
+    # start at the dot nearest the front-top of the session's spread (deterministic)
+    start = int(np.argmax(pos @ np.array([0.0, 0.0, 1.0]) + 0.0))
+    order = K.nearest_neighbour_tour(np.ascontiguousarray(pos), start, 2.0)
+    pos, nrm = pos[order], nrm[order]
+    depth = dots.depth_mm[m][order]
+    standoff = settings["standoff_mm"]
+    clearance = settings["clearance_mm"]
+    tips = pos - nrm * depth[:, None]
+    approach = pos + nrm * standoff
+    verts = surface.head.vertices
+    centre = 0.5 * (verts.min(axis=0) + verts.max(axis=0))
+    radius = float(np.linalg.norm(verts - centre, axis=1).max()) + config.SAFE_SHELL_MARGIN_MM
+    lift = 20.0
+    # straight travel between consecutive approach points, lifted where it comes too close to the skin
+    dmin = surface.segments_min_distance(approach[:-1], approach[1:], clearance * 0.5)
+    unsafe = np.flatnonzero(dmin < clearance) + 1
+    via_lists = [[] for _ in range(len(pos))]
+    # the way in: from the safe shell above the first dot, down to its lifted point
+    via_lists[0] = [centre + radius * (approach[0] + nrm[0] * lift - centre)
+                    / np.linalg.norm(approach[0] + nrm[0] * lift - centre), approach[0] + nrm[0] * lift]
+    for k in unsafe:
+        via_lists[k] = list(_shell_route(approach[k - 1], nrm[k - 1], approach[k], nrm[k], centre, radius, lift))
+    end_up = approach[-1] + nrm[-1] * lift
+    exit_points = np.array([end_up, centre + radius * (end_up - centre) / np.linalg.norm(end_up - centre)])
+    counts = np.array([len(v) for v in via_lists])
+    via_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    via_points = np.array([p for v in via_lists for p in v]).reshape(-1, 3)
+    zone_idx = dots.zone[m][order]
+    needle_idx = dots.needle[m][order]
+    prog = Program(session=session, ids=dots.ids[m][order], skin=pos, normals=nrm, tips=tips, approach=approach,
+                   depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr, via_points=via_points,
+                   exit_points=exit_points, zone=[zone_names[i] for i in zone_idx],
+                   needle=[needle_names[i] for i in needle_idx], shade=shade,
+                   plunge_feed_mm_per_min=settings["plunge_feed_mm_per_min"],
+                   travel_feed_mm_per_min=settings["travel_feed_mm_per_min"], dwell_s=settings["dwell_s"],
+                   standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine)
+    path = travel_path(prog)
+    prog.travel_mm = float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+    plunge = float(((standoff + depth) * 2).sum())
+    prog.estimated_time_s = (prog.travel_mm / prog.travel_feed_mm_per_min * 60.0
+                             + (standoff + depth).sum() / prog.plunge_feed_mm_per_min * 60.0
+                             + (plunge / 2) / prog.travel_feed_mm_per_min * 60.0 + len(pos) * prog.dwell_s)
+    check_program(prog, surface)
+    return prog
+
+
+def travel_path(prog: Program) -> np.ndarray:
+    """Every point the needle tip travels through outside the plunges, in order: (k,3)."""
+    out = []
+    for k in range(len(prog)):
+        out.extend(prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]])
+        out.append(prog.approach[k])
+    out.extend(prog.exit_points)
+    return np.array(out)
+
+
+def check_program(prog: Program, surface: SurfaceQuery) -> None:
+    """Refuse (SafetyError) any move that is not safe: depth, direction, travel near the skin, workspace, feeds."""
+    mach = prog.machine
+    s = f"session {prog.session}"
+    lo, hi = mach.depth_range_mm
+    bad = np.flatnonzero((prog.depth_mm < lo) | (prog.depth_mm > hi))
+    if len(bad):
+        k = bad[0]
+        raise SafetyError(f"{s}: dot {prog.ids[k]} is {prog.depth_mm[k]:.2f} mm deep; the machine allows "
+                          f"{lo:g}-{hi:g} mm: lower the depth in the plan")
+    flo, fhi = mach.feed_range_mm_per_min
+    for name, f in (("plunge", prog.plunge_feed_mm_per_min), ("travel", prog.travel_feed_mm_per_min)):
+        if not flo <= f <= fhi:
+            raise SafetyError(f"{s}: {name} feed {f:g} mm/min is outside the machine's {flo:g}-{fhi:g} mm/min")
+    # plunge: the skin point lies on the skin, the needle moves along the normal there
+    q, n, _ = surface.closest(prog.skin)
+    off = np.linalg.norm(prog.skin - q, axis=1)
+    bad = np.flatnonzero(off > config.PLUNGE_TOLERANCE_MM)
+    if len(bad):
+        k = bad[0]
+        raise SafetyError(f"{s}: dot {prog.ids[k]} is {off[k]:.2f} mm off the skin; re-plan on this head")
+    axis = axis_from_angles(prog.angles_deg)
+    tilt = np.degrees(np.arccos(np.clip((axis * n).sum(axis=1), -1, 1)))
+    bad = np.flatnonzero(tilt > mach.tilt_limit_deg)
+    if len(bad):
+        k = bad[0]
+        raise SafetyError(f"{s}: dot {prog.ids[k]}: the needle is {tilt[k]:.1f} degrees off the skin normal; "
+                          f"the limit is {mach.tilt_limit_deg:g}")
+    # travel: every segment outside the plunges keeps the clearance
+    path = travel_path(prog)
+    dmin = surface.segments_min_distance(path[:-1], path[1:], prog.clearance_mm * 0.5)
+    bad = np.flatnonzero(dmin < prog.clearance_mm - 1e-6)
+    if len(bad):
+        k = bad[0]
+        raise SafetyError(f"{s}: a travel move from {np.round(path[k], 2).tolist()} to "
+                          f"{np.round(path[k + 1], 2).tolist()} comes {dmin[k]:.2f} mm from the skin; "
+                          f"the clearance is {prog.clearance_mm:g} mm")
+    wmin = np.asarray(mach.workspace_min_mm)
+    wmax = np.asarray(mach.workspace_max_mm)
+    for name, pts in (("tip", prog.tips), ("travel", path)):
+        out = np.flatnonzero(((pts < wmin) | (pts > wmax)).any(axis=1))
+        if len(out):
+            raise SafetyError(f"{s}: a {name} point {np.round(pts[out[0]], 1).tolist()} lies outside the workspace "
+                              f"of machine '{mach.name}'; move the head or use another machine profile")

@@ -1,0 +1,197 @@
+"""One pass from a scan to needle programs, previews and a summary: what ``scalp3d plan`` and ``scalp3d demo`` run.
+
+Stages: load the scan in mm -> head surface -> landmarks -> plan and design field -> dots -> per-session needle
+programs (checked, written atomically, read back and verified) -> head.ply, landmarks.json, dots.csv, plan.toml,
+summary.json -> preview PNGs. Every coordinate written is in millimetres in the input scan's own axes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError, SafetyError
+from .fileio import atomic_path, write_json, write_text
+
+OUTPUT_NAMES = ("summary.json", "dots.csv", "head.ply", "landmarks.json", "plan.toml")
+
+
+class Timer:
+    """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs)."""
+
+    def __init__(self):
+        self.stages = {}
+
+    def __call__(self, name):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.stages[name] = timer.stages.get(name, 0.0) + time.perf_counter() - self.t
+
+        return _Ctx()
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if out_dir.exists() and (out_dir / "summary.json").exists() and not overwrite:
+        raise InputError(f"{out_dir}: already holds a plan (summary.json); choose a new --out folder or pass "
+                         "--overwrite to replace it (sessions already done would lose their dot positions)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def assign_dot_settings(dots, head, field, shades):
+    """Zone, depth and needle from the face vertex nearest each dot; shade from its session."""
+    corner = head.faces[dots.face_ids, np.argmax(dots.bary, axis=1)]
+    dots.zone = field.zone[corner]
+    dots.depth_mm = field.depth_mm[corner]
+    dots.needle = field.needle[corner]
+    dots.shade = np.array([shades[s - 1] for s in dots.session], dtype=object)
+    return dots
+
+
+def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, scale=None, seed=None,
+        landmarks_path=None, overwrite=False, render=True, log=print, timer=None):
+    """Plan a whole treatment and write it to ``out_dir``. Returns the summary dict."""
+    from . import kernels as K  # noqa: F401  (compiles/loads the kernels before timing the stages)
+    from .design import build_field, load_plan, plan_to_toml
+    from .export import dots_csv_text, write_head_ply
+    from .landmarks import load_landmarks, resolve_landmarks
+    from .needle import plan_session
+    from .placement import place_dots
+    from .proximity import SurfaceQuery
+    from .quality import placement_quality
+    from .scan import load_scan
+    from .surface import make_head
+    from .verify import verify_program
+
+    timer = timer or Timer()
+    out_dir = Path(out_dir)
+    overrides = {"seed": int(seed)} if seed is not None else None
+    plan = load_plan(plan_path, overrides)  # validate the plan before any heavy work
+    given_lm = None
+    with timer("load scan"):
+        if sample:
+            from .sample import CREDIT, load_sample_head
+
+            scan, head, fiducials = load_sample_head()
+            given_lm, lm_source = fiducials, "fiducials"
+            credit = CREDIT
+        else:
+            scan = load_scan(scan_path, units=units, scale=scale)
+            credit = None
+    if landmarks_path is not None:
+        given_lm, lm_source = load_landmarks(landmarks_path, scan.scale_to_mm), "file"
+    _prepare_out_dir(out_dir, overwrite)
+    log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
+    if not sample:
+        with timer("surface"):
+            head = make_head(scan)
+    with timer("landmarks"):
+        lm = resolve_landmarks(head, given_lm, lm_source if given_lm else "file")
+    with timer("design"):
+        field = build_field(head, lm, plan)
+    fractions = plan["sessions"]["fractions"]
+    shades = plan["sessions"]["shades"]
+    with timer("placement"):
+        dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
+                          sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
+    if len(dots) == 0:
+        raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
+    assign_dot_settings(dots, head, field, shades)
+    with timer("quality"):
+        quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
+    plan_text = plan_to_toml(plan)
+    plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
+    n_sessions = len(fractions)
+    with timer("needle programs"):
+        surface = SurfaceQuery(head)
+        programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
+                                 shades[k - 1]) for k in range(1, n_sessions + 1)]
+    with timer("export + verify"):
+        from .export import gcode_text, session_dict
+
+        verdicts = []
+        for prog in programs:
+            js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha)
+            ngc = out_dir / f"session-{prog.session}.ngc"
+            with atomic_path(ngc) as tmp:
+                tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha), encoding="utf-8")
+                rep = verify_program(tmp, surface, session_json=js)
+                if not rep.ok:
+                    raise SafetyError(f"{ngc.name}: verification refused the program: {rep.violations[0]}"
+                                      f" (+{len(rep.violations) - 1} more); nothing was written for it")
+            write_json(out_dir / f"session-{prog.session}.json", js)
+            verdicts.append(f"{ngc.name}: OK, {rep.plunges:,} plunges checked")
+        write_text(out_dir / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
+        write_head_ply(head, out_dir / "head.ply")
+        write_json(out_dir / "landmarks.json", lm.to_dict())
+        write_text(out_dir / "plan.toml", plan_text)
+    from . import kernels as K2
+
+    areas = K2.triangle_areas(head.vertices, head.faces)
+    treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
+    summary = {
+        "scalp3d": __version__,
+        "scan": Path(scan.path).name,
+        "units": scan.units_reason,
+        "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes},
+        "landmarks": lm.sources,
+        "seed": plan["seed"],
+        "plan_sha256": plan_sha,
+        "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),
+        "dots_total": int(len(dots)),
+        "sessions": [{
+            "session": p.session, "dots": len(p), "cumulative_dots": int((dots.session <= p.session).sum()),
+            "cumulative_fraction": fractions[p.session - 1], "shade": p.shade,
+            "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
+            "lifted_travels": p.lifted,
+        } for p in programs],
+        "zones": quality["zones"],
+        "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
+                    "sessions": quality["sessions"]},
+        "verification": verdicts,
+        "credit": credit,
+    }
+    write_json(out_dir / "summary.json", summary)
+    images = []
+    if render:
+        with timer("preview"):
+            from .viewers.preview import render_preview
+
+            images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
+    for line in summary_table(summary, out_dir, images):
+        log(line)
+    return summary
+
+
+def summary_table(s: dict, out_dir, images=()) -> list:
+    """The printed summary: area, dots per session, time, density per zone, quality, verification."""
+    L = [f"treated area {s['treated_area_cm2']:.1f} cm2, {s['dots_total']:,} dots in {len(s['sessions'])} sessions "
+         f"(seed {s['seed']})",
+         f"  {'session':<8}{'dots':>8}{'cumulative':>12}{'share':>7}  {'shade':<8}{'time':>9}{'lifts':>7}"]
+    for r in s["sessions"]:
+        L.append(f"  {r['session']:<8}{r['dots']:>8,}{r['cumulative_dots']:>12,}{r['cumulative_fraction']:>7.0%}  "
+                 f"{r['shade']:<8}{r['estimated_time_min']:>5.1f} min{r['lifted_travels']:>7}")
+    L.append(f"  {'zone':<10}{'area cm2':>9}{'dots':>8}{'planned/cm2':>13}{'realised/cm2':>14}")
+    for name, z in s["zones"].items():
+        L.append(f"  {name:<10}{z['area_cm2']:>9.1f}{z['dots']:>8,}{z['planned_per_cm2']:>13.1f}"
+                 f"{z['realised_per_cm2']:>14.1f}")
+    q = s["quality"]["union"]
+    L.append(f"  quality, all dots: rho {q['rho']:.2f}, nn p1 {q['nn_p1']:.2f}, nn CV {q['nn_cv']:.3f}, "
+             f"coverage p99 {q.get('coverage_p99', float('nan')):.2f} (of the local d_max)")
+    for c in s["quality"]["cumulative"]:
+        L.append(f"  after session {c['through_session']}: rho {c['rho']:.2f}, nn p1 {c['nn_p1']:.2f}, "
+                 f"nn CV {c['nn_cv']:.3f}")
+    L.extend("  verified " + v for v in s["verification"])
+    L.append(f"wrote {out_dir}/: session-K.ngc/.json, dots.csv, head.ply, landmarks.json, plan.toml, summary.json"
+             + (", " + ", ".join(Path(i).name for i in images) if images else ""))
+    return L

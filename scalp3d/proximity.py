@@ -1,0 +1,58 @@
+"""Distances from points to the head surface (open3d's ray-casting scene), for the needle's safety checks."""
+from __future__ import annotations
+
+import numpy as np
+
+from .types import Head
+
+
+class SurfaceQuery:
+    """Closest-point queries against a head mesh (mm). Build once per head, query many times."""
+
+    def __init__(self, head: Head):
+        import open3d as o3d
+
+        self._o3d = o3d
+        self.scene = o3d.t.geometry.RaycastingScene()
+        self.scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(head.vertices, dtype=np.float32)),
+                                 o3d.core.Tensor(np.ascontiguousarray(head.faces, dtype=np.uint32)))
+        self.head = head
+
+    def distance(self, points) -> np.ndarray:
+        """Unsigned distance (n,) from each point (n,3) to the surface."""
+        p = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
+        if len(p) == 0:
+            return np.zeros(0)
+        return self.scene.compute_distance(self._o3d.core.Tensor(p)).numpy().astype(np.float64)
+
+    def closest(self, points):
+        """(closest points (n,3), unit face normals (n,3) oriented like the head's vertex normals, face ids (n,))."""
+        p = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
+        ans = self.scene.compute_closest_points(self._o3d.core.Tensor(p))
+        q = ans["points"].numpy().astype(np.float64)
+        fid = ans["primitive_ids"].numpy().astype(np.int64)
+        f = self.head.faces[fid]
+        v = self.head.vertices
+        n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+        vn = self.head.vertex_normals[f].sum(axis=1)
+        flip = (n * vn).sum(axis=1) < 0
+        n[flip] *= -1
+        return q, n, fid
+
+    def segments_min_distance(self, starts, ends, step_mm) -> np.ndarray:
+        """Smallest distance to the surface along each segment (k,), sampled every ``step_mm`` or finer."""
+        starts = np.asarray(starts, dtype=np.float64).reshape(-1, 3)
+        ends = np.asarray(ends, dtype=np.float64).reshape(-1, 3)
+        if len(starts) == 0:
+            return np.zeros(0)
+        length = np.linalg.norm(ends - starts, axis=1)
+        n = np.maximum(np.ceil(length / step_mm).astype(np.int64), 1) + 1
+        seg = np.repeat(np.arange(len(starts)), n)
+        first = np.concatenate([[0], np.cumsum(n)[:-1]])
+        t = (np.arange(n.sum()) - np.repeat(first, n)) / np.repeat(n - 1, n)
+        pts = starts[seg] + t[:, None] * (ends - starts)[seg]
+        d = self.distance(pts)
+        out = np.full(len(starts), np.inf)
+        np.minimum.at(out, seg, d)
+        return out

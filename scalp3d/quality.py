@@ -1,0 +1,82 @@
+"""Placement quality figures: how natural and how right the dots are.
+
+With d_max = sqrt(2 / (sqrt(3) * rho)) the hexagonal-packing spacing at the local target density rho:
+rho_rel (min nearest-neighbour distance / d_max), nn_p1 (1st percentile of that ratio), nn_cv (coefficient of
+variation of the ratio: 0 for a lattice, about 0.52 for uniform random points), coverage_p99 (99th percentile, over
+random points on the treated skin, of the distance to the nearest dot / d_max) and realised vs planned density per zone.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import config
+from .placement import spacing_for_density
+from .types import Dots, Field, Head
+
+
+def _dot_density(head: Head, field: Field, dots: Dots):
+    f = head.faces[dots.face_ids]
+    return (dots.bary * field.density_per_cm2[f]).sum(axis=1)
+
+
+def spread_figures(points, dmax_local) -> dict:
+    """rho, nn_p1, nn_cv of one point set (n,3) given each point's local d_max (n,)."""
+    from scalp3d import kernels as K
+
+    if len(points) < 2:
+        return {"count": int(len(points)), "rho": None, "nn_p1": None, "nn_cv": None}
+    nn, _ = K.nearest_distance(np.ascontiguousarray(points), np.ascontiguousarray(points),
+                               float(np.median(dmax_local)), True)
+    r = nn / dmax_local
+    return {"count": int(len(points)), "rho": round(float(r.min()), 4), "nn_p1": round(float(np.percentile(r, 1)), 4),
+            "nn_cv": round(float(r.std() / r.mean()), 4)}
+
+
+def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int = 0,
+                      coverage_samples: int = config.COVERAGE_SAMPLES) -> dict:
+    """Quality figures for the union, each cumulative session and each session alone, plus density per zone."""
+    from scalp3d import kernels as K
+
+    dens = _dot_density(head, field, dots)
+    out = {"union": {}, "cumulative": [], "sessions": [], "zones": {}}
+    fr = np.asarray(fractions, dtype=np.float64)
+    full = spread_figures(dots.positions, spacing_for_density(np.maximum(dens, 1e-3)))
+    for k in range(1, len(fr) + 1):
+        cum = dots.session <= k
+        alone = dots.session == k
+        share = fr[k - 1] - (fr[k - 2] if k > 1 else 0.0)
+        c = spread_figures(dots.positions[cum], spacing_for_density(np.maximum(dens[cum] * fr[k - 1], 1e-3)))
+        a = spread_figures(dots.positions[alone], spacing_for_density(np.maximum(dens[alone] * share, 1e-3)))
+        out["cumulative"].append({"through_session": k, **c})
+        out["sessions"].append({"session": k, **a})
+    # coverage: random points on the treated skin
+    areas = K.triangle_areas(head.vertices, head.faces)
+    fd = field.density_per_cm2[head.faces]
+    treated = (fd > 0).all(axis=1)
+    w = areas * treated
+    rng = np.random.default_rng(seed + 7919)
+    if w.sum() > 0 and len(dots) > 1:
+        cum_w = np.cumsum(w)
+        faces = K.stratified_faces(cum_w, rng.random(coverage_samples))
+        r1 = np.sqrt(rng.random(coverage_samples))
+        r2 = rng.random(coverage_samples)
+        bary = np.column_stack([1 - r1, r1 * (1 - r2), r1 * r2])
+        pts, _ = K.interpolate_on_faces(head.vertices, head.vertex_normals, head.faces, faces, bary)
+        dq = (bary * fd[faces]).sum(axis=1)
+        d, _ = K.nearest_distance(pts, np.ascontiguousarray(dots.positions), 1.0, False)
+        full["coverage_p99"] = round(float(np.percentile(d / spacing_for_density(np.maximum(dq, 1e-3)), 99)), 4)
+    out["union"] = full
+    # realised vs planned density per zone (faces take the zone of their first vertex)
+    face_zone = field.zone[head.faces[:, 0]]
+    dot_zone = face_zone[dots.face_ids]
+    planned_dots = areas * fd.mean(axis=1) / 100.0
+    for k, name in enumerate(field.zone_names):
+        m = (face_zone == k) & treated
+        area_cm2 = float(areas[m].sum() / 100.0)
+        if area_cm2 <= 0:
+            continue
+        n = int((dot_zone == k).sum())
+        out["zones"][name] = {"area_cm2": round(area_cm2, 2), "dots": n,
+                              "planned_per_cm2": round(float(planned_dots[m].sum() / area_cm2), 2),
+                              "realised_per_cm2": round(n / area_cm2, 2)}
+    return out
