@@ -24,11 +24,16 @@ def stratified_faces(cumulative, u):
     m = cumulative.shape[0]
     M = u.shape[0]
     total = cumulative[m - 1]
+    # the last face with weight: when (k + u_k) / M * total rounds up to total, the walk must stop there, not on
+    # trailing zero-weight faces
+    last = m - 1
+    while last > 0 and cumulative[last - 1] == total:
+        last -= 1
     out = np.empty(M, dtype=np.int64)
     f = 0
     for k in range(M):
         t = (k + u[k]) / M * total
-        while f < m - 1 and cumulative[f] <= t:
+        while f < last and cumulative[f] <= t:
             f += 1
         out[k] = f
     return out

@@ -69,7 +69,12 @@ def _verify(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    import warnings
+
     from .errors import Scalp3dError
+
+    if not os.environ.get("SCALP3D_DEBUG"):
+        warnings.simplefilter("ignore")  # library warnings mean nothing to a practitioner; errors are ours
 
     t0 = time.perf_counter()
     try:

@@ -26,18 +26,20 @@ class SurfaceQuery:
         return self.scene.compute_distance(self._o3d.core.Tensor(p)).numpy().astype(np.float64)
 
     def closest(self, points):
-        """(closest points (n,3), unit face normals (n,3) oriented like the head's vertex normals, face ids (n,))."""
+        """(closest points (n,3), smooth unit normals there (n,3), face ids (n,)).
+
+        The normal is the barycentric blend of the face's vertex normals: the skin the scan samples is smooth, and a
+        coarse scan's flat facets would otherwise tilt the reference by several degrees at every edge.
+        """
         p = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
         ans = self.scene.compute_closest_points(self._o3d.core.Tensor(p))
         q = ans["points"].numpy().astype(np.float64)
         fid = ans["primitive_ids"].numpy().astype(np.int64)
+        uv = ans["primitive_uvs"].numpy().astype(np.float64)
         f = self.head.faces[fid]
-        v = self.head.vertices
-        n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        bary = np.column_stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]])
+        n = (bary[:, :, None] * self.head.vertex_normals[f]).sum(axis=1)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-        vn = self.head.vertex_normals[f].sum(axis=1)
-        flip = (n * vn).sum(axis=1) < 0
-        n[flip] *= -1
         return q, n, fid
 
     def segments_min_distance(self, starts, ends, step_mm) -> np.ndarray:

@@ -23,7 +23,13 @@ def _read_mesh(path: Path):
     import trimesh
 
     try:
-        loaded = trimesh.load(str(path), force="mesh", process=False)
+        loaded = trimesh.load(str(path), process=False)
+        if isinstance(loaded, trimesh.Scene):
+            geoms = list(loaded.geometry.values())
+            if geoms and all(isinstance(g, trimesh.PointCloud) for g in geoms):
+                loaded = trimesh.PointCloud(np.vstack([g.vertices for g in geoms]))
+            else:
+                loaded = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types for bad files
         msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot be read as a {path.suffix[1:].upper()} scan ({msg}); re-export it") from None

@@ -1,9 +1,9 @@
 """Healed-look preview of a dot plan: off-screen PNGs a patient can read.
 
 :func:`render_preview` draws the head as skin and every planned dot as a small dark grey-blue point, from four sides
-(front, left, top, back), and a second picture that shows how the look builds up session by session. It renders off
-screen (EGL on Linux, no display needed), writes each PNG atomically and never computes any part of a plan.
-pyvista is imported inside the functions, so ``import scalp3d.viewers`` stays light.
+(front, left side, top, back) with a close-up of the skin, and a second picture that shows how the look builds up
+session by session. It renders off screen (EGL on Linux, no display needed), writes each PNG atomically and never
+computes any part of a plan. pyvista is imported inside the functions, so ``import scalp3d.viewers`` stays light.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +19,59 @@ import numpy as np
 from scalp3d.errors import InputError, MissingDependencyError
 from scalp3d.fileio import atomic_path
 
-# --- look (the tunables of this view, with their units) ------------------------------------------------------------
+# --- the look: every tunable of this view, with its unit -----------------------------------------------------------
 #: bald scalp, light-medium skin, RGB 0-1
 SKIN_RGB = (0.86, 0.70, 0.60)
 #: a healed dot: dark grey with a faint blue cast (fresh dots are darker; the preview shows the healed look), RGB 0-1
 DOT_RGB = (0.16, 0.17, 0.21)
 #: dots are drawn this far above the skin along their normals so the head's triangles never hide them
 DOT_LIFT_MM = 0.05
-#: drawn dot diameter relative to the on-screen spacing of dots 1 mm apart; real healed dots (0.07-0.15 mm) would be
-#: far below a pixel at this zoom, so the size is chosen for the overall tone (stubble shadow) and discernible dots
-DOT_DIAMETER_PER_MM = 0.55
-#: bounds on the drawn dot diameter, pixels
-DOT_PIXELS_RANGE = (1.0, 6.0)
+#: zoomed out, a real healed dot (0.07-0.15 mm) is far below a pixel: dots are drawn this many pixels per on-screen
+#: mm instead, so that 100 dots/cm2 darken the skin like a shaved head's shadow and single dots stay discernible
+DOT_TONE_PER_MM = 0.75
+#: bounds on the drawn dot diameter when zoomed out, pixels
+DOT_PIXELS_RANGE = (1.0, 3.0)
+#: close up (at least CLOSEUP_MIN_PX_PER_MM pixels per mm), dots are drawn at this diameter, mm, but at least
+#: CLOSEUP_MIN_DOT_PX pixels
+DOT_DIAMETER_MM = 0.15
+CLOSEUP_MIN_PX_PER_MM = 6.0
+CLOSEUP_MIN_DOT_PX = 2.0
+#: the close-up's width on the skin, mm, and its camera's distance from the skin (parallel projection), mm
+CLOSEUP_WIDTH_MM = 20.0
+CLOSEUP_DISTANCE_MM = 100.0
+#: the close-up's outline in the top views: colour, width in pixels and height above the skin (clears the skin's
+#: curvature across the close-up), mm
+OUTLINE_RGB = (1.0, 1.0, 1.0)
+OUTLINE_PX = 2.0
+OUTLINE_LIFT_MM = 1.5
+#: the close-up inset's side as a fraction of the top view's tile height
+INSET_SIZE = 0.40
+#: the top view is moved left by this fraction of its tile's half width to make room for the inset
+INSET_SHIFT = 0.25
+#: the inset's label font size relative to the other labels'
+INSET_LABEL_SCALE = 0.85
+#: multisample anti-aliasing samples per pixel (1 = off): sub-pixel dots then darken the skin by their coverage
+MSAA_SAMPLES = 4
 #: camera's vertical field of view, degrees
 VIEW_ANGLE_DEG = 30.0
 #: the framed part of the head: everything within this height below the top of the head (crown to chin), mm
 HEAD_HEIGHT_MM = 240.0
 #: empty border around the framed head, as a fraction of its size
-FRAME_MARGIN = 0.06
-#: background gradient, bottom and top, RGB 0-1
+FRAME_MARGIN = 0.05
+#: background gradient (bottom, top) and the inset's background, RGB 0-1
 BACKGROUND_RGB = ((0.80, 0.82, 0.85), (0.97, 0.97, 0.98))
+INSET_BACKGROUND_RGB = (0.97, 0.97, 0.98)
 TEXT_RGB = (0.10, 0.10, 0.12)
-#: label and credit heights as a fraction of a tile's height
-LABEL_SIZE = 0.045
-CREDIT_SIZE = 0.026
+#: label font size per pixel of a tile's height (VTK font size: a character is about 1.0 font size wide and its line
+#: about 1.8 font size high); the credit's font size relative to the label's; the smallest font size
+LABEL_SIZE = 0.018
+CREDIT_SIZE = 0.8
+CHAR_WIDTH_EM = 1.0
+MIN_FONT_SIZE = 6
+#: labels sit on a translucent box of the background colour so they stay readable over skin and dots
+LABEL_BOX_OPACITY = 0.65
 #: smallest window accepted, pixels
-MIN_WINDOW_PX = (200, 150)
+MIN_WINDOW_PX = (240, 180)
 
 #: the four views of the main picture: name, direction from the head to the camera and the screen's up, both in the
 #: head frame (x right, y forward, z up)
@@ -64,7 +92,8 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
         ``vertices`` (n,3) float mm, ``faces`` (m,3) int, ``vertex_normals`` (n,3) float unit (used for smooth
         shading; recomputed when missing or of the wrong shape).
     dots : scalp3d.types.Dots
-        ``positions`` (N,3) float mm on the skin, ``normals`` (N,3) unit, out of the skin, ``session`` (N,) int, 1-based.
+        ``positions`` (N,3) float mm on the skin, ``normals`` (N,3) unit, out of the skin, ``session`` (N,) int,
+        1-based. N may be 0.
     frame : tuple (origin, R)
         origin (3,) float mm and R (3,3) whose rows are the head's right (x), forward (y, towards the nose) and up (z)
         axes in the scan's coordinates, as given by :meth:`scalp3d.types.Landmarks.frame`.
@@ -72,12 +101,13 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
         Folder for the PNGs (created if missing).
     prefix : str
         File name stem.
-    window_size : (width, height) int pixels
-        Size of ``{prefix}.png``, a 2x2 tile of front, left side, top and back. ``{prefix}-sessions.png`` has one row
-        per session with the top and front views, each tile of the same size as one tile of the main picture:
-        ``(width, n_rows * (height // 2))`` pixels.
+    window_size : (width, height) int, pixels
+        Size of ``{prefix}.png``: a 2x2 tile of the front, left side, top and back views, with a close-up of the
+        skin (CLOSEUP_WIDTH_MM across, at the dot nearest the top of the head) inset in the top view.
+        ``{prefix}-sessions.png`` is ``(width, n_sessions * (height // 2))``: one row per session k with the top, front
+        and close-up views of the dots of sessions 1..k.
     credit : str, optional
-        A small line of text written at the bottom of each picture (e.g. the scan's attribution).
+        A small line of text at the bottom right of each picture (e.g. the scan's attribution).
 
     Returns
     -------
@@ -90,8 +120,7 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
     Examples
     --------
     >>> from scalp3d.viewers.preview import render_preview
-    >>> paths = render_preview(head, dots, landmarks.frame(), "out", credit="Head: fsaverage (MNE, BSD-3)")
-    ... # doctest: +SKIP
+    >>> paths = render_preview(head, dots, landmarks.frame(), "out", credit="Head: ...")  # doctest: +SKIP
     """
     verts, faces, vnormals = _check_head(head)
     pos, dnormals, session = _check_dots(dots)
@@ -101,45 +130,69 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
     if not prefix or "/" in prefix or "\\" in prefix:
         raise InputError(f"prefix must be a plain file name stem, not {prefix!r}")
     out_dir = Path(out_dir)
-
     pv = _import_pyvista()
-    tile = (width // 2, height // 2)
+
+    q = (verts - origin) @ rot.T  # vertices in the head frame
     head_pd = _head_polydata(pv, verts, faces, vnormals)
     lifted = pos + DOT_LIFT_MM * dnormals
-    cameras = {name: _camera(verts, origin, rot, back, up, tile) for name, (back, up) in VIEWS.items()}
+    anchor, anchor_normal = _closeup_anchor(verts, q, pos, dnormals)
+    closeup_name = f"close-up, {CLOSEUP_WIDTH_MM / 10:g} cm wide\n(the white frame)"
+    paths = [out_dir / f"{prefix}.png", out_dir / f"{prefix}-sessions.png"]
 
-    main_path = out_dir / f"{prefix}.png"
-    sessions_path = out_dir / f"{prefix}-sessions.png"
-
-    # main picture: the full plan from four sides
-    n_total = len(pos)
-    dots_pd = _points_polydata(pv, lifted)
+    # main picture: the full plan from four sides, a close-up inset in the top view
+    xs, ys = _cuts(width, 2), _cuts(height, 2)
+    all_pd = _points_polydata(pv, lifted)
     tiles = []
-    for i, name in enumerate(VIEWS):
-        label = name
-        if i == 0:
-            label = f"{name}\nhealed look, {n_total:,} dots"
-        tiles.append((divmod(i, 2), cameras[name], label, dots_pd))
-    _render_grid(pv, main_path, (2, 2), (width, height), tile, head_pd, tiles, credit)
+    for i, (name, (back, up)) in enumerate(VIEWS.items()):
+        row, col = divmod(i, 2)
+        rect = (xs[col], height - ys[row + 1], xs[col + 1], height - ys[row])
+        size = (rect[2] - rect[0], rect[3] - rect[1])
+        label = f"{name}\nsimulated healed look, {len(pos):,} dots" if i == 0 else name
+        cam = _overview_camera(q, origin, rot, back, up, size)
+        tiles.append(_Tile(rect, cam, label, all_pd))
+        if name == "top":
+            cam.shift = INSET_SHIFT
+            side = int(round(INSET_SIZE * min(size)))
+            pad = int(round(0.02 * size[1]))
+            irect = (rect[2] - side - pad, rect[1] + pad, rect[2] - pad, rect[1] + pad + side)
+            closeup = _closeup_camera(anchor, anchor_normal, rot, (side, side))
+            tiles[-1].outline = _outline(pv, closeup, (side, side))
+            tiles.append(_Tile(irect, closeup, closeup_name, all_pd, inset=True))
+    label_size = LABEL_SIZE * (height // 2)
+    _render_tiles(pv, paths[0], (width, height), head_pd, tiles, credit, label_size)
 
-    # sessions picture: cumulative result after each session, top and front
-    levels = np.unique(session)
+    # sessions picture: the cumulative result after each session k: top, front and close-up
+    levels = [int(k) for k in np.unique(session)]
+    rows = max(len(levels), 1)
+    tile_h = height // 2
+    total_h = rows * tile_h
+    xs = _cuts(width, 3)
+    cams = [(_overview_camera(q, origin, rot, *VIEWS["top"], (xs[1] - xs[0], tile_h)), "top"),
+            (_overview_camera(q, origin, rot, *VIEWS["front"], (xs[2] - xs[1], tile_h)), "front"),
+            (_closeup_camera(anchor, anchor_normal, rot, (xs[3] - xs[2], tile_h)), closeup_name)]
+    outline = _outline(pv, cams[2][0], (xs[3] - xs[2], tile_h))
     tiles = []
-    if len(levels) == 0:
-        tiles.append(((0, 0), cameras["top"], "top\nno dots planned", None))
-        tiles.append(((0, 1), cameras["front"], "front", None))
-        rows = 1
-    else:
-        for row, k in enumerate(levels):
+    for row in range(rows):
+        if levels:
+            k = levels[row]
             mask = session <= k
             pd = _points_polydata(pv, lifted[mask])
-            added = int(np.count_nonzero(session == k))
-            tiles.append(((row, 0), cameras["top"], f"after session {k}: {int(mask.sum()):,} dots\ntop"
-                          + (f"  (+{added:,} this session)" if row > 0 else ""), pd))
-            tiles.append(((row, 1), cameras["front"], "front", pd))
-        rows = len(levels)
-    _render_grid(pv, sessions_path, (rows, 2), (width, rows * tile[1]), tile, head_pd, tiles, credit)
-    return [main_path, sessions_path]
+            title = f"after session {k}: {int(mask.sum()):,} dots"
+            if row > 0:
+                title += f"\n(+{int(np.count_nonzero(session == k)):,} in session {k})"
+        else:
+            pd, title = None, "no dots planned"
+        for col, (cam, name) in enumerate(cams):
+            rect = (xs[col], total_h - (row + 1) * tile_h, xs[col + 1], total_h - row * tile_h)
+            tiles.append(_Tile(rect, cam, f"{title}\n{name}" if col == 0 else name, pd,
+                               outline=outline if col == 0 else None))
+    _render_tiles(pv, paths[1], (width, total_h), head_pd, tiles, credit, label_size)
+    return paths
+
+
+def _cuts(length, parts):
+    """Pixel boundaries splitting ``length`` into ``parts`` nearly equal pieces: [0, ..., length]."""
+    return [length * i // parts for i in range(parts + 1)]
 
 
 # --- input ---------------------------------------------------------------------------------------------------------
@@ -251,65 +304,164 @@ def _points_polydata(pv, points):
     return pv.PolyData(np.ascontiguousarray(points))
 
 
-def _camera(verts, origin, rot, back, up, tile):
-    """Camera (position, focal point, up, pixels per mm at the focal point) framing the head from one side."""
-    q = (verts - origin) @ rot.T  # head frame
+@dataclass
+class _Camera:
+    position: np.ndarray
+    focal: np.ndarray
+    up: np.ndarray
+    px_per_mm: float  # on screen, at the focal point
+    parallel_scale: float | None = None  # half the height seen, mm (parallel projection); None = perspective
+    shift: float = 0.0  # horizontal window centre, -1..1 of the tile's half width: > 0 moves the scene left
+
+
+@dataclass
+class _Tile:
+    rect: tuple  # (x0, y0, x1, y1) pixels, origin at the bottom left
+    camera: _Camera
+    label: str
+    dots: object  # pyvista.PolyData of the lifted dots, or None
+    inset: bool = False
+    outline: object = None  # pyvista.PolyData of the close-up's outline on the skin, or None
+
+
+def _overview_camera(q, origin, rot, back, up, size):
+    """Perspective camera framing the head (its top HEAD_HEIGHT_MM) from one side; back and up in the head frame."""
     top = q[:, 2].max()
     part = q[q[:, 2] >= top - HEAD_HEIGHT_MM]
     lo, hi = part.min(axis=0), part.max(axis=0)
-    centre_h = 0.5 * (lo + hi)
+    centre = 0.5 * (lo + hi)
     half = 0.5 * (hi - lo)
     back = np.asarray(back, dtype=np.float64)
     up = np.asarray(up, dtype=np.float64)
     right = np.cross(-back, up)
-    # half extents of the framed box on screen and along the view
-    ex = np.abs(right) @ half
-    ey = np.abs(up) @ half
-    ez = np.abs(back) @ half
+    ex, ey, ez = np.abs(right) @ half, np.abs(up) @ half, np.abs(back) @ half  # half extents: screen x, y, depth
     tan_v = math.tan(math.radians(VIEW_ANGLE_DEG) / 2)
-    aspect = tile[0] / tile[1]
+    aspect = size[0] / size[1]
     dist = max(ey / tan_v, ex / (tan_v * aspect)) * (1.0 + 2 * FRAME_MARGIN) + ez
-    focal = origin + rot.T @ centre_h
-    position = focal + dist * (rot.T @ back)
-    view_up = rot.T @ up
-    px_per_mm = tile[1] / (2 * dist * tan_v)
-    return position, focal, view_up, px_per_mm
+    focal = origin + rot.T @ centre
+    return _Camera(focal + dist * (rot.T @ back), focal, rot.T @ up, size[1] / (2 * dist * tan_v))
 
 
-def _render_grid(pv, path, shape, window, tile, head_pd, tiles, credit):
-    """Render a grid of tiles [((row, col), camera, label, dots polydata or None)] to ``path`` atomically."""
+def _closeup_anchor(verts, q, pos, normals):
+    """Where the close-up looks: the dot nearest the top of the head (the top itself when there are no dots)."""
+    top = verts[np.argmax(q[:, 2])]
+    if len(pos) == 0:
+        return top, None
+    i = int(np.argmin(((pos - top) ** 2).sum(axis=1)))
+    return pos[i], normals[i]
+
+
+def _closeup_camera(anchor, normal, rot, size):
+    """Parallel camera looking straight down the skin's normal at ``anchor``, CLOSEUP_WIDTH_MM across, nose up."""
+    n = rot[2] if normal is None or not np.any(normal) else normal
+    fwd = rot[1] - n * (rot[1] @ n)
+    if np.linalg.norm(fwd) < 1e-6:
+        fwd = rot[0] - n * (rot[0] @ n)
+    fwd = fwd / np.linalg.norm(fwd)
+    half_h = 0.5 * CLOSEUP_WIDTH_MM * size[1] / size[0]
+    return _Camera(anchor + CLOSEUP_DISTANCE_MM * n, anchor, fwd, size[1] / (2 * half_h), half_h)
+
+
+def _outline(pv, cam, size):
+    """The rectangle a close-up camera sees, drawn OUTLINE_LIFT_MM above the skin, as a closed polyline."""
+    n = cam.position - cam.focal
+    n = n / np.linalg.norm(n)
+    right = np.cross(-n, cam.up)
+    half_h = cam.parallel_scale
+    half_w = half_h * size[0] / size[1]
+    corners = [(-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)]
+    pts = np.array([cam.focal + OUTLINE_LIFT_MM * n + a * half_w * right + b * half_h * cam.up for a, b in corners])
+    return pv.lines_from_points(pts)
+
+
+def _dot_pixels(px_per_mm):
+    """Drawn dot diameter, pixels: the stubble-shadow tone when zoomed out, the dot's own size close up."""
+    if px_per_mm < CLOSEUP_MIN_PX_PER_MM:
+        return float(np.clip(DOT_TONE_PER_MM * px_per_mm, *DOT_PIXELS_RANGE))
+    return max(DOT_DIAMETER_MM * px_per_mm, CLOSEUP_MIN_DOT_PX)
+
+
+def _render_tiles(pv, path, window, head_pd, tiles, credit, label_size):
+    """Render ``tiles`` (each its own viewport; later ones draw over earlier ones) into a PNG at ``path``, atomically."""
+    width, height = window
     with _egl_window():
-        plotter = pv.Plotter(off_screen=True, shape=shape, window_size=list(window), border=False,
-                             theme=pv.themes.Theme(), lighting="light kit")
+        theme = pv.themes.Theme()
+        theme.anti_aliasing = "msaa" if MSAA_SAMPLES > 1 else None
+        theme.multi_samples = max(int(MSAA_SAMPLES), 1)
+        plotter = pv.Plotter(off_screen=True, shape=(1, len(tiles) + bool(credit)), window_size=[width, height], border=False,
+                             theme=theme, lighting="light kit")
     try:
-        for (row, col), (position, focal, up, px_per_mm), label, dots_pd in tiles:
-            plotter.subplot(row, col)
-            plotter.set_background(BACKGROUND_RGB[0], top=BACKGROUND_RGB[1])
-            plotter.add_mesh(head_pd, color=SKIN_RGB, smooth_shading=False, interpolation="gouraud",
-                             ambient=0.25, diffuse=0.75, specular=0.15, specular_power=20.0)
-            if dots_pd is not None:
-                size = float(np.clip(DOT_DIAMETER_PER_MM * px_per_mm, *DOT_PIXELS_RANGE))
-                plotter.add_mesh(dots_pd, color=DOT_RGB, style="points", point_size=size, lighting=False,
-                                 render_points_as_spheres=False)
-            plotter.camera.position = tuple(position)
-            plotter.camera.focal_point = tuple(focal)
-            plotter.camera.up = tuple(up)
-            plotter.camera.view_angle = VIEW_ANGLE_DEG
+        head_actor, dots_actors = None, {}
+        for i, tile in enumerate(tiles):
+            plotter.subplot(0, i)
+            x0, y0, x1, y1 = tile.rect
+            plotter.renderer.viewport = (x0 / width, y0 / height, x1 / width, y1 / height)
+            if tile.inset:
+                plotter.set_background(INSET_BACKGROUND_RGB)
+                plotter.renderer.add_border(color=TEXT_RGB, width=2.0)
+            else:
+                plotter.set_background(BACKGROUND_RGB[0], top=BACKGROUND_RGB[1])
+            # tiles share one mapper per data set, so its buffers go to the GPU once (a new actor per tile)
+            if head_actor is None:
+                head_actor = plotter.add_mesh(head_pd, color=SKIN_RGB, smooth_shading=False, interpolation="gouraud",
+                                              ambient=0.25, diffuse=0.75, specular=0.15, specular_power=20.0)
+            else:
+                plotter.add_actor(pv.Actor(mapper=head_actor.mapper, prop=head_actor.prop))
+            cam = tile.camera
+            if tile.dots is not None:
+                size = _dot_pixels(cam.px_per_mm)
+                spheres = cam.parallel_scale is not None
+                first = dots_actors.get(id(tile.dots))
+                if first is None:
+                    dots_actors[id(tile.dots)] = plotter.add_mesh(
+                        tile.dots, color=DOT_RGB, style="points", point_size=size, lighting=False,
+                        render_points_as_spheres=spheres)
+                else:
+                    prop = first.prop.copy()
+                    prop.point_size = size
+                    prop.render_points_as_spheres = spheres
+                    plotter.add_actor(pv.Actor(mapper=first.mapper, prop=prop))
+            if tile.outline is not None:
+                plotter.add_mesh(tile.outline, color=OUTLINE_RGB, line_width=OUTLINE_PX, lighting=False)
+            camera = plotter.camera
+            camera.position = tuple(cam.position)
+            camera.focal_point = tuple(cam.focal)
+            camera.up = tuple(cam.up)
+            if cam.parallel_scale is None:
+                camera.view_angle = VIEW_ANGLE_DEG
+            else:
+                camera.enable_parallel_projection()
+                camera.parallel_scale = cam.parallel_scale
+            if cam.shift:
+                camera.SetWindowCenter(cam.shift, 0.0)
             plotter.reset_camera_clipping_range()
-            _add_label(plotter, label, (0.02, 0.97), LABEL_SIZE * tile[1], "upper")
+            _add_text(plotter, tile.label, (0.02, 0.98) if not tile.inset else (0.04, 0.97),
+                      label_size * (INSET_LABEL_SCALE if tile.inset else 1.0), right=False)
         if credit:
-            plotter.subplot(shape[0] - 1, shape[1] - 1)
-            _add_label(plotter, str(credit), (0.98, 0.015), CREDIT_SIZE * tile[1], "lower", right=True)
+            # one more renderer over the whole picture that clears nothing: the credit may span every column
+            plotter.subplot(0, len(tiles))
+            plotter.renderer.viewport = (0.0, 0.0, 1.0, 1.0)
+            plotter.renderer.SetErase(False)
+            plotter.renderer.SetInteractive(False)
+            size = min(CREDIT_SIZE * label_size, 0.95 * width / (CHAR_WIDTH_EM * max(len(credit), 1)))
+            _add_text(plotter, str(credit), (1.0 - 6.0 / width, 4.0 / height), size, right=True)
         with atomic_path(path) as tmp:
             plotter.screenshot(str(tmp))
     finally:
         plotter.close()
 
 
-def _add_label(plotter, text, xy, size_px, vertical, right=False):
-    actor = plotter.add_text(text, position=xy, viewport=True, font_size=max(6, int(round(size_px))),
-                             color=TEXT_RGB, font="arial")
+def _add_text(plotter, text, xy, font_size, right):
+    """Text anchored at ``xy`` (fractions of the tile): top-left corner, or bottom-right when ``right``."""
+    actor = plotter.add_text(text, position=xy, viewport=True, font_size=max(MIN_FONT_SIZE, int(round(font_size))),
+                             color=TEXT_RGB, font="arial", render=False)
     prop = actor.GetTextProperty()
-    prop.SetJustificationToRight() if right else prop.SetJustificationToLeft()
-    prop.SetVerticalJustificationToTop() if vertical == "upper" else prop.SetVerticalJustificationToBottom()
+    prop.SetBackgroundColor(*INSET_BACKGROUND_RGB)
+    prop.SetBackgroundOpacity(LABEL_BOX_OPACITY)
+    if right:
+        prop.SetJustificationToRight()
+        prop.SetVerticalJustificationToBottom()
+    else:
+        prop.SetJustificationToLeft()
+        prop.SetVerticalJustificationToTop()
     return actor

@@ -1,0 +1,51 @@
+"""The command line: one-line errors with a non-zero exit, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import LEE_OBJ
+
+
+def scalp3d(*args):
+    return subprocess.run([sys.executable, "-m", "scalp3d.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("content", [b"", b"ply\nformat ascii 1.0\nelement vertex 5\nend_header\n1 2 3\n",
+                                     b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 1 2\n"])
+def test_bad_scans(tmp_path, content):
+    p = tmp_path / ("bad.stl" if content.startswith(b"solid") else "bad.ply")
+    p.write_bytes(content)
+    r = scalp3d("plan", p, "--out", tmp_path / "out")
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scalp3d: error:") and "bad." in lines[0]
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_units_error_asks_for_units(tmp_path):
+    r = scalp3d("plan", LEE_OBJ, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert "--units" in r.stderr and "--scale" in r.stderr and "lee-perry-smith.obj" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_plan(tmp_path):
+    plan = tmp_path / "p.toml"
+    plan.write_text("[needle]\ndepth_mm = 5\n")
+    r = scalp3d("demo", "--out", tmp_path / "out", "--plan", plan, "--no-preview")
+    assert r.returncode == 2 and "needle.depth_mm" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verify_command(tmp_path):
+    out = tmp_path / "out"
+    r = scalp3d("demo", "--out", out, "--no-preview")
+    assert r.returncode == 0, r.stderr
+    ok = scalp3d("verify", out / "session-1.ngc", "--head", out / "head.ply")
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    text = (out / "session-2.ngc").read_text().replace("M2\n", "G0 X0 Y0 Z0\nM2\n")
+    (out / "session-2.ngc").write_text(text)
+    bad = scalp3d("verify", out / "session-2.ngc", "--head", out / "head.ply")
+    assert bad.returncode == 1 and "REFUSED" in bad.stdout and "travel move" in bad.stdout

@@ -1,0 +1,244 @@
+"""The CUDA kernels in scalp3d.kernels.cuda against the CPU kernels and the naive references, on numba's simulator.
+
+conftest.py puts NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported. numba reads it into
+``numba.config.ENABLE_CUDASIM`` when numba is imported (numba-cuda's own config is an alias of numba's), and
+``numba.cuda`` picks the simulator or the driver from that value when it is first imported. So if numba was imported
+before conftest ran (a plugin, ``-p``), the value is refreshed here; only once ``numba.cuda`` itself has been imported
+without the simulator is it too late, and then the tests run on a real GPU if there is one, or are skipped saying why.
+The inputs stay at a few hundred elements and THREADS_PER_BLOCK / MAX_BLOCKS are patched small: the simulator runs
+every thread as a Python thread.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+ASKED_NOT_TO_SIMULATE = os.environ.get("NUMBA_ENABLE_CUDASIM") == "0"
+CUDA_IMPORTED_EARLIER = "numba.cuda" in sys.modules
+if not CUDA_IMPORTED_EARLIER and not ASKED_NOT_TO_SIMULATE:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    numba.config.ENABLE_CUDASIM = 1  # stale if numba was imported before conftest.py set the variable
+
+from numba import cuda  # noqa: E402
+
+import naive  # noqa: E402
+import scalp3d.kernels.cuda as kcuda  # noqa: E402
+from scalp3d.kernels import interpolate_on_faces, nearest_distance, triangle_areas  # noqa: E402
+
+SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")
+USABLE = SIMULATOR or cuda.is_available()
+if ASKED_NOT_TO_SIMULATE:
+    WHY_NOT = "NUMBA_ENABLE_CUDASIM=0 is set and there is no CUDA GPU; run with NUMBA_ENABLE_CUDASIM=1"
+else:
+    WHY_NOT = ("numba.cuda was imported without the simulator before this test module (before conftest.py set "
+               "NUMBA_ENABLE_CUDASIM=1?) and there is no CUDA GPU; run with NUMBA_ENABLE_CUDASIM=1 in the environment")
+needs_cuda = pytest.mark.skipif(not USABLE, reason=WHY_NOT)
+# on the simulator the kernels run the same float64 operations in the same order as the CPU kernels; a GPU may fuse
+# multiply-adds, so allow a few ulps
+RTOL = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    """Few threads and blocks: the simulator is quick and the grid-stride loops go round several times."""
+    monkeypatch.setattr(kcuda, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(kcuda, "MAX_BLOCKS", 3)
+
+
+@pytest.fixture(scope="module")
+def icosphere():
+    import trimesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=10.0)
+    vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
+    faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
+    normals = vertices / np.linalg.norm(vertices, axis=1)[:, None]
+    return vertices, normals, faces
+
+
+def test_the_simulator_is_in_use():
+    # The kernels below must really run on the simulator, not be skipped: whenever numba.cuda was still to be imported
+    # here and nobody asked for NUMBA_ENABLE_CUDASIM=0, the simulator must have been switched on.
+    if ASKED_NOT_TO_SIMULATE:
+        pytest.skip("NUMBA_ENABLE_CUDASIM=0 is set")
+    if CUDA_IMPORTED_EARLIER and not SIMULATOR:
+        pytest.skip(WHY_NOT)
+    assert SIMULATOR, "numba.cuda was imported after NUMBA_ENABLE_CUDASIM=1 was set, yet without the simulator"
+    assert numba.config.ENABLE_CUDASIM
+    assert cuda.is_available()
+    assert type(cuda.to_device(np.zeros(1))).__module__.startswith("numba.cuda.simulator")
+
+
+# ------------------------------------------------------------------------------------------------------ triangle areas
+
+@needs_cuda
+def test_triangle_areas_cuda_single_triangle():
+    tri = [[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]
+    areas = kcuda.triangle_areas_cuda(tri, [[0, 1, 2]])  # lists are converted by the wrapper
+    assert areas.shape == (1,) and areas.dtype == np.float64
+    np.testing.assert_allclose(areas, [6.0], rtol=RTOL)
+
+
+@needs_cuda
+def test_triangle_areas_cuda_matches_cpu_and_naive(icosphere):
+    vertices, _, faces = icosphere
+    faces = faces[:200]
+    # degenerate faces: a repeated corner and a collapsed one; a Fortran-ordered int32 copy to exercise the wrapper
+    faces = np.vstack([faces, [[0, 0, 1], [5, 5, 5]]]).astype(np.int32)
+    got = kcuda.triangle_areas_cuda(np.asfortranarray(vertices), np.asfortranarray(faces))
+    cpu = triangle_areas(vertices, faces.astype(np.int64))
+    np.testing.assert_allclose(got, cpu, rtol=RTOL)
+    np.testing.assert_allclose(got, naive.triangle_areas(vertices, faces), rtol=RTOL)
+    np.testing.assert_array_equal(got[-2:], 0.0)
+    assert (got[:-2] > 0).all()  # every face was written, though 8 threads cover 202 faces
+
+
+@needs_cuda
+def test_triangle_areas_cuda_no_faces():
+    assert kcuda.triangle_areas_cuda(np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int64)).shape == (0,)
+
+
+# ------------------------------------------------------------------------------------------------ interpolate on faces
+
+@needs_cuda
+def test_interpolate_on_faces_cuda_matches_cpu_and_naive(icosphere):
+    vertices, normals, faces = icosphere
+    rng = np.random.default_rng(0)
+    k = 150
+    face_ids = rng.integers(0, len(faces), k)
+    bary = rng.dirichlet([1.0, 1.0, 1.0], k)
+    bary[0] = [1.0, 0.0, 0.0]
+    pts, nrm = kcuda.interpolate_on_faces_cuda(vertices, normals, faces, face_ids, bary)
+    cpu_pts, cpu_nrm = interpolate_on_faces(vertices, normals, faces, face_ids, bary)
+    ref_pts, ref_nrm = naive.interpolate_on_faces(vertices, normals, faces, face_ids, bary)
+    assert pts.shape == nrm.shape == (k, 3) and pts.dtype == nrm.dtype == np.float64
+    np.testing.assert_allclose(pts, cpu_pts, rtol=RTOL, atol=1e-13)
+    np.testing.assert_allclose(nrm, cpu_nrm, rtol=RTOL, atol=1e-13)
+    np.testing.assert_allclose(pts, ref_pts, rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(nrm, ref_nrm, rtol=RTOL, atol=1e-12)
+    np.testing.assert_array_equal(pts[0], vertices[faces[face_ids[0], 0]])
+
+
+@needs_cuda
+def test_interpolate_on_faces_cuda_zero_normal_and_degenerate_face():
+    vertices = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    vertex_normals = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    faces = np.array([[0, 1, 2], [3, 3, 3]])
+    face_ids = np.array([0, 0, 1])
+    bary = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])
+    pts, nrm = kcuda.interpolate_on_faces_cuda(vertices, vertex_normals, faces, face_ids, bary)
+    cpu_pts, cpu_nrm = interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary)
+    assert np.isfinite(nrm).all()
+    np.testing.assert_array_equal(nrm[0], 0.0)
+    np.testing.assert_allclose(pts, cpu_pts, rtol=RTOL, atol=1e-15)
+    np.testing.assert_allclose(nrm, cpu_nrm, rtol=RTOL, atol=1e-15)
+
+
+@needs_cuda
+def test_interpolate_on_faces_cuda_no_points(icosphere):
+    vertices, normals, faces = icosphere
+    pts, nrm = kcuda.interpolate_on_faces_cuda(vertices, normals, faces, np.zeros(0, np.int64), np.zeros((0, 3)))
+    assert pts.shape == nrm.shape == (0, 3)
+
+
+# --------------------------------------------------------------------------------------------------- nearest distance
+
+@needs_cuda
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_nearest_distance_cuda_matches_cpu_and_naive(exclude_self):
+    rng = np.random.default_rng(1)
+    points = rng.random((150, 3))
+    queries = points if exclude_self else rng.random((100, 3)) * 1.4 - 0.2
+    dist, index = kcuda.nearest_distance_cuda(queries, points, 0.1, exclude_self)
+    cpu_dist, cpu_index = nearest_distance(queries, points, 0.1, exclude_self)
+    ref_dist, ref_index = naive.nearest_distance(queries, points, 0.1, exclude_self)
+    assert dist.dtype == np.float64 and index.dtype == np.int64
+    np.testing.assert_array_equal(index, cpu_index)
+    np.testing.assert_array_equal(index, ref_index)
+    np.testing.assert_allclose(dist, cpu_dist, rtol=RTOL)
+    np.testing.assert_allclose(dist, ref_dist, rtol=RTOL)
+    if exclude_self:
+        assert (index != np.arange(len(points))).all()
+
+
+@needs_cuda
+def test_nearest_distance_cuda_ties_go_to_the_smaller_index():
+    g = np.arange(4) * 0.5
+    points = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    points = points[np.random.default_rng(2).permutation(len(points))]
+    dist, index = kcuda.nearest_distance_cuda(points, points, 0.5, True)
+    np.testing.assert_array_equal(dist, 0.5)
+    np.testing.assert_array_equal(index, nearest_distance(np.ascontiguousarray(points), points.copy(), 0.5, True)[1])
+    np.testing.assert_array_equal(index, naive.nearest_distance(points, points, 0.5, True)[1])
+    dup = np.vstack([points, points[:5]])
+    dist, index = kcuda.nearest_distance_cuda(points[:5], dup, 0.5, False)
+    np.testing.assert_array_equal(dist, 0.0)
+    np.testing.assert_array_equal(index, np.arange(5))
+
+
+# ------------------------------------------------------------------------------------------------------ without a GPU
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter (numba reads its settings at import) and return its stdout."""
+    full_env = {**os.environ, **env}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_no_gpu_and_no_simulator_raises_a_clear_error():
+    out = run_python("""
+        import numpy as np
+        import scalp3d.kernels.cuda as kcuda  # the import itself must work
+        from numba import cuda
+        if cuda.is_available():
+            print("GPU")
+        else:
+            for call in (lambda: kcuda.triangle_areas_cuda(np.zeros((3, 3)), [[0, 1, 2]]),
+                         lambda: kcuda.interpolate_on_faces_cuda(np.zeros((3, 3)), np.zeros((3, 3)), [[0, 1, 2]],
+                                                                 [0], [[1.0, 0.0, 0.0]]),
+                         lambda: kcuda.nearest_distance_cuda(np.zeros((1, 3)), np.zeros((2, 3)), 1.0, False)):
+                try:
+                    call()
+                except RuntimeError as exc:
+                    print(exc)
+                else:
+                    print("no error")
+    """, NUMBA_ENABLE_CUDASIM="0")
+    if out == "GPU":
+        pytest.skip("this machine has a CUDA GPU: the no-GPU error cannot happen")
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    for line in lines:
+        assert "no CUDA GPU was found" in line
+        assert "CPU kernels" in line and "NUMBA_ENABLE_CUDASIM=1" in line
+
+
+def test_numba_cuda_missing_raises_a_clear_error():
+    out = run_python("""
+        import sys
+        sys.modules["numba.cuda"] = None  # as if numba-cuda were not installed
+        import numpy as np
+        import scalp3d.kernels.cuda as kcuda
+        try:
+            kcuda.triangle_areas_cuda(np.zeros((3, 3)), [[0, 1, 2]])
+        except RuntimeError as exc:
+            print(exc)
+    """)
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith("no CUDA GPU was found") and "NUMBA_ENABLE_CUDASIM=1" in out
+    assert "numba.cuda cannot be imported" in out
+
+
+def test_importing_the_kernels_does_not_import_cuda():
+    out = run_python("""
+        import sys
+        import scalp3d.kernels
+        print("scalp3d.kernels.cuda" in sys.modules)
+    """)
+    assert out == "False"
