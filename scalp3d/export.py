@@ -54,50 +54,55 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str) -> str:
     w(f"(estimated time {mins:.1f} min)\n")
     w("G21 G90 G94 G17 G40 G49 G80\n")
     fp = _num(prog.plunge_feed_mm_per_min, 1)
-
-    def g0(p, ab):
-        w(f"G0 X{_num(p[0])} Y{_num(p[1])} Z{_num(p[2])} A{_num(ab[0], config.ROUND_DEG)} "
-          f"B{_num(ab[1], config.ROUND_DEG)}\n")
-
+    dw = _num(prog.dwell_s, 3)
+    nd, na = config.ROUND_MM, config.ROUND_DEG
+    g0_fmt = f"G0 X%.{nd}f Y%.{nd}f Z%.{nd}f A%.{na}f B%.{na}f\n"
+    approach = _rounded(prog.approach, nd).tolist()
+    tips = _rounded(prog.tips, nd).tolist()
+    ab = _rounded(prog.angles_deg, na).tolist()
+    vias = _rounded(prog.via_points, nd).tolist()
+    depth = _rounded(prog.depth_mm, 3).tolist()
+    indptr = prog.via_indptr.tolist()
+    ids = prog.ids.tolist()
+    g1_fmt = f"G1 X%.{nd}f Y%.{nd}f Z%.{nd}f F{fp}\nG4 P{dw}\n"
     for k in range(len(prog)):
-        ab = prog.angles_deg[k]
-        vias = prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]
-        if len(vias):
+        a, b = ab[k]
+        if indptr[k + 1] > indptr[k]:
             w("(lift: travel clear of the skin)\n")
-            for p in vias:
-                g0(p, ab)
-        w(f"(dot {prog.ids[k]} {prog.zone[k]} {prog.needle[k]} depth {_num(prog.depth_mm[k], 3)})\n")
-        g0(prog.approach[k], ab)
-        t = prog.tips[k]
-        w(f"G1 X{_num(t[0])} Y{_num(t[1])} Z{_num(t[2])} F{fp}\n")
-        w(f"G4 P{_num(prog.dwell_s, 3)}\n")
-        g0(prog.approach[k], ab)
+            for p in vias[indptr[k]:indptr[k + 1]]:
+                w(g0_fmt % (p[0], p[1], p[2], a, b))
+        w(f"(dot {ids[k]} {prog.zone[k]} {prog.needle[k]} depth {depth[k]:.3f})\n")
+        g0 = g0_fmt % (approach[k][0], approach[k][1], approach[k][2], a, b)
+        w(g0)
+        w(g1_fmt % tuple(tips[k]))
+        w(g0)
     w("(leave: lift clear of the head)\n")
-    for p in prog.exit_points:
-        g0(p, prog.angles_deg[-1])
+    a, b = ab[-1]
+    for p in _rounded(prog.exit_points, nd).tolist():
+        w(g0_fmt % (p[0], p[1], p[2], a, b))
     w("M2\n")
     return out.getvalue()
 
 
+def _rounded(a, nd):
+    """``a`` rounded to ``nd`` decimals with negative zeros made positive (so text never shows -0.0000)."""
+    return np.round(np.asarray(a, dtype=np.float64), nd) + 0.0
+
+
 def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
     """The session as a JSON-ready dict (schema ``scalp3d.session`` version 1, documented in the README)."""
-    dots = []
-    for k in range(len(prog)):
-        dots.append({
-            "order": k + 1,
-            "id": int(prog.ids[k]),
-            "skin_mm": [float(_num(c)) for c in prog.skin[k]],
-            "normal": [float(_num(c, 6)) for c in prog.normals[k]],
-            "tip_mm": [float(_num(c)) for c in prog.tips[k]],
-            "approach_mm": [float(_num(c)) for c in prog.approach[k]],
-            "angles_deg": [float(_num(c, config.ROUND_DEG)) for c in prog.angles_deg[k]],
-            "depth_mm": float(_num(prog.depth_mm[k], 3)),
-            "zone": prog.zone[k],
-            "needle": prog.needle[k],
-            "shade": prog.shade,
-            "lift_before_mm": [[float(_num(c)) for c in p]
-                               for p in prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]],
-        })
+    skin = _rounded(prog.skin, config.ROUND_MM).tolist()
+    nrm = _rounded(prog.normals, 6).tolist()
+    tips = _rounded(prog.tips, config.ROUND_MM).tolist()
+    appr = _rounded(prog.approach, config.ROUND_MM).tolist()
+    ang = _rounded(prog.angles_deg, config.ROUND_DEG).tolist()
+    depth = _rounded(prog.depth_mm, 3).tolist()
+    vias = _rounded(prog.via_points, config.ROUND_MM).tolist()
+    indptr = prog.via_indptr.tolist()
+    dots = [{"order": k + 1, "id": i, "skin_mm": skin[k], "normal": nrm[k], "tip_mm": tips[k],
+             "approach_mm": appr[k], "angles_deg": ang[k], "depth_mm": depth[k], "zone": prog.zone[k],
+             "needle": prog.needle[k], "shade": prog.shade, "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
+            for k, i in enumerate(prog.ids.tolist())]
     return {
         "schema": SESSION_SCHEMA,
         "schema_version": SESSION_SCHEMA_VERSION,
@@ -118,7 +123,7 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
         "travel_mm": round(prog.travel_mm, 1),
         "lifted_travels": prog.lifted,
         "estimated_time_s": round(prog.estimated_time_s, 1),
-        "exit_mm": [[float(_num(c)) for c in p] for p in prog.exit_points],
+        "exit_mm": _rounded(prog.exit_points, config.ROUND_MM).tolist(),
         "dots": dots,
     }
 
@@ -139,13 +144,14 @@ def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
     """One row per dot: id, x, y, z, nx, ny, nz, session, zone, depth_mm, needle, shade."""
     out = io.StringIO()
     out.write(",".join(CSV_COLUMNS) + "\n")
-    for k in range(len(dots)):
-        p = dots.positions[k]
-        n = dots.normals[k]
-        s = int(dots.session[k])
-        out.write(f"{dots.ids[k]},{_num(p[0])},{_num(p[1])},{_num(p[2])},{_num(n[0], 6)},{_num(n[1], 6)},"
-                  f"{_num(n[2], 6)},{s},{zone_names[dots.zone[k]]},{_num(dots.depth_mm[k], 3)},"
-                  f"{needle_names[dots.needle[k]]},{shades[s - 1]}\n")
+    nd = config.ROUND_MM
+    fmt = f"%d,%.{nd}f,%.{nd}f,%.{nd}f,%.6f,%.6f,%.6f,%d,%s,%.3f,%s,%s\n"
+    pos = _rounded(dots.positions, nd).tolist()
+    nrm = _rounded(dots.normals, 6).tolist()
+    depth = _rounded(dots.depth_mm, 3).tolist()
+    for k, (i, s) in enumerate(zip(dots.ids.tolist(), dots.session.tolist())):
+        out.write(fmt % (i, *pos[k], *nrm[k], s, zone_names[dots.zone[k]], depth[k],
+                         needle_names[dots.needle[k]], shades[s - 1]))
     return out.getvalue()
 
 

@@ -48,9 +48,20 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path, obj) -> None:
-    """Write ``obj`` as indented JSON (keys in insertion order, finite floats only) atomically."""
-    write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+def write_json(path, obj, rows_key=None) -> None:
+    """Write ``obj`` as indented JSON (keys in insertion order, finite floats only) atomically.
+
+    With ``rows_key``, that top-level list is written one compact row per line (fast and diff-friendly for the
+    tens of thousands of dots of a session).
+    """
+    if rows_key is None or rows_key not in obj:
+        write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+        return
+    head = {k: v for k, v in obj.items() if k != rows_key}
+    text = json.dumps(head, indent=1, allow_nan=False)[:-2]
+    rows = ",\n  ".join(json.dumps(r, allow_nan=False, separators=(", ", ": ")) for r in obj[rows_key])
+    sep = ",\n" if head else "\n"
+    write_text(path, f"{text}{sep} \"{rows_key}\": [\n  {rows}\n ]\n}}\n")
 
 
 def read_json(path, what: str):

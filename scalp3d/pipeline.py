@@ -129,7 +129,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
                 if not rep.ok:
                     raise SafetyError(f"{ngc.name}: verification refused the program: {rep.violations[0]}"
                                       f" (+{len(rep.violations) - 1} more); nothing was written for it")
-            write_json(out_dir / f"session-{prog.session}.json", js)
+            write_json(out_dir / f"session-{prog.session}.json", js, rows_key="dots")
             verdicts.append(f"{ngc.name}: OK, {rep.plunges:,} plunges checked")
         write_text(out_dir / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
         write_head_ply(head, out_dir / "head.ply")

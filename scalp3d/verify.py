@@ -159,19 +159,24 @@ def verify_program(path, surface: SurfaceQuery, *, session_json: dict | None = N
                      f"{machine.tilt_limit_deg:g})")
         if ab_err[k] > 0.5:
             V.append(f"{tag}: the A B angles point {ab_err[k]:.1f} degrees away from the plunge direction")
-        d = plan.get(plunge_dot[k])
-        if plan and d is None:
+        if plan and plunge_dot[k] not in plan:
             V.append(f"{tag}: this dot is not in the plan")
-        elif d is not None:
-            skin = np.array(d["skin_mm"])
-            nrm = np.array(d["normal"])
-            want = skin - nrm * d["depth_mm"]
-            err = np.linalg.norm(p1[k] - want)
-            if err > config.PLUNGE_TOLERANCE_MM:
-                V.append(f"{tag}: the tip is {err:.2f} mm from the planned point (skin + depth along the normal)")
-            sk_off = surface.distance(skin[None])[0]
-            if sk_off > config.PLUNGE_TOLERANCE_MM:
-                V.append(f"{tag}: the planned skin point is {sk_off:.2f} mm off the head surface")
+    if plan:
+        known = [k for k in range(len(p1)) if plunge_dot[k] in plan]
+        if known:
+            dd = [plan[plunge_dot[k]] for k in known]
+            skin = np.array([d["skin_mm"] for d in dd])
+            nrm = np.array([d["normal"] for d in dd])
+            want = skin - nrm * np.array([d["depth_mm"] for d in dd])[:, None]
+            err = np.linalg.norm(p1[known] - want, axis=1)
+            sk_off = surface.distance(skin)
+            for j, k in enumerate(known):
+                tag = f"line {plunge_line[k]}: dot {plunge_dot[k]}"
+                if err[j] > config.PLUNGE_TOLERANCE_MM:
+                    V.append(f"{tag}: the tip is {err[j]:.2f} mm from the planned point (skin + depth along the "
+                             "normal)")
+                if sk_off[j] > config.PLUNGE_TOLERANCE_MM:
+                    V.append(f"{tag}: the planned skin point is {sk_off[j]:.2f} mm off the head surface")
     # travel
     if travel_a:
         dmin = surface.segments_min_distance(np.array(travel_a), np.array(travel_b), clearance * 0.5)
