@@ -58,9 +58,34 @@ def _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos):
     return (1.0 - d / r) ** alpha
 
 
+@njit(cache=True)
+def _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order, mask,
+              out_idx, out_w, k0, write):
+    """Conflicts of point i with the points of the 27 cells around it; written from k0 when ``write``."""
+    c = 0
+    for ox in range(-1, 2):
+        for oy in range(-1, 2):
+            for oz in range(-1, 2):
+                cx = cells[i, 0] + ox
+                cy = cells[i, 1] + oy
+                cz = cells[i, 2] + oz
+                b = cell_hash(cx, cy, cz, mask)
+                for s in range(start[b], start[b + 1]):
+                    j = order[s]
+                    if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                        continue
+                    w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
+                    if w > 0.0:
+                        if write:
+                            out_idx[k0 + c] = j
+                            out_w[k0 + c] = w
+                        c += 1
+    return c
+
+
 @njit(parallel=True, cache=True)
 def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
-    """Conflicting pairs and their weights, as CSR rows.
+    """Conflicting pairs and their weights, as CSR rows (each row in a fixed grid order: thread-count independent).
 
     Returns
     -------
@@ -77,44 +102,18 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
         cell = 1.0
     origin, cells, start, order, mask = build_grid(points, cell)
     counts = np.zeros(n + 1, dtype=np.int64)
+    no_idx = np.empty(0, dtype=np.int64)
+    no_w = np.empty(0)
     for i in prange(n):
-        c = 0
-        for ox in range(-1, 2):
-            for oy in range(-1, 2):
-                for oz in range(-1, 2):
-                    cx = cells[i, 0] + ox
-                    cy = cells[i, 1] + oy
-                    cz = cells[i, 2] + oz
-                    b = cell_hash(cx, cy, cz, mask)
-                    for s in range(start[b], start[b + 1]):
-                        j = order[s]
-                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                            continue
-                        if _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos) > 0.0:
-                            c += 1
-        counts[i + 1] = c
+        counts[i + 1] = _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order,
+                                  mask, no_idx, no_w, 0, False)
     indptr = np.cumsum(counts)
     nnz = indptr[n]
     indices = np.empty(nnz, dtype=np.int64)
     weights = np.empty(nnz)
     for i in prange(n):
-        k = indptr[i]
-        for ox in range(-1, 2):
-            for oy in range(-1, 2):
-                for oz in range(-1, 2):
-                    cx = cells[i, 0] + ox
-                    cy = cells[i, 1] + oy
-                    cz = cells[i, 2] + oz
-                    b = cell_hash(cx, cy, cz, mask)
-                    for s in range(start[b], start[b + 1]):
-                        j = order[s]
-                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                            continue
-                        w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
-                        if w > 0.0:
-                            indices[k] = j
-                            weights[k] = w
-                            k += 1
+        _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order, mask,
+                  indices, weights, indptr[i], True)
     return indptr, indices, weights
 
 

@@ -63,3 +63,13 @@ def point_cell(p, origin, cell):
     for k in range(3):
         c[k] = np.int64(np.floor((p[k] - origin[k]) / cell))
     return c
+
+
+@njit(cache=True)
+def sq_dist(a, i, b, j):
+    """Squared distance between row i of ``a`` and row j of ``b`` ((n,3) arrays)."""
+    d = 0.0
+    for k in range(3):
+        t = a[i, k] - b[j, k]
+        d += t * t
+    return d

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .grid import build_grid, cell_hash
+from .grid import build_grid, cell_hash, sq_dist
 
 
 @njit(parallel=True, cache=True)
@@ -52,10 +52,7 @@ def nearest_distance(queries, points, cell, exclude_self):
                                 continue
                             if exclude_self and j == i:
                                 continue
-                            d = 0.0
-                            for k in range(3):
-                                t = points[j, k] - queries[i, k]
-                                d += t * t
+                            d = sq_dist(points, j, queries, i)
                             if d < best or (d == best and j < bj):
                                 best = d
                                 bj = j
@@ -68,10 +65,7 @@ def nearest_distance(queries, points, cell, exclude_self):
                 for j in range(n):
                     if exclude_self and j == i:
                         continue
-                    d = 0.0
-                    for k in range(3):
-                        t = points[j, k] - queries[i, k]
-                        d += t * t
+                    d = sq_dist(points, j, queries, i)
                     if d < best or (d == best and j < bj):
                         best = d
                         bj = j

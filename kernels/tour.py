@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .grid import build_grid, cell_hash
+from .grid import build_grid, cell_hash, sq_dist
 
 
 @njit(cache=True)
@@ -57,10 +57,7 @@ def nearest_neighbour_tour(points, start_index, cell):
                             j = bucket_order[s]
                             if visited[j] or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
                                 continue
-                            d = 0.0
-                            for k in range(3):
-                                t = points[j, k] - points[cur, k]
-                                d += t * t
+                            d = sq_dist(points, j, points, cur)
                             if d < best or (d == best and j < bj):
                                 best = d
                                 bj = j
@@ -70,10 +67,7 @@ def nearest_neighbour_tour(points, start_index, cell):
         if not found:
             for u in range(n_unv):
                 j = unv[u]
-                d = 0.0
-                for k in range(3):
-                    t = points[j, k] - points[cur, k]
-                    d += t * t
+                d = sq_dist(points, j, points, cur)
                 if d < best or (d == best and j < bj):
                     best = d
                     bj = j
