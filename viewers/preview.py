@@ -46,6 +46,8 @@ OUTLINE_PX = 2.0
 OUTLINE_LIFT_MM = 1.5
 #: the close-up inset's side as a fraction of the top view's tile height
 INSET_SIZE = 0.40
+#: the inset's bottom edge above its tile's bottom, as a fraction of the tile's height (leaves room for the credit)
+INSET_BOTTOM = 0.05
 #: the top view is moved left by this fraction of its tile's half width to make room for the inset
 INSET_SHIFT = 0.25
 #: the inset's label font size relative to the other labels'
@@ -104,8 +106,9 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
     window_size : (width, height) int, pixels
         Size of ``{prefix}.png``: a 2x2 tile of the front, left side, top and back views, with a close-up of the
         skin (CLOSEUP_WIDTH_MM across, at the dot nearest the top of the head) inset in the top view.
-        ``{prefix}-sessions.png`` is ``(width, n_sessions * (height // 2))``: one row per session k with the top, front
-        and close-up views of the dots of sessions 1..k.
+        ``{prefix}-sessions.png`` is ``(width, n_sessions * (height // 2))``: one row per session number k present in
+        ``dots.session`` with the top, front and close-up views of the dots of sessions 1..k (one row saying "no dots
+        planned" when there are none).
     credit : str, optional
         A small line of text at the bottom right of each picture (e.g. the scan's attribution).
 
@@ -154,7 +157,8 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
             cam.shift = INSET_SHIFT
             side = int(round(INSET_SIZE * min(size)))
             pad = int(round(0.02 * size[1]))
-            irect = (rect[2] - side - pad, rect[1] + pad, rect[2] - pad, rect[1] + pad + side)
+            low = int(round(INSET_BOTTOM * size[1]))  # clear of the credit line
+            irect = (rect[2] - side - pad, rect[1] + low, rect[2] - pad, rect[1] + low + side)
             closeup = _closeup_camera(anchor, anchor_normal, rot, (side, side))
             tiles[-1].outline = _outline(pv, closeup, (side, side))
             tiles.append(_Tile(irect, closeup, closeup_name, all_pd, inset=True))
@@ -382,14 +386,18 @@ def _dot_pixels(px_per_mm):
 
 
 def _render_tiles(pv, path, window, head_pd, tiles, credit, label_size):
-    """Render ``tiles`` (each its own viewport; later ones draw over earlier ones) into a PNG at ``path``, atomically."""
+    """Render ``tiles`` into a PNG at ``path``, atomically: each tile is a viewport; later ones draw over earlier ones.
+
+    Every picture has its own plotter, closed whatever happens. With a credit, one more renderer covers the whole
+    window without clearing it, so the credit line may run across tiles.
+    """
     width, height = window
     with _egl_window():
         theme = pv.themes.Theme()
         theme.anti_aliasing = "msaa" if MSAA_SAMPLES > 1 else None
         theme.multi_samples = max(int(MSAA_SAMPLES), 1)
-        plotter = pv.Plotter(off_screen=True, shape=(1, len(tiles) + bool(credit)), window_size=[width, height], border=False,
-                             theme=theme, lighting="light kit")
+        plotter = pv.Plotter(off_screen=True, shape=(1, len(tiles) + bool(credit)), window_size=[width, height],
+                             border=False, theme=theme, lighting="light kit")
     try:
         head_actor, dots_actors = None, {}
         for i, tile in enumerate(tiles):
@@ -409,16 +417,16 @@ def _render_tiles(pv, path, window, head_pd, tiles, credit, label_size):
                 plotter.add_actor(pv.Actor(mapper=head_actor.mapper, prop=head_actor.prop))
             cam = tile.camera
             if tile.dots is not None:
-                size = _dot_pixels(cam.px_per_mm)
-                spheres = cam.parallel_scale is not None
+                dot_px = _dot_pixels(cam.px_per_mm)
+                spheres = cam.parallel_scale is not None  # round dots close up; at 1-3 pixels squares are cheaper
                 first = dots_actors.get(id(tile.dots))
                 if first is None:
                     dots_actors[id(tile.dots)] = plotter.add_mesh(
-                        tile.dots, color=DOT_RGB, style="points", point_size=size, lighting=False,
+                        tile.dots, color=DOT_RGB, style="points", point_size=dot_px, lighting=False,
                         render_points_as_spheres=spheres)
                 else:
                     prop = first.prop.copy()
-                    prop.point_size = size
+                    prop.point_size = dot_px
                     prop.render_points_as_spheres = spheres
                     plotter.add_actor(pv.Actor(mapper=first.mapper, prop=prop))
             if tile.outline is not None:
@@ -435,26 +443,33 @@ def _render_tiles(pv, path, window, head_pd, tiles, credit, label_size):
             if cam.shift:
                 camera.SetWindowCenter(cam.shift, 0.0)
             plotter.reset_camera_clipping_range()
+            font = label_size * (INSET_LABEL_SCALE if tile.inset else 1.0)
             _add_text(plotter, tile.label, (0.02, 0.98) if not tile.inset else (0.04, 0.97),
-                      label_size * (INSET_LABEL_SCALE if tile.inset else 1.0), right=False)
+                      min(font, _fit(tile.label, 0.92 * (x1 - x0))), right=False)
         if credit:
             # one more renderer over the whole picture that clears nothing: the credit may span every column
             plotter.subplot(0, len(tiles))
             plotter.renderer.viewport = (0.0, 0.0, 1.0, 1.0)
             plotter.renderer.SetErase(False)
             plotter.renderer.SetInteractive(False)
-            size = min(CREDIT_SIZE * label_size, 0.95 * width / (CHAR_WIDTH_EM * max(len(credit), 1)))
-            _add_text(plotter, str(credit), (1.0 - 6.0 / width, 4.0 / height), size, right=True)
+            font = min(CREDIT_SIZE * label_size, _fit(str(credit), 0.95 * width))
+            _add_text(plotter, str(credit), (1.0 - 6.0 / width, 4.0 / height), font, right=True)
         with atomic_path(path) as tmp:
             plotter.screenshot(str(tmp))
     finally:
         plotter.close()
 
 
+def _fit(text, width_px):
+    """The largest font size at which every line of ``text`` is at most ``width_px`` wide."""
+    longest = max((len(line) for line in text.splitlines()), default=1)
+    return width_px / (CHAR_WIDTH_EM * max(longest, 1))
+
+
 def _add_text(plotter, text, xy, font_size, right):
     """Text anchored at ``xy`` (fractions of the tile): top-left corner, or bottom-right when ``right``."""
     actor = plotter.add_text(text, position=xy, viewport=True, font_size=max(MIN_FONT_SIZE, int(round(font_size))),
-                             color=TEXT_RGB, font="arial", render=False)
+                             color=TEXT_RGB, font="arial")
     prop = actor.GetTextProperty()
     prop.SetBackgroundColor(*INSET_BACKGROUND_RGB)
     prop.SetBackgroundOpacity(LABEL_BOX_OPACITY)
