@@ -84,7 +84,8 @@ def main(argv=None):
 
         if args.command == "demo":
             print("scalp3d demo: planning a whole treatment on the embedded sample head (FreeSurfer fsaverage)")
-            run(args.out, sample=True, plan_path=args.plan_path, seed=args.seed, overwrite=True, render=args.render)
+            run(args.out, sample=True, plan_path=args.plan_path, seed=args.seed, overwrite=args.overwrite,
+                render=args.render)
         else:
             run(args.out, scan_path=args.scan, plan_path=args.plan_path, units=args.units, scale=args.scale,
                 seed=args.seed, landmarks_path=args.landmarks_path, overwrite=args.overwrite, render=args.render)
@@ -93,6 +94,9 @@ def main(argv=None):
     except Scalp3dError as exc:
         print(f"scalp3d: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into a pager or head that closed early: the files are written
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("scalp3d: interrupted; no output was left half-written", file=sys.stderr)
         return 130

@@ -33,6 +33,9 @@ HAIRLINE_HEIGHT_RANGE_MM = (55.0, 120.0)
 GLABELLA_ABOVE_NASION_MM = 12.0       # along the midline profile, when no glabella is given
 SIDE_HAIRLINE_ABOVE_TRAGUS_MM = 45.0  # the treated area clears the top of the ear by about 1-2 cm
 NAPE_HAIRLINE_BELOW_TRAGUS_MM = 10.0  # at the back, the treated area reaches down to the nape
+#: azimuths (degrees from the front) where the edge leaves the forehead, reaches the side height, leaves it, and
+#: reaches the nape height
+HAIRLINE_AZIMUTH_DEG = (30.0, 75.0, 120.0, 160.0)
 SESSION_FRACTIONS = (0.3, 0.7, 1.0)   # cumulative share of the final density after each session (Liu et al. 2025)
 SESSION_SHADES = ("light", "medium", "dark")
 

@@ -5,8 +5,9 @@ one-line error naming the key, the value and the allowed range). :func:`build_fi
 density, zone, depth and needle on the head, in the head frame given by the landmarks:
 
 * the frontal hairline's mid point lies ``height_above_glabella_mm`` above the glabella, measured along the skin of the
-  midline; the treated area's edge runs from there round the temples, above the ears (``side_above_tragus_mm``) and
-  down to the nape (``nape_below_tragus_mm`` below the tragi), as a smooth function of the azimuth;
+  midline; the treated area's edge runs level from there across the forehead, down round the temples, level above
+  the ears (``side_above_tragus_mm``) and down to the nape (``nape_below_tragus_mm`` below the tragi), as a smooth
+  function of the azimuth around the head's vertical axis (:func:`edge_height`);
 * density rises from ``hairline_per_cm2`` at the edge to ``core_per_cm2`` over ``transition_mm`` (smoothstep);
 * zones: hairline (the frontal transition band), front, mid, crown, sides, back; each may override density, depth and
   needle in ``[zones.NAME]``.
@@ -200,6 +201,24 @@ def _midline_arc_point(head: Head, origin, R, start_local, length_mm):
     return np.array([0.0, yz[0], yz[1]])
 
 
+def _smoothstep(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def edge_height(azimuth_deg, z_front, z_side, z_back):
+    """Height of the treated area's edge in the head frame at each azimuth (0 = front, 180 = back), in mm.
+
+    Flat across the forehead, down round the temples to the side height, level above the ears, then down to the
+    nape: ``config.HAIRLINE_AZIMUTH_DEG`` gives the four turning points.
+    """
+    a0, a1, a2, a3 = config.HAIRLINE_AZIMUTH_DEG
+    a = np.asarray(azimuth_deg, dtype=np.float64)
+    temple = _smoothstep((a - a0) / (a1 - a0))
+    nape = _smoothstep((a - a2) / (a3 - a2))
+    return z_front + (z_side - z_front) * temple + (z_back - z_side) * nape
+
+
 def build_field(head: Head, landmarks: Landmarks, plan: dict) -> Field:
     """Per-vertex density, zone, depth and needle on ``head`` for ``plan`` (see the module docstring)."""
     origin, R = landmarks.frame()
@@ -219,7 +238,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict) -> Field:
     z_back = -hp["nape_below_tragus_mm"]
     phi = np.arctan2(x, y)  # 0 at the front, +-pi at the back
     c = np.cos(phi)
-    edge = z_side + (z_front - z_side) * np.clip(c, 0, None) ** 1.5 + (z_back - z_side) * np.clip(-c, 0, None) ** 1.5
+    edge = edge_height(np.degrees(np.abs(phi)), z_front, z_side, z_back)
     height = z - edge
     dp = plan["density"]
     band = hp["transition_mm"]

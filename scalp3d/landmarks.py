@@ -141,6 +141,14 @@ def estimate_landmarks(head: Head) -> Landmarks:
     back = mid[np.abs(mid[:, 2] - level) < 5.0]
     inion_l = back[np.argmin(back[:, 1])] if len(back) else None
 
+    # plausibility: a face in front of two ears, at human proportions
+    width = rpa_l[0] - lpa_l[0]
+    ahead = nasion_l[1] - 0.5 * (rpa_l[1] + lpa_l[1])
+    if not (110.0 <= width <= 200.0 and 60.0 <= ahead <= 140.0 and abs(nasion_l[2] - level) < 40.0):
+        raise GeometryError(f"the landmarks estimated on this scan are implausible (ears {width:.0f} mm apart, nasion "
+                            f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the head may "
+                            "be tilted; give the landmarks with --landmarks L.json")
+
     def to_scan(p):
         return None if p is None else centre + p @ R
 

@@ -39,10 +39,18 @@ class Timer:
         return _Ctx()
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool):
+def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None):
+    """Create ``out_dir``; refuse to replace a plan already there unless ``overwrite`` or it is a plan of the same
+    ``replaces_scan`` (the demo replacing an earlier demo)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if out_dir.exists() and (out_dir / "summary.json").exists() and not overwrite:
+    old = out_dir / "summary.json"
+    if replaces_scan is not None and old.exists():
+        try:
+            overwrite = overwrite or json.loads(old.read_text(encoding="utf-8")).get("scan") == replaces_scan
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass
+    if out_dir.exists() and old.exists() and not overwrite:
         raise InputError(f"{out_dir}: already holds a plan (summary.json); choose a new --out folder or pass "
                          "--overwrite to replace it (sessions already done would lose their dot positions)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             credit = None
     if landmarks_path is not None:
         given_lm, lm_source = load_landmarks(landmarks_path, scan.scale_to_mm), "file"
-    _prepare_out_dir(out_dir, overwrite)
+    _prepare_out_dir(out_dir, overwrite, Path(scan.path).name if sample else None)
     log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
     if not sample:
         with timer("surface"):

@@ -147,9 +147,16 @@ def test_real_head_with_scale(lee_path, tmp_path):
     assert np.allclose(head.bounds, raw.bounds * LEE_SCALE_MM, atol=1.0)
 
 
-def test_existing_plan_is_not_overwritten(tmp_path):
-    (tmp_path / "summary.json").write_text("{}")
-    res = subprocess.run([sys.executable, "-m", "scalp3d.cli", "plan", str(tmp_path / "x.ply"), "--out",
-                          str(tmp_path)], capture_output=True, text=True)
-    assert res.returncode != 0
-    assert (tmp_path / "summary.json").read_text() == "{}"
+def test_existing_plan_is_not_overwritten(tmp_path, lee_path):
+    (tmp_path / "summary.json").write_text('{"scan": "patient.ply"}')
+    for args in (["plan", str(lee_path), "--scale", "48"], ["demo", "--no-preview"]):
+        res = subprocess.run([sys.executable, "-m", "scalp3d.cli", *args, "--out", str(tmp_path)],
+                             capture_output=True, text=True)
+        assert res.returncode == 2 and "--overwrite" in res.stderr
+        assert (tmp_path / "summary.json").read_text() == '{"scan": "patient.ply"}'
+
+
+def test_demo_replaces_an_earlier_demo(demo_dir, tmp_path):
+    out = tmp_path / "d"
+    shutil.copytree(demo_dir, out)
+    run(out, sample=True, render=False, log=lambda *a: None)  # no --overwrite needed over a demo
