@@ -20,7 +20,7 @@ def _clean_mesh(vertices, faces, notes):
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=True)
     if len(mesh.faces) == 0:
         raise GeometryError("the scan has no usable triangles (all degenerate); re-export it")
-    parts = mesh.split(only_watertight=False)
+    parts = mesh.split(only_watertight=False, repair=False)
     if len(parts) > 1:
         areas = np.array([p.area for p in parts])
         mesh = parts[int(np.argmax(areas))]
