@@ -1,4 +1,4 @@
-"""The command line: ``scalp3d demo | plan | verify``.
+"""The command line: ``scalp3d demo | plan | sample | verify``.
 
 Errors a user can cause print one line (``scalp3d: error: ...``) and exit non-zero; never a traceback
 (set SCALP3D_DEBUG=1 to see one for an internal error).
@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 import time
+
+import numpy as np
 
 
 def _add_common(p):
@@ -32,6 +34,17 @@ def build_parser():
     p.add_argument("--landmarks", dest="landmarks_path", metavar="L.json",
                    help="nasion, lpa, rpa (and optionally glabella, vertex, inion) in mm, scan axes")
     _add_common(p)
+    s = sub.add_parser("sample", help="the dot placement engine alone, on any mesh in mm")
+    s.add_argument("mesh", help="mesh file (PLY OBJ STL OFF GLB)")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--count", type=int, help="exact number of dots")
+    g.add_argument("--density-per-cm2", type=float, help="dots per cm2 over the whole mesh")
+    s.add_argument("--sessions", type=int, default=3, help="number of sessions (default 3: 30/70/100 %%)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--fixed", metavar="DOTS.csv", help="dots already on the skin (columns x,y,z in mm)")
+    s.add_argument("--units", choices=["mm", "cm", "m", "in"])
+    s.add_argument("--scale", type=float)
+    s.add_argument("--out", required=True, metavar="DOTS.csv")
     v = sub.add_parser("verify", help="check an exported needle program against the head")
     v.add_argument("program", help="session-K.ngc")
     v.add_argument("--head", required=True, help="head.ply the program was planned on")
@@ -67,6 +80,58 @@ def _verify(args):
     return 0 if rep.ok else 1
 
 
+def _sample(args):
+    from pathlib import Path
+
+    from .errors import InputError
+    from .export import read_dots_csv, sample_csv_text
+    from .fileio import write_text
+    from .placement import place_dots, spacing_for_density
+    from .quality import spread_figures
+    from .scan import load_scan
+
+    t0 = time.perf_counter()
+    scan = load_scan(args.mesh, units=args.units, scale=args.scale)
+    if scan.is_point_cloud:
+        raise InputError(f"{args.mesh}: is a point cloud; `scalp3d sample` needs a mesh (run `scalp3d plan` to mesh it)")
+    fixed = None
+    if args.fixed:
+        cols = read_dots_csv(args.fixed)
+        fixed = np.column_stack([cols["x"], cols["y"], cols["z"]])
+    if args.count is not None and args.count < 1:
+        raise InputError(f"--count must be at least 1, not {args.count}")
+    if args.density_per_cm2 is not None and not 0 < args.density_per_cm2 <= 1600:
+        raise InputError(f"--density-per-cm2 must be above 0 and at most 1600, not {args.density_per_cm2}")
+    dots = place_dots(scan.vertices, scan.faces, count=args.count, density_per_cm2=args.density_per_cm2,
+                      sessions=args.sessions, seed=args.seed, fixed=fixed)
+    write_text(Path(args.out), sample_csv_text(dots))
+    from . import kernels as K
+
+    area = float(K.triangle_areas(np.ascontiguousarray(scan.vertices), np.ascontiguousarray(scan.faces)).sum())
+    n = len(dots)
+    print(f"{Path(args.mesh).name}: {area / 100:,.1f} cm2, units {scan.units_reason}; {n:,} dots in "
+          f"{time.perf_counter() - t0:.1f} s -> {args.out}")
+    fr = np.cumsum(np.bincount(dots.session)[1:]) / n
+    shares = np.diff(np.concatenate([[0.0], fr]))
+    dmax = float(spacing_for_density(n / area * 100))
+    u = spread_figures(dots.positions, np.full(n, dmax))
+    print(f"  new dots: rho {u['rho']:.3f}, nn p1 {u['nn_p1']:.3f}, nn CV {u['nn_cv']:.3f} (of d_max {dmax:.3f} mm)")
+    if fixed is not None and len(fixed):
+        both = np.vstack([fixed, dots.positions])
+        dm2 = float(spacing_for_density(len(both) / area * 100))
+        w = spread_figures(both, np.full(len(both), dm2))
+        print(f"  with the {len(fixed):,} fixed dots: rho {w['rho']:.3f}, nn p1 {w['nn_p1']:.3f}, "
+              f"nn CV {w['nn_cv']:.3f} (of d_max {dm2:.3f} mm)")
+    for k in range(1, len(fr) + 1):
+        cum = dots.session <= k
+        alone = dots.session == k
+        c = spread_figures(dots.positions[cum], np.full(cum.sum(), dmax / np.sqrt(fr[k - 1])))
+        a = spread_figures(dots.positions[alone], np.full(alone.sum(), dmax / np.sqrt(shares[k - 1])))
+        print(f"  session {k}: {alone.sum():,} dots, alone rho {a['rho']:.3f}; sessions 1-{k}: rho {c['rho']:.3f}, "
+              f"nn p1 {c['nn_p1']:.3f}")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     import warnings
@@ -80,6 +145,8 @@ def main(argv=None):
     try:
         if args.command == "verify":
             return _verify(args)
+        if args.command == "sample":
+            return _sample(args)
         from .pipeline import run
 
         if args.command == "demo":

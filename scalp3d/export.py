@@ -155,6 +155,19 @@ def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
     return out.getvalue()
 
 
+def sample_csv_text(dots) -> str:
+    """Dots of the placement engine alone: id, x, y, z, nx, ny, nz, session."""
+    out = io.StringIO()
+    out.write("id,x,y,z,nx,ny,nz,session\n")
+    nd = config.ROUND_MM
+    fmt = f"%d,%.{nd}f,%.{nd}f,%.{nd}f,%.6f,%.6f,%.6f,%d\n"
+    pos = _rounded(dots.positions, nd).tolist()
+    nrm = _rounded(dots.normals, 6).tolist()
+    for k, (i, s) in enumerate(zip(dots.ids.tolist(), dots.session.tolist())):
+        out.write(fmt % (i, *pos[k], *nrm[k], s))
+    return out.getvalue()
+
+
 def read_dots_csv(path):
     """Read a dots.csv back: dict of column -> numpy array (numbers) or list (text)."""
     from .errors import InputError
