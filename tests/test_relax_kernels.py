@@ -1,0 +1,142 @@
+"""Relaxation and curvature kernels against slow NumPy references."""
+import numpy as np
+import pytest
+
+from scalp3d.kernels.curvature import principal_curvatures, vertex_neighbours
+from scalp3d.kernels.relax import closest_on_triangle, relax_step, snap_to_mesh, vertex_faces
+from scalp3d.placement import vertex_normals_of
+
+
+def brute_closest(p, a, b, c, n=400):
+    # dense barycentric sampling of the triangle
+    u, v = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
+    m = u + v <= 1
+    u, v = u[m], v[m]
+    pts = a + np.outer(u, b - a) + np.outer(v, c - a)
+    return pts[np.argmin(np.linalg.norm(pts - p, axis=1))]
+
+
+def test_closest_on_triangle_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        a, b, c = rng.normal(size=(3, 3))
+        p = rng.normal(size=3) * 2
+        q, u, v, w = closest_on_triangle(p, a, b, c)
+        ref = brute_closest(p, a, b, c)
+        assert np.linalg.norm(q - p) <= np.linalg.norm(ref - p) + 1e-9
+        assert np.linalg.norm(q - ref) < 0.02 * max(1, np.linalg.norm(b - a))
+        assert np.allclose(u * a + v * b + w * c, q) and min(u, v, w) >= -1e-12 and abs(u + v + w - 1) < 1e-12
+
+
+def grid_mesh(n=21, h=1.0):
+    x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h)
+    v = np.column_stack([x.ravel(), y.ravel(), np.zeros(n * n)])
+    idx = np.arange(n * n).reshape(n, n)
+    f = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a, b, c, d = idx[i, j], idx[i, j + 1], idx[i + 1, j], idx[i + 1, j + 1]
+            f += [(a, b, d), (a, d, c)]
+    return v, np.array(f, dtype=np.int64)
+
+
+def naive_relax_step(p, nrm, movable, cls, radius, scale, fold_cos, max_step):
+    """Jacobi step on a plane z = 0 (no snapping needed): the same rule as the kernel."""
+    out = p.copy()
+    for i in range(len(p)):
+        if not movable[i]:
+            continue
+        disp = np.zeros(3)
+        for j in range(len(p)):
+            if j == i or nrm[i] @ nrm[j] < fold_cos:
+                continue
+            t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
+            e = p[i] - p[j]
+            d = np.linalg.norm(e)
+            if d >= t or d < 1e-12:
+                continue
+            disp += (0.5 if movable[j] else 1.0) * (t - d) / d * e
+        disp -= (disp @ nrm[i]) * nrm[i]
+        length = np.linalg.norm(disp)
+        if length > max_step * radius[i]:
+            disp *= max_step * radius[i] / length
+        out[i] = p[i] + disp
+    return out
+
+
+def test_relax_step_matches_naive_on_a_plane():
+    v, f = grid_mesh()
+    vn = vertex_normals_of(v, f)
+    rng = np.random.default_rng(1)
+    n = 150
+    p = np.column_stack([rng.random(n) * 14 + 3, rng.random(n) * 14 + 3, np.zeros(n)])
+    ix = np.floor(p[:, 0]).astype(int)
+    iy = np.floor(p[:, 1]).astype(int)
+    fid = (iy * 20 + ix) * 2
+    # pick the right one of the cell's two triangles
+    upper = (p[:, 1] - iy) > (p[:, 0] - ix)
+    fid = fid + upper
+    nrm = np.tile([0, 0, 1.0], (n, 1))
+    movable = rng.random(n) > 0.2
+    cls = rng.integers(0, 2, n)
+    radius = 1.0 + rng.random(n) * 0.5
+    scale = np.array([[0.8, 0.7], [0.7, 1.1]])
+    vf = vertex_faces(len(v), f)
+    got, gn, gf, gb, moved = relax_step(p, nrm, fid, np.full((n, 3), 1 / 3), movable, cls, radius, scale, 0.0, 0.3,
+                                        v, vn, f, vf[0], vf[1], np.ones(len(f), bool))
+    want = naive_relax_step(p, nrm, movable, cls, radius, scale, 0.0, 0.3)
+    assert np.allclose(got, want, atol=1e-9)
+    assert np.array_equal(got[~movable], p[~movable])
+    # faces and barycentric coordinates describe the new points
+    pts = (gb[:, :, None] * v[f[gf]]).sum(axis=1)
+    moved_rows = (got != p).any(axis=1)
+    assert moved_rows.sum() > 50 and np.allclose(pts[moved_rows], got[moved_rows], atol=1e-9)
+
+
+def test_snap_walks_to_the_right_face():
+    v, f = grid_mesh()
+    vf = vertex_faces(len(v), f)
+    q = np.array([5.3, 7.8, 0.4])
+    start = (6 * 20 + 4) * 2  # a few faces away: the walk crosses them
+    pt, face, bary = snap_to_mesh(q, start, v, f, vf[0], vf[1])
+    assert np.allclose(pt, [5.3, 7.8, 0.0])
+    assert np.allclose((bary[:, None] * v[f[face]]).sum(axis=0), pt)
+
+
+def test_relax_keeps_off_zero_density_faces():
+    v, f = grid_mesh()
+    vn = vertex_normals_of(v, f)
+    ok = v[f][:, :, 0].max(axis=1) <= 10  # only the left half may hold dots
+    p = np.array([[9.9, 5.2, 0.0], [9.5, 5.2, 0.0]])
+    fid = np.array([(5 * 20 + 9) * 2, (5 * 20 + 9) * 2])
+    vf = vertex_faces(len(v), f)
+    got, *_ = relax_step(p, np.tile([0, 0, 1.0], (2, 1)), fid, np.full((2, 3), 1 / 3), np.ones(2, bool),
+                         np.zeros(2, np.int64), np.ones(2), np.ones((1, 1)), 0.0, 0.5, v, vn, f, vf[0], vf[1], ok)
+    assert got[0, 0] <= 10.0 + 1e-12  # the dot pushed right stays on the allowed side
+
+
+@pytest.mark.parametrize("radius", [10.0, 50.0])
+def test_curvature_of_sphere(radius):
+    import trimesh
+
+    s = trimesh.creation.icosphere(4, radius=radius)
+    v, f = np.asarray(s.vertices), np.asarray(s.faces, dtype=np.int64)
+    k = principal_curvatures(v, vertex_normals_of(v, f), *vertex_neighbours(len(v), f))
+    assert np.allclose(k, 1 / radius, rtol=0.08)  # the 12 valence-5 vertices are 6 % low
+
+
+def test_curvature_of_cylinder_and_plane():
+    na, nh, R = 120, 40, 20.0
+    a = np.linspace(0, 2 * np.pi, na, endpoint=False)
+    A, H = np.meshgrid(a, np.linspace(0, 60, nh), indexing="ij")
+    v = np.column_stack([R * np.cos(A).ravel(), R * np.sin(A).ravel(), H.ravel()])
+    idx = np.arange(na * nh).reshape(na, nh)
+    f = np.array([t for i in range(na) for j in range(nh - 1) for t in (
+        (idx[i, j], idx[(i + 1) % na, j], idx[(i + 1) % na, j + 1]),
+        (idx[i, j], idx[(i + 1) % na, j + 1], idx[i, j + 1]))], dtype=np.int64)
+    k = principal_curvatures(v, vertex_normals_of(v, f), *vertex_neighbours(len(v), f))
+    inner = (v[:, 2] > 3) & (v[:, 2] < 57)
+    assert np.allclose(k[inner, 0], 1 / R, rtol=0.02) and np.allclose(k[inner, 1], 0, atol=1e-3)
+    pv, pf = grid_mesh()
+    kp = principal_curvatures(pv, vertex_normals_of(pv, pf), *vertex_neighbours(len(pv), pf))
+    assert np.abs(kp).max() < 1e-12
