@@ -195,10 +195,11 @@ def summary_table(s: dict, out_dir, images=()) -> list:
                  f"{z['realised_per_cm2']:>14.1f}")
     q = s["quality"]["union"]
     L.append(f"  quality, all dots: rho {q['rho']:.2f}, nn p1 {q['nn_p1']:.2f}, nn CV {q['nn_cv']:.3f}, "
-             f"coverage p99 {q.get('coverage_p99', float('nan')):.2f} (of the local d_max)")
-    for c in s["quality"]["cumulative"]:
+             f"coverage p99 {q.get('coverage_p99', float('nan')):.2f} (of the local d_max); spectrum peak "
+             f"{q.get('spectrum_peak', float('nan')):.2f}, low-frequency power {q.get('spectrum_low', float('nan')):.2f}")
+    for c, a in zip(s["quality"]["cumulative"], s["quality"]["sessions"]):
         L.append(f"  after session {c['through_session']}: rho {c['rho']:.2f}, nn p1 {c['nn_p1']:.2f}, "
-                 f"nn CV {c['nn_cv']:.3f}")
+                 f"nn CV {c['nn_cv']:.3f}; session {a['session']} alone: rho {a['rho']:.2f}, nn p1 {a['nn_p1']:.2f}")
     L.extend("  verified " + v for v in s["verification"])
     L.append(f"wrote {out_dir}/: session-K.ngc/.json, dots.csv, head.ply, landmarks.json, plan.toml, summary.json"
              + (", " + ", ".join(Path(i).name for i in images) if images else ""))

@@ -1,9 +1,11 @@
 """Placement quality figures: how natural and how right the dots are.
 
 With d_max = sqrt(2 / (sqrt(3) * rho)) the hexagonal-packing spacing at the local target density rho:
-rho_rel (min nearest-neighbour distance / d_max), nn_p1 (1st percentile of that ratio), nn_cv (coefficient of
+rho (min nearest-neighbour distance / d_max), nn_p1 (1st percentile of that ratio), nn_cv (coefficient of
 variation of the ratio: 0 for a lattice, about 0.52 for uniform random points), coverage_p99 (99th percentile, over
-random points on the treated skin, of the distance to the nearest dot / d_max) and realised vs planned density per zone.
+random points on the treated skin, of the distance to the nearest dot / d_max), realised vs planned density per zone
+(after each session too), and the radially averaged spectrum's peak (a lattice spikes above 6; blue noise stays
+near 2) and its mean power below 0.6 / d_max (blue noise: low; white noise: about 0.6).
 """
 from __future__ import annotations
 
@@ -76,9 +78,17 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
         if area_cm2 <= 0:
             continue
         n = int((dot_zone == k).sum())
+        by_session = [round(int(((dot_zone == k) & (dots.session <= s)).sum()) / area_cm2, 2)
+                      for s in range(1, len(fr) + 1)]
         out["zones"][name] = {"area_cm2": round(area_cm2, 2), "dots": n,
                               "planned_per_cm2": round(float(planned_dots[m].sum() / area_cm2), 2),
-                              "realised_per_cm2": round(n / area_cm2, 2)}
+                              "realised_per_cm2": round(n / area_cm2, 2),
+                              "realised_per_cm2_after_session": by_session}
+    if len(dots) > 100:
+        freq, power = radial_spectrum(dots.positions, dots.normals, float(np.median(
+            spacing_for_density(np.maximum(dens, 1e-3)))), patches=32, seed=seed)
+        full["spectrum_peak"] = round(float(power.max()), 3)
+        full["spectrum_low"] = round(float(power[freq < 0.6].mean()), 3)
     return out
 
 
