@@ -6,7 +6,7 @@ unvisited dot; when nothing is left within a few rings, scan the unvisited list.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .grid import build_grid, cell_hash, sq_dist
 
@@ -88,3 +88,250 @@ def path_length(points, order):
             d += t * t
         total += math.sqrt(d)
     return total
+
+
+@njit(parallel=True, cache=True)
+def knn_lists(points, k, cell):
+    """The k nearest other points of every point (n,k) int64, nearest first (ties to the smaller index).
+
+    Uses a hash grid, visiting rings of cells until the k-th distance is inside the visited ring.
+    """
+    n = points.shape[0]
+    k = min(k, n - 1)
+    out = np.empty((n, k), dtype=np.int64)
+    if k <= 0:
+        return out
+    origin, cells, start, order, mask = build_grid(points, cell)
+    for i in prange(n):
+        bd = np.full(k, np.inf)
+        bj = np.full(k, -1, dtype=np.int64)
+        ring = 0
+        while True:
+            for ox in range(-ring, ring + 1):
+                for oy in range(-ring, ring + 1):
+                    for oz in range(-ring, ring + 1):
+                        if max(abs(ox), max(abs(oy), abs(oz))) != ring:
+                            continue
+                        cx = cells[i, 0] + ox
+                        cy = cells[i, 1] + oy
+                        cz = cells[i, 2] + oz
+                        b = cell_hash(cx, cy, cz, mask)
+                        for s in range(start[b], start[b + 1]):
+                            j = order[s]
+                            if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                                continue
+                            d = sq_dist(points, j, points, i)
+                            if d < bd[k - 1] or (d == bd[k - 1] and j < bj[k - 1]):
+                                # insert in order
+                                t = k - 1
+                                while t > 0 and (d < bd[t - 1] or (d == bd[t - 1] and j < bj[t - 1])):
+                                    bd[t] = bd[t - 1]
+                                    bj[t] = bj[t - 1]
+                                    t -= 1
+                                bd[t] = d
+                                bj[t] = j
+            if bj[k - 1] >= 0 and math.sqrt(bd[k - 1]) <= ring * cell:
+                break
+            ring += 1
+            if ring > 64:
+                break
+        for t in range(k):
+            out[i, t] = bj[t]
+    return out
+
+
+@njit(cache=True)
+def _d(points, a, b, dummy):
+    # distance with a free dummy node (index ``dummy``): it turns the open path into a cycle
+    if a == dummy or b == dummy:
+        return 0.0
+    return math.sqrt(sq_dist(points, a, points, b))
+
+
+@njit(cache=True)
+def _reverse(tour, pos, i, j):
+    # reverse tour[i..j] (inclusive), i <= j, never touching position 0
+    while i < j:
+        a = tour[i]
+        b = tour[j]
+        tour[i] = b
+        pos[b] = i
+        tour[j] = a
+        pos[a] = j
+        i += 1
+        j -= 1
+
+
+@njit(cache=True)
+def _move_segment(tour, pos, i, L, j, reverse):
+    # move tour[i..i+L-1] to sit right after position j (j outside the segment), optionally reversed
+    seg = tour[i:i + L].copy()
+    if reverse:
+        seg = seg[::-1].copy()
+    if j > i:
+        for p in range(i + L, j + 1):
+            tour[p - L] = tour[p]
+            pos[tour[p - L]] = p - L
+        base = j - L + 1
+    else:
+        for p in range(i - 1, j, -1):
+            tour[p + L] = tour[p]
+            pos[tour[p + L]] = p + L
+        base = j + 1
+    for t in range(L):
+        tour[base + t] = seg[t]
+        pos[seg[t]] = base + t
+
+
+@njit(cache=True)
+def two_opt_or_opt(points, order, neighbours, max_moves):
+    """Improve an open path with 2-opt and Or-opt moves (segments of 1-3 dots, either way round).
+
+    Moves are searched from each dot's nearest neighbours (``neighbours`` (n,k)), with a queue of dots whose edges
+    changed (don't-look bits). The path is kept as a cycle through a free dummy node fixed at position 0, so its two
+    ends are free too. Deterministic.
+
+    Returns
+    -------
+    order : (n,) int64, the improved visit order
+    """
+    n = order.shape[0]
+    if n < 4:
+        return order.copy()
+    dummy = n
+    tour = np.empty(n + 1, dtype=np.int64)
+    tour[0] = dummy
+    tour[1:] = order
+    pos = np.empty(n + 1, dtype=np.int64)
+    for p in range(n + 1):
+        pos[tour[p]] = p
+    m = n + 1
+    queue = np.empty(m * 4 + 16, dtype=np.int64)
+    inq = np.zeros(m, dtype=np.bool_)
+    head = 0
+    tail = 0
+    for p in range(1, m):
+        queue[tail] = tour[p]
+        tail += 1
+        inq[tour[p]] = True
+    qcap = queue.shape[0]
+    moves = 0
+    K = neighbours.shape[1]
+    while head != tail and moves < max_moves:
+        a = queue[head]
+        head = (head + 1) % qcap
+        inq[a] = False
+        improved = False
+        # --- 2-opt, both directions around a
+        for direction in range(2):
+            pa = pos[a]
+            if direction == 0:
+                sa = tour[(pa + 1) % m]
+            else:
+                sa = tour[(pa - 1) % m]
+            d_a_sa = _d(points, a, sa, dummy)
+            for t in range(K):
+                c = neighbours[a, t]
+                d_ac = _d(points, a, c, dummy)
+                if d_ac >= d_a_sa:
+                    break
+                pc = pos[c]
+                sc = tour[(pc + 1) % m] if direction == 0 else tour[(pc - 1) % m]
+                if c == sa or sc == a:
+                    continue
+                gain = d_a_sa + _d(points, c, sc, dummy) - d_ac - _d(points, sa, sc, dummy)
+                if gain > 1e-10:
+                    # the two removed edges start at positions e1 and e2; reversing the path between them
+                    # (never position 0, where the dummy sits) makes the two new edges
+                    if direction == 0:
+                        e1, e2 = pa, pc
+                    else:
+                        e1, e2 = pa - 1, pc - 1
+                    i, j = min(e1, e2) + 1, max(e1, e2)
+                    _reverse(tour, pos, i, j)
+                    moves += 1
+                    improved = True
+                    for x in (a, sa, c, sc):
+                        if x != dummy and not inq[x]:
+                            queue[tail] = x
+                            tail = (tail + 1) % qcap
+                            inq[x] = True
+                    break
+            if improved:
+                break
+        if improved:
+            continue
+        # --- Or-opt: move a segment starting at a (length 1..3, forward) next to one of a's neighbours
+        pa = pos[a]
+        for L in range(1, 4):
+            if pa + L - 1 >= m:
+                break
+            e = tour[pa + L - 1]
+            if e == dummy:
+                break
+            prv = tour[pa - 1]
+            nxt = tour[(pa + L) % m]
+            remove_gain = _d(points, prv, a, dummy) + _d(points, e, nxt, dummy) - _d(points, prv, nxt, dummy)
+            if remove_gain <= 1e-10:
+                continue
+            best = 1e-10
+            bj = -1
+            brev = False
+            for end in range(2):
+                x = a if end == 0 else e
+                for t in range(K):
+                    c = neighbours[x, t]
+                    pc = pos[c]
+                    if pc >= pa and pc <= pa + L - 1:
+                        continue
+                    d_xc = _d(points, x, c, dummy)
+                    if d_xc >= remove_gain:
+                        break
+                    # insert between c and its successor, or its predecessor and c
+                    for side in range(2):
+                        if side == 0:
+                            u, w = c, tour[(pc + 1) % m]
+                            pu = pc
+                        else:
+                            u, w = tour[(pc - 1) % m], c
+                            pu = (pc - 1) % m
+                        if (pu >= pa - 1 and pu <= pa + L - 1):
+                            continue  # touches the segment's own place
+                        base = _d(points, u, w, dummy)
+                        fwd = _d(points, u, a, dummy) + _d(points, e, w, dummy) - base
+                        rev = _d(points, u, e, dummy) + _d(points, a, w, dummy) - base
+                        g1 = remove_gain - fwd
+                        g2 = remove_gain - rev
+                        if g1 > best:
+                            best = g1
+                            bj = pu
+                            brev = False
+                        if g2 > best:
+                            best = g2
+                            bj = pu
+                            brev = True
+            if bj >= 0:
+                seg0 = tour[pa - 1]
+                seg1 = tour[(pa + L) % m]
+                uu = tour[bj]
+                ww = tour[(bj + 1) % m]
+                _move_segment(tour, pos, pa, L, bj, brev)
+                moves += 1
+                improved = True
+                for x in (a, e, seg0, seg1, uu, ww):
+                    if x != dummy and not inq[x]:
+                        queue[tail] = x
+                        tail = (tail + 1) % qcap
+                        inq[x] = True
+                break
+        if improved:
+            if not inq[a]:
+                queue[tail] = a
+                tail = (tail + 1) % qcap
+                inq[a] = True
+    # cut the cycle at the dummy
+    out = np.empty(n, dtype=np.int64)
+    p0 = pos[dummy]
+    for t in range(n):
+        out[t] = tour[(p0 + 1 + t) % m]
+    return out
