@@ -8,9 +8,10 @@ from .geometry import interpolate_on_faces, triangle_areas
 from .grid import build_grid
 from .metrics import nearest_distance
 from .sampling import stratified_faces
-from .tour import nearest_neighbour_tour, path_length
+from .tour import knn_lists, nearest_neighbour_tour, path_length, two_opt_or_opt
 
 __all__ = [
     "build_grid", "conflict_graph", "eliminate", "interpolate_on_faces", "nearest_distance",
-    "nearest_neighbour_tour", "path_length", "skin_distance", "stratified_faces", "triangle_areas",
+    "nearest_neighbour_tour", "path_length", "skin_distance", "stratified_faces", "triangle_areas", "knn_lists",
+    "two_opt_or_opt",
 ]

@@ -1,4 +1,4 @@
-"""The command line: ``scalp3d demo | plan | sample | verify``.
+"""The command line: ``scalp3d demo | plan | sample | export | verify``.
 
 Errors a user can cause print one line (``scalp3d: error: ...``) and exit non-zero; never a traceback
 (set SCALP3D_DEBUG=1 to see one for an internal error).
@@ -18,6 +18,14 @@ def _add_common(p):
     p.add_argument("--seed", type=int, help="random seed (overrides the plan's)")
     p.add_argument("--overwrite", action="store_true", help="replace a plan already in the output folder")
     p.add_argument("--no-preview", dest="render", action="store_false", help="skip the PNG previews")
+    _add_program_options(p)
+
+
+def _add_program_options(p):
+    p.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--chunk-dots", type=int, metavar="N", help="split each session into programs of N dots")
+    g.add_argument("--chunk-minutes", type=float, metavar="M", help="split each session into programs of M minutes")
 
 
 def build_parser():
@@ -45,10 +53,16 @@ def build_parser():
     s.add_argument("--units", choices=["mm", "cm", "m", "in"])
     s.add_argument("--scale", type=float)
     s.add_argument("--out", required=True, metavar="DOTS.csv")
+    e = sub.add_parser("export", help="re-export a planned session: in chunks, or resumed from a dot")
+    e.add_argument("plan_dir", help="the folder `scalp3d plan` wrote")
+    e.add_argument("--session", type=int, required=True)
+    e.add_argument("--resume-from", type=int, metavar="DOT_ID", help="the first dot still to do (after an interruption)")
+    _add_program_options(e)
     v = sub.add_parser("verify", help="check an exported needle program against the head")
     v.add_argument("program", help="session-K.ngc")
     v.add_argument("--head", required=True, help="head.ply the program was planned on")
     v.add_argument("--plan-json", help="session-K.json (default: beside the program)")
+    v.add_argument("--machine", help="machine profile the program was made for (default generic-5axis)")
     return ap
 
 
@@ -70,8 +84,11 @@ def _verify(args):
             js = json.loads(js_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise InputError(f"{js_path}: not valid JSON ({exc}); re-export the session") from None
+    from .machine import load_machine
+
+    machine = load_machine(args.machine)
     head = make_head(load_scan(args.head, units="mm"))
-    rep = verify_program(prog, SurfaceQuery(head), session_json=js)
+    rep = verify_program(prog, SurfaceQuery(machine.head_in_machine_frame(head)), session_json=js, machine=machine)
     print(rep.verdict())
     for v in rep.violations[:50]:
         print("  " + v)
@@ -132,6 +149,52 @@ def _sample(args):
     return 0
 
 
+def _export(args):
+    import json
+    from pathlib import Path
+
+    from .errors import InputError
+    from .export import program_from_session
+    from .machine import load_machine
+    from .needle import build_program, resume_program
+    from .pipeline import write_session_programs
+    from .proximity import SurfaceQuery
+    from .scan import load_scan
+    from .surface import make_head
+
+    d = Path(args.plan_dir)
+    js_path = d / f"session-{args.session}.json"
+    if not js_path.exists():
+        raise InputError(f"{js_path}: not found; give the folder `scalp3d plan` wrote and a session it planned")
+    try:
+        js = json.loads(js_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{js_path}: not valid JSON ({exc}); re-run scalp3d plan") from None
+    machine = load_machine(args.machine)
+    written = np.asarray(js.get("machine", {}).get("scan_to_machine", np.eye(4)))
+    if not np.allclose(written, machine.scan_to_machine, atol=1e-6):
+        raise InputError(f"{js_path}: was planned for another machine registration than --machine "
+                         f"{args.machine or 'generic-5axis'}; give the same profile")
+    s = program_from_session(js, machine, str(js_path))
+    head = make_head(load_scan(d / "head.ply", units="mm"))
+    surface = SurfaceQuery(machine.head_in_machine_frame(head))
+    nrm = s["normals"] / np.linalg.norm(s["normals"], axis=1, keepdims=True)
+    prog = build_program(s["session"], s["ids"], s["skin"], nrm, s["depth"], s["zone"], s["needle"], s["shade"],
+                         surface, s["settings"], machine)
+    out = d
+    if args.resume_from is not None:
+        prog = resume_program(prog, surface, args.resume_from)
+        out = d / f"session-{args.session}-from-{args.resume_from}"
+    else:
+        out = d / f"session-{args.session}-chunks"
+    out.mkdir(exist_ok=True)
+    for line in write_session_programs(prog, out, surface, n_sessions=int(js["sessions"]), plan_sha=js["plan_sha256"],
+                                       chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes):
+        print(f"{out.name}/{line}")
+    print(f"{len(prog):,} dots, estimated {prog.estimated_time_s / 60:.1f} min in all")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     import warnings
@@ -147,15 +210,19 @@ def main(argv=None):
             return _verify(args)
         if args.command == "sample":
             return _sample(args)
+        if args.command == "export":
+            return _export(args)
         from .pipeline import run
 
         if args.command == "demo":
             print("scalp3d demo: planning a whole treatment on the embedded sample head (FreeSurfer fsaverage)")
             run(args.out, sample=True, plan_path=args.plan_path, seed=args.seed, overwrite=args.overwrite,
-                render=args.render)
+                render=args.render, machine=args.machine, chunk_dots=args.chunk_dots,
+                chunk_minutes=args.chunk_minutes)
         else:
             run(args.out, scan_path=args.scan, plan_path=args.plan_path, units=args.units, scale=args.scale,
-                seed=args.seed, landmarks_path=args.landmarks_path, overwrite=args.overwrite, render=args.render)
+                seed=args.seed, landmarks_path=args.landmarks_path, overwrite=args.overwrite, render=args.render,
+                machine=args.machine, chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes)
         print(f"done in {time.perf_counter() - t0:.1f} s")
         return 0
     except Scalp3dError as exc:

@@ -63,6 +63,7 @@ SCHEMA = {
         "travel_feed_mm_per_min": (float, config.TRAVEL_FEED_MM_PER_MIN, config.FEED_RANGE_MM_PER_MIN, ""),
         "dwell_s": (float, config.DWELL_S, config.DWELL_RANGE_S, "pause at depth"),
         "clearance_mm": (float, config.CLEARANCE_MM, (0.5, 20.0), "closest travel may come to the skin"),
+        "zone_order": (list, [], None, "zones toured first, in this order (e.g. [\"hairline\"])"),
     },
     "zones": {z: {
         "density_per_cm2": (float, None, (0.0, config.DENSITY_MAX_PER_CM2), "override of the zone's density"),
@@ -134,6 +135,10 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     if plan["density"]["hairline_per_cm2"] > plan["density"]["core_per_cm2"]:
         raise PlanError(f"{where}: 'density.hairline_per_cm2' is above 'density.core_per_cm2'; the hairline is the "
                         "sparse edge")
+    zo = plan["needle"]["zone_order"]
+    bad = [z for z in zo if z not in ZONES]
+    if bad or len(set(zo)) != len(zo):
+        raise PlanError(f"{where}: 'needle.zone_order' lists zones once each among {', '.join(ZONES)}, not {zo}")
     needles = [plan["needle"]["name"]] + [z.get("needle") for z in plan["zones"].values() if z.get("needle")]
     for n in needles:
         if n not in config.NEEDLE_DIAMETER_MM:

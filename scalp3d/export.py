@@ -38,48 +38,61 @@ def dots_checksum(prog: Program) -> str:
     return h.hexdigest()[:16]
 
 
-def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str) -> str:
-    """The session's program as LinuxCNC G-code."""
+def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "") -> str:
+    """The session's program as LinuxCNC G-code, in the machine's frame and units."""
     out = io.StringIO()
     w = out.write
+    mach = prog.machine
+    inch = mach.units == "in"
+    f_len = 1.0 / 25.4 if inch else 1.0
     mins = prog.estimated_time_s / 60.0
     w(f"(scalp3d {__version__} needle program)\n")
-    w(f"(session {prog.session} of {n_sessions}: {len(prog)} dots, shade {prog.shade})\n")
-    w("(units mm; coordinates: the scan's own axes scaled to mm; X Y Z = needle tip; "
-      "A B = needle axis angles in degrees, axis = Ry of B times Rx of A applied to +Z)\n")
-    w(f"(machine {prog.machine.name}; standoff {_num(prog.standoff_mm, 2)} mm; "
-      f"clearance {_num(prog.clearance_mm, 2)} mm)\n")
+    w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {prog.shade})\n")
+    frame = "the scan's own axes scaled to mm" if np.allclose(mach.scan_to_machine, np.eye(4)) else \
+        "the machine frame from the profile's registration"
+    w(f"(units {'inch' if inch else 'mm'}; coordinates: {frame}; X Y Z = needle tip; "
+      + ("A B = needle axis angles in degrees, axis = Ry of B times Rx of A applied to +Z)\n" if mach.rotary else
+         "the needle axis is given per dot as a unit vector in its comment)\n"))
+    w(f"(machine {mach.name}; standoff {_num(prog.standoff_mm, 2)} mm; clearance {_num(prog.clearance_mm, 2)} mm)\n")
     w(f"(plan sha256 {plan_sha})\n")
-    w(f"(dots sha256 {dots_checksum(prog)})\n")
+    w(f"(dots sha256 {dots_checksum(prog)}; first dot {prog.ids[0]}, last dot {prog.ids[-1]})\n")
     w(f"(estimated time {mins:.1f} min)\n")
-    w("G21 G90 G94 G17 G40 G49 G80\n")
-    fp = _num(prog.plunge_feed_mm_per_min, 1)
+    w(("G20" if inch else "G21") + " G90 G94 G17 G40 G49 G80\n")
+    nd = config.ROUND_MM + (1 if inch else 0)
+    na = config.ROUND_DEG
+    fp = _num(prog.plunge_feed_mm_per_min * f_len, 1 + (2 if inch else 0))
     dw = _num(prog.dwell_s, 3)
-    nd, na = config.ROUND_MM, config.ROUND_DEG
-    g0_fmt = f"G0 X%.{nd}f Y%.{nd}f Z%.{nd}f A%.{na}f B%.{na}f\n"
-    approach = _rounded(prog.approach, nd).tolist()
-    tips = _rounded(prog.tips, nd).tolist()
+    if mach.rotary:
+        g0_fmt = f"G0 X%.{nd}f Y%.{nd}f Z%.{nd}f A%.{na}f B%.{na}f\n"
+    else:
+        g0_fmt = f"G0 X%.{nd}f Y%.{nd}f Z%.{nd}f\n"
+    approach = _rounded(prog.approach * f_len, nd).tolist()
+    tips = _rounded(prog.tips * f_len, nd).tolist()
     ab = _rounded(prog.angles_deg, na).tolist()
-    vias = _rounded(prog.via_points, nd).tolist()
+    axis = _rounded(prog.normals, 6).tolist()
+    vias = _rounded(prog.via_points * f_len, nd).tolist()
     depth = _rounded(prog.depth_mm, 3).tolist()
     indptr = prog.via_indptr.tolist()
     ids = prog.ids.tolist()
     g1_fmt = f"G1 X%.{nd}f Y%.{nd}f Z%.{nd}f F{fp}\nG4 P{dw}\n"
+
+    def g0(p, k):
+        return g0_fmt % ((p[0], p[1], p[2], ab[k][0], ab[k][1]) if mach.rotary else (p[0], p[1], p[2]))
+
     for k in range(len(prog)):
-        a, b = ab[k]
         if indptr[k + 1] > indptr[k]:
             w("(lift: travel clear of the skin)\n")
             for p in vias[indptr[k]:indptr[k + 1]]:
-                w(g0_fmt % (p[0], p[1], p[2], a, b))
-        w(f"(dot {ids[k]} {prog.zone[k]} {prog.needle[k]} depth {depth[k]:.3f})\n")
-        g0 = g0_fmt % (approach[k][0], approach[k][1], approach[k][2], a, b)
-        w(g0)
+                w(g0(p, k))
+        vec = "" if mach.rotary else f" axis {axis[k][0]:.6f} {axis[k][1]:.6f} {axis[k][2]:.6f}"
+        w(f"(dot {ids[k]} {prog.zone[k]} {prog.needle[k]} depth {depth[k]:.3f}{vec})\n")
+        line = g0(approach[k], k)
+        w(line)
         w(g1_fmt % tuple(tips[k]))
-        w(g0)
+        w(line)
     w("(leave: lift clear of the head)\n")
-    a, b = ab[-1]
-    for p in _rounded(prog.exit_points, nd).tolist():
-        w(g0_fmt % (p[0], p[1], p[2], a, b))
+    for p in _rounded(prog.exit_points * f_len, nd).tolist():
+        w(g0(p, len(prog) - 1))
     w("M2\n")
     return out.getvalue()
 
@@ -108,12 +121,13 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
         "schema_version": SESSION_SCHEMA_VERSION,
         "generator": f"scalp3d {__version__}",
         "units": "mm",
-        "frame": "scan axes scaled to mm",
+        "frame": "scan axes scaled to mm" if np.allclose(prog.machine.scan_to_machine, np.eye(4))
+        else "machine frame (see machine.scan_to_machine)",
         "session": prog.session,
         "sessions": n_sessions,
         "plan_sha256": plan_sha,
         "dots_sha256": dots_checksum(prog),
-        "machine": prog.machine.name,
+        "machine": prog.machine.summary(),
         "settings": {
             "standoff_mm": prog.standoff_mm, "clearance_mm": prog.clearance_mm,
             "plunge_feed_mm_per_min": prog.plunge_feed_mm_per_min,
@@ -128,16 +142,17 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
     }
 
 
-def write_session(prog: Program, out_dir, *, n_sessions: int, plan_sha: str):
-    """Write ``session-K.ngc`` and ``session-K.json``; return their paths."""
-    from pathlib import Path
+def program_from_session(js: dict, machine, where="session JSON"):
+    """Rebuild the ordered dot arrays of a written session (for chunks and resumes): a dict of arrays."""
+    from .errors import InputError
 
-    out_dir = Path(out_dir)
-    ngc = out_dir / f"session-{prog.session}.ngc"
-    js = out_dir / f"session-{prog.session}.json"
-    write_text(ngc, gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha))
-    write_json(js, session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha))
-    return ngc, js
+    if js.get("schema") != SESSION_SCHEMA or js.get("schema_version") != SESSION_SCHEMA_VERSION:
+        raise InputError(f"{where}: not a scalp3d session file (schema {SESSION_SCHEMA} v{SESSION_SCHEMA_VERSION})")
+    d = js["dots"]
+    return {"session": int(js["session"]), "ids": np.array([x["id"] for x in d], dtype=np.int64),
+            "skin": np.array([x["skin_mm"] for x in d]), "normals": np.array([x["normal"] for x in d]),
+            "depth": np.array([x["depth_mm"] for x in d]), "zone": [x["zone"] for x in d],
+            "needle": [x["needle"] for x in d], "shade": d[0]["shade"] if d else "", "settings": js["settings"]}
 
 
 def dots_csv_text(dots, zone_names, needle_names, shades) -> str:

@@ -16,20 +16,9 @@ import numpy as np
 
 from . import config
 from .errors import SafetyError
+from .machine import Machine
 from .proximity import SurfaceQuery
 from .types import Dots
-
-
-@dataclass
-class Machine:
-    """A machine's limits. X Y Z are the needle tip's position (mm), A B the needle axis's rotary angles (degrees)."""
-
-    name: str = "generic-5axis"
-    workspace_min_mm: tuple = (-config.WORKSPACE_HALF_MM,) * 3
-    workspace_max_mm: tuple = (config.WORKSPACE_HALF_MM,) * 3
-    depth_range_mm: tuple = config.DEPTH_RANGE_MM
-    feed_range_mm_per_min: tuple = config.FEED_RANGE_MM_PER_MIN
-    tilt_limit_deg: float = config.TILT_LIMIT_DEG
 
 
 @dataclass
@@ -106,24 +95,69 @@ def _shell_route(p, n_p, q, n_q, centre, radius, lift_mm):
     return np.array(pts)
 
 
-def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict, zone_names, needle_names,
-                 shade: str, machine: Machine | None = None) -> Program:
-    """Order one session's dots and build its moves; every move is checked (see :func:`check_program`)."""
+def order_dots(points, zone=None, zone_order=None):
+    """Visit order (n,) of dots (n,3): a nearest-neighbour tour improved by 2-opt and Or-opt (numba).
+
+    With ``zone_order`` (zone labels, e.g. ["hairline", "front"]) the dots of each listed zone are toured in that order
+    first, then the rest; each group is one open path, started from the end of the previous group.
+    """
     from scalp3d import kernels as K
 
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    n = len(pts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    groups = [np.arange(n)]
+    if zone_order:
+        zone = np.asarray(zone)
+        groups = [np.flatnonzero(zone == z) for z in zone_order]
+        rest = np.flatnonzero(~np.isin(zone, list(zone_order)))
+        groups = [g for g in groups + [rest] if len(g)]
+    out = []
+    last = None
+    for g in groups:
+        p = np.ascontiguousarray(pts[g])
+        start = 0 if last is None else int(np.argmin(np.linalg.norm(p - last, axis=1)))
+        cell = 2.0
+        if len(p) > 1:
+            nn, _ = K.nearest_distance(p, p, cell, True)
+            cell = max(2.0 * float(np.median(nn)), 1e-3)
+        o = K.nearest_neighbour_tour(p, start, cell)
+        if len(p) >= 8:
+            nb = K.knn_lists(p, 8, cell)
+            o = K.two_opt_or_opt(p, o, nb, 50 * len(p))
+            if last is not None and o[-1] == start and o[0] != start:
+                o = o[::-1].copy()  # the free ends of the path: start near where the last group ended
+        out.append(g[o])
+        last = p[o[-1]]
+    return np.concatenate(out)
+
+
+def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict, zone_names, needle_names,
+                 shade: str, machine: Machine | None = None, zone_order=None) -> Program:
+    """Order one session's dots and build its moves in the machine frame (``surface`` must be the head in that
+    frame); every move is checked (see :func:`check_program`)."""
     machine = machine or Machine()
     m = dots.session == session
-    pos = dots.positions[m]
-    nrm = dots.normals[m]
-    if len(pos) == 0:
+    if not m.any():
         raise SafetyError(f"session {session} has no dots; nothing to program")
-    # start at the dot nearest the front-top of the session's spread (deterministic)
-    start = int(np.argmax(pos @ np.array([0.0, 0.0, 1.0]) + 0.0))
-    order = K.nearest_neighbour_tour(np.ascontiguousarray(pos), start, 2.0)
-    pos, nrm = pos[order], nrm[order]
-    depth = dots.depth_mm[m][order]
+    zone = np.array([zone_names[i] for i in dots.zone[m]])
+    needle = np.array([needle_names[i] for i in dots.needle[m]])
+    pos = machine.to_machine(dots.positions[m])
+    nrm = machine.rotate(dots.normals[m])
+    order = order_dots(pos, zone, zone_order)
+    return build_program(session, dots.ids[m][order], pos[order], nrm[order], dots.depth_mm[m][order],
+                         list(zone[order]), list(needle[order]), shade, surface, settings, machine)
+
+
+def build_program(session, ids, skin, normals, depth, zone, needle, shade, surface, settings,
+                  machine: Machine) -> Program:
+    """Moves for dots already in visit order (machine frame): approach, plunge, dwell, retract, lifted travel."""
     standoff = settings["standoff_mm"]
     clearance = settings["clearance_mm"]
+    pos = np.asarray(skin, dtype=np.float64)
+    nrm = np.asarray(normals, dtype=np.float64)
+    depth = np.asarray(depth, dtype=np.float64)
     tips = pos - nrm * depth[:, None]
     approach = pos + nrm * standoff
     verts = surface.head.vertices
@@ -135,8 +169,8 @@ def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict
     unsafe = np.flatnonzero(dmin < clearance) + 1
     via_lists = [[] for _ in range(len(pos))]
     # the way in: from the safe shell above the first dot, down to its lifted point
-    via_lists[0] = [centre + radius * (approach[0] + nrm[0] * lift - centre)
-                    / np.linalg.norm(approach[0] + nrm[0] * lift - centre), approach[0] + nrm[0] * lift]
+    up0 = approach[0] + nrm[0] * lift
+    via_lists[0] = [centre + radius * (up0 - centre) / np.linalg.norm(up0 - centre), up0]
     for k in unsafe:
         via_lists[k] = list(_shell_route(approach[k - 1], nrm[k - 1], approach[k], nrm[k], centre, radius, lift))
     end_up = approach[-1] + nrm[-1] * lift
@@ -144,23 +178,78 @@ def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict
     counts = np.array([len(v) for v in via_lists])
     via_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     via_points = np.array([p for v in via_lists for p in v]).reshape(-1, 3)
-    zone_idx = dots.zone[m][order]
-    needle_idx = dots.needle[m][order]
-    prog = Program(session=session, ids=dots.ids[m][order], skin=pos, normals=nrm, tips=tips, approach=approach,
-                   depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr, via_points=via_points,
-                   exit_points=exit_points, zone=[zone_names[i] for i in zone_idx],
-                   needle=[needle_names[i] for i in needle_idx], shade=shade,
+    prog = Program(session=session, ids=np.asarray(ids, dtype=np.int64), skin=pos, normals=nrm, tips=tips,
+                   approach=approach, depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr,
+                   via_points=via_points, exit_points=exit_points, zone=list(zone), needle=list(needle), shade=shade,
                    plunge_feed_mm_per_min=settings["plunge_feed_mm_per_min"],
                    travel_feed_mm_per_min=settings["travel_feed_mm_per_min"], dwell_s=settings["dwell_s"],
                    standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine)
-    path = travel_path(prog)
-    prog.travel_mm = float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
-    plunge = float(((standoff + depth) * 2).sum())
-    prog.estimated_time_s = (prog.travel_mm / prog.travel_feed_mm_per_min * 60.0
-                             + (standoff + depth).sum() / prog.plunge_feed_mm_per_min * 60.0
-                             + (plunge / 2) / prog.travel_feed_mm_per_min * 60.0 + len(pos) * prog.dwell_s)
+    dot_times = per_dot_seconds(prog)
+    prog.travel_mm = float(np.linalg.norm(np.diff(travel_path(prog), axis=0), axis=1).sum())
+    prog.estimated_time_s = float(dot_times.sum())
     check_program(prog, surface)
     return prog
+
+
+def per_dot_seconds(prog: Program) -> np.ndarray:
+    """Estimated seconds per dot (n,): travel to its approach point at the travel feed (rapid for lifts), plunge at
+    the plunge feed, dwell, rapid retract; the way out is added to the last dot."""
+    rapid = prog.machine.rapid_mm_per_min / 60.0
+    travel = prog.travel_feed_mm_per_min / 60.0
+    plunge = (prog.standoff_mm + prog.depth_mm) / (prog.plunge_feed_mm_per_min / 60.0)
+    retract = (prog.standoff_mm + prog.depth_mm) / rapid
+    out = plunge + retract + prog.dwell_s
+    prev = None
+    for k in range(len(prog)):
+        pts = list(prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]) + [prog.approach[k]]
+        if prev is not None:
+            pts = [prev] + pts
+        if len(pts) > 1:
+            L = np.linalg.norm(np.diff(np.array(pts), axis=0), axis=1).sum()
+            out[k] += L / (rapid if len(pts) > 2 or prev is None else travel)
+        prev = prog.approach[k]
+    out[-1] += np.linalg.norm(np.diff(np.vstack([prog.approach[-1:], prog.exit_points]), axis=0), axis=1).sum() / rapid
+    return out
+
+
+def split_program(prog: Program, surface: SurfaceQuery, *, chunk_dots=None, chunk_minutes=None):
+    """Cut a session's program into consecutive parts of at most ``chunk_dots`` dots or ``chunk_minutes`` minutes,
+    each a complete program (in from the safe shell, out to it), in the same dot order."""
+    n = len(prog)
+    if chunk_dots is not None:
+        if chunk_dots < 1:
+            raise SafetyError(f"chunks must hold at least 1 dot, not {chunk_dots}")
+        cuts = list(range(0, n, int(chunk_dots)))
+    elif chunk_minutes is not None:
+        if chunk_minutes <= 0:
+            raise SafetyError(f"chunks must last more than 0 minutes, not {chunk_minutes}")
+        t = np.cumsum(per_dot_seconds(prog)) / 60.0
+        cuts = [0]
+        base = 0.0
+        for k in range(n):
+            if t[k] - base > chunk_minutes and k > cuts[-1]:
+                cuts.append(k)
+                base = t[k - 1]
+    else:
+        return [prog]
+    bounds = cuts + [n]
+    return [_slice(prog, surface, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def resume_program(prog: Program, surface: SurfaceQuery, from_id: int) -> Program:
+    """The rest of a session's program from dot ``from_id`` on (after an interruption), in the same order."""
+    where = np.flatnonzero(prog.ids == int(from_id))
+    if len(where) == 0:
+        raise SafetyError(f"dot {from_id} is not in session {prog.session}; give an id from its session-K.json")
+    return _slice(prog, surface, int(where[0]), len(prog))
+
+
+def _slice(prog: Program, surface: SurfaceQuery, a: int, b: int) -> Program:
+    settings = {"standoff_mm": prog.standoff_mm, "clearance_mm": prog.clearance_mm, "dwell_s": prog.dwell_s,
+                "plunge_feed_mm_per_min": prog.plunge_feed_mm_per_min,
+                "travel_feed_mm_per_min": prog.travel_feed_mm_per_min}
+    return build_program(prog.session, prog.ids[a:b], prog.skin[a:b], prog.normals[a:b], prog.depth_mm[a:b],
+                         prog.zone[a:b], prog.needle[a:b], prog.shade, surface, settings, prog.machine)
 
 
 def travel_path(prog: Program) -> np.ndarray:
@@ -201,6 +290,17 @@ def check_program(prog: Program, surface: SurfaceQuery) -> None:
         k = bad[0]
         raise SafetyError(f"{s}: dot {prog.ids[k]}: the needle is {tilt[k]:.1f} degrees off the skin normal; "
                           f"the limit is {mach.tilt_limit_deg:g}")
+    if mach.rotary:
+        for k, (name, rng) in enumerate((("A", mach.a_range_deg), ("B", mach.b_range_deg))):
+            bad = np.flatnonzero((prog.angles_deg[:, k] < rng[0]) | (prog.angles_deg[:, k] > rng[1]))
+            if len(bad):
+                j = bad[0]
+                raise SafetyError(f"{s}: dot {prog.ids[j]} needs {name} = {prog.angles_deg[j, k]:.1f} degrees; machine "
+                                  f"'{mach.name}' allows {rng[0]:g} to {rng[1]:g}: register the head differently")
+    unknown = sorted(set(prog.needle) - set(mach.cartridges))
+    if unknown:
+        raise SafetyError(f"{s}: needle '{unknown[0]}' is not among machine '{mach.name}' cartridges "
+                          f"({', '.join(mach.cartridges)}); change the plan's needle or the profile")
     # travel: every segment outside the plunges keeps the clearance
     path = travel_path(prog)
     dmin = surface.segments_min_distance(path[:-1], path[1:], prog.clearance_mm * 0.5)

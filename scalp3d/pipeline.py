@@ -66,25 +66,62 @@ def assign_dot_settings(dots, head, field, shades):
     return dots
 
 
+def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part=""):
+    """Write ``stem.ngc`` and ``stem.json`` for a program; the G-code is verified in its temporary file and only
+    renamed into place when every move passes. Returns the verdict line."""
+    from .export import gcode_text, session_dict
+    from .verify import verify_program
+
+    js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha)
+    ngc = Path(out_dir) / f"{stem}.ngc"
+    with atomic_path(ngc) as tmp:
+        tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha, part=part), encoding="utf-8")
+        rep = verify_program(tmp, surface, session_json=js, machine=prog.machine)
+        if not rep.ok:
+            raise SafetyError(f"{ngc.name}: verification refused the program: {rep.violations[0]}"
+                              f" (+{len(rep.violations) - 1} more); nothing was written for it")
+    write_json(Path(out_dir) / f"{stem}.json", js, rows_key="dots")
+    return f"{ngc.name}: OK, {rep.plunges:,} plunges checked"
+
+
+def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chunk_dots=None, chunk_minutes=None):
+    """``session-K.ngc/.json``, or with chunks ``session-K-part-J.ngc/.json`` plus the whole ``session-K.json``."""
+    from .needle import split_program
+
+    parts = split_program(prog, surface, chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
+    if len(parts) == 1:
+        return [write_verified_program(prog, out_dir, f"session-{prog.session}", surface, n_sessions=n_sessions,
+                                       plan_sha=plan_sha)]
+    from .export import session_dict
+
+    write_json(Path(out_dir) / f"session-{prog.session}.json",
+               session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha), rows_key="dots")
+    return [write_verified_program(part, out_dir, f"session-{prog.session}-part-{j}", surface, n_sessions=n_sessions,
+                                   plan_sha=plan_sha, part=f", part {j} of {len(parts)}")
+            for j, part in enumerate(parts, start=1)]
+
+
 def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, scale=None, seed=None,
-        landmarks_path=None, overwrite=False, render=True, log=print, timer=None):
+        landmarks_path=None, overwrite=False, render=True, log=print, timer=None, machine=None, chunk_dots=None,
+        chunk_minutes=None):
     """Plan a whole treatment and write it to ``out_dir``. Returns the summary dict."""
     from . import kernels as K  # noqa: F401  (compiles/loads the kernels before timing the stages)
     from .design import build_field, load_plan, plan_to_toml
     from .export import dots_csv_text, write_head_ply
     from .landmarks import load_landmarks, resolve_landmarks
+    from .machine import load_machine
     from .needle import plan_session
     from .placement import place_dots
     from .proximity import SurfaceQuery
     from .quality import placement_quality
     from .scan import load_scan
     from .surface import make_head
-    from .verify import verify_program
 
     timer = timer or Timer()
     out_dir = Path(out_dir)
     overrides = {"seed": int(seed)} if seed is not None else None
-    plan = load_plan(plan_path, overrides)  # validate the plan before any heavy work
+    plan = load_plan(plan_path, overrides)  # validate the plan and the machine before any heavy work
+    machine = load_machine(machine)
     given_lm = None
     with timer("load scan"):
         if sample:
@@ -121,24 +158,15 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
     plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
     n_sessions = len(fractions)
     with timer("needle programs"):
-        surface = SurfaceQuery(head)
+        surface = SurfaceQuery(machine.head_in_machine_frame(head))
         programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
-                                 shades[k - 1]) for k in range(1, n_sessions + 1)]
+                                 shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"])
+                    for k in range(1, n_sessions + 1)]
     with timer("export + verify"):
-        from .export import gcode_text, session_dict
-
         verdicts = []
         for prog in programs:
-            js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha)
-            ngc = out_dir / f"session-{prog.session}.ngc"
-            with atomic_path(ngc) as tmp:
-                tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha), encoding="utf-8")
-                rep = verify_program(tmp, surface, session_json=js)
-                if not rep.ok:
-                    raise SafetyError(f"{ngc.name}: verification refused the program: {rep.violations[0]}"
-                                      f" (+{len(rep.violations) - 1} more); nothing was written for it")
-            write_json(out_dir / f"session-{prog.session}.json", js, rows_key="dots")
-            verdicts.append(f"{ngc.name}: OK, {rep.plunges:,} plunges checked")
+            verdicts += write_session_programs(prog, out_dir, surface, n_sessions=n_sessions, plan_sha=plan_sha,
+                                               chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
         write_text(out_dir / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
         write_head_ply(head, out_dir / "head.ply")
         write_json(out_dir / "landmarks.json", lm.to_dict())
@@ -153,6 +181,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         "units": scan.units_reason,
         "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes},
         "landmarks": lm.sources,
+        "machine": machine.summary(),
         "seed": plan["seed"],
         "plan_sha256": plan_sha,
         "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import config
 from .errors import InputError
-from .needle import Machine, axis_from_angles
+from .machine import Machine
+from .needle import axis_from_angles
 from .proximity import SurfaceQuery
 
 _WORD = re.compile(r"([A-Z])\s*([-+]?\d*\.?\d+)")
@@ -60,6 +61,7 @@ def parse_gcode(path):
     ab = np.zeros(2)
     moves = []
     dot = None
+    to_mm = 1.0
     for ln, raw in enumerate(text.splitlines(), start=1):
         m = _DOT.search(raw)
         if m:
@@ -70,6 +72,10 @@ def parse_gcode(path):
         words = _WORD.findall(line)
         g = [float(v) for k, v in words if k == "G"]
         vals = {k: float(v) for k, v in words if k != "G"}
+        if 20 in g:
+            to_mm = 25.4
+        if 21 in g:
+            to_mm = 1.0
         if 4 in g:
             moves.append(Move("G4", pos.copy(), ab.copy(), dot, ln, vals.get("P", 0.0)))
             continue
@@ -80,7 +86,7 @@ def parse_gcode(path):
             continue
         for k, ax in enumerate("XYZ"):
             if ax in vals:
-                pos[k] = vals[ax]
+                pos[k] = vals[ax] * to_mm
         for k, ax in enumerate("AB"):
             if ax in vals:
                 ab[k] = vals[ax]
@@ -157,7 +163,7 @@ def verify_program(path, surface: SurfaceQuery, *, session_json: dict | None = N
         if tilt[k] > machine.tilt_limit_deg:
             V.append(f"{tag}: the plunge is {tilt[k]:.1f} degrees off the skin normal (limit "
                      f"{machine.tilt_limit_deg:g})")
-        if ab_err[k] > 0.5:
+        if machine.rotary and ab_err[k] > 0.5:
             V.append(f"{tag}: the A B angles point {ab_err[k]:.1f} degrees away from the plunge direction")
         if plan and plunge_dot[k] not in plan:
             V.append(f"{tag}: this dot is not in the plan")

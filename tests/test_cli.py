@@ -1,4 +1,5 @@
 """The command line: one-line errors with a non-zero exit, never a traceback."""
+import re
 import subprocess
 import sys
 
@@ -49,3 +50,26 @@ def test_verify_command(tmp_path):
     (out / "session-2.ngc").write_text(text)
     bad = scalp3d("verify", out / "session-2.ngc", "--head", out / "head.ply")
     assert bad.returncode == 1 and "REFUSED" in bad.stdout and "travel move" in bad.stdout
+
+
+def test_export_chunks_and_resume(tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    r = scalp3d("demo", "--out", out, "--no-preview", "--machine", "generic-3axis")
+    assert r.returncode == 0, r.stderr
+    js = json.loads((out / "session-3.json").read_text())
+    from_id = js["dots"][1000]["id"]
+    r = scalp3d("export", out, "--session", "3", "--resume-from", from_id, "--chunk-dots", "5000", "--machine",
+                "generic-3axis")
+    assert r.returncode == 0, r.stderr
+    folder = out / f"session-3-from-{from_id}"
+    parts = sorted(folder.glob("session-3-part-*.ngc"))
+    assert len(parts) == -(-(js["count"] - 1000) // 5000)
+    ids = []
+    for p in parts:
+        ids += [int(x) for x in re.findall(r"^\(dot (\d+) ", p.read_text(), flags=re.M)]
+    assert ids == [d["id"] for d in js["dots"][1000:]]
+    # a profile other than the one planned for is refused
+    bad = scalp3d("export", out, "--session", "3", "--resume-from", from_id, "--machine", tmp_path / "nope.toml")
+    assert bad.returncode == 2 and "machine profile not found" in bad.stderr

@@ -1,0 +1,195 @@
+"""Machine profiles (TOML): axes, workspace, limits, feeds, units, the scan -> machine transform, cartridges.
+
+X Y Z are always the needle tip's position in the machine frame; with ``axes = "xyzab"`` the A B words turn the needle
+axis (see :func:`scalp3d.needle.axis_angles_deg`), with ``axes = "xyz"`` the axis is written as a unit vector in each
+dot's comment for a controller that orients the needle itself. The transform from the scan (mm) to the machine frame
+comes from three or more registration points touched on the patient or a fixture (rigid, least squares); it is the
+identity by default, so programs stay in the scan's own axes in mm.
+"""
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import PlanError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: a registration whose points disagree with a rigid motion by more than this (RMS, mm) is refused
+REGISTRATION_RMS_LIMIT_MM = 1.0
+
+
+@dataclass
+class Machine:
+    """A machine's axes and limits (mm, degrees, mm/min, s)."""
+
+    name: str = "generic-5axis"
+    axes: str = "xyzab"
+    units: str = "mm"
+    workspace_min_mm: tuple = (-config.WORKSPACE_HALF_MM,) * 3
+    workspace_max_mm: tuple = (config.WORKSPACE_HALF_MM,) * 3
+    depth_range_mm: tuple = config.DEPTH_RANGE_MM
+    feed_range_mm_per_min: tuple = config.FEED_RANGE_MM_PER_MIN
+    rapid_mm_per_min: float = 10000.0
+    tilt_limit_deg: float = config.TILT_LIMIT_DEG
+    a_range_deg: tuple = (-180.0, 180.0)
+    b_range_deg: tuple = (-180.0, 180.0)
+    scan_to_machine: np.ndarray = field(default_factory=lambda: np.eye(4))
+    registration_rms_mm: float | None = None
+    cartridges: dict = field(default_factory=lambda: dict(config.NEEDLE_DIAMETER_MM))
+
+    @property
+    def rotary(self) -> bool:
+        return self.axes == "xyzab"
+
+    def to_machine(self, points):
+        """Scan-frame points (n,3) -> machine frame."""
+        T = self.scan_to_machine
+        return np.asarray(points, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+
+    def rotate(self, vectors):
+        """Scan-frame directions (n,3) -> machine frame."""
+        return np.asarray(vectors, dtype=np.float64) @ self.scan_to_machine[:3, :3].T
+
+    def head_in_machine_frame(self, head):
+        from .types import Head
+
+        return Head(self.to_machine(head.vertices), head.faces, self.rotate(head.vertex_normals), head.source,
+                    list(head.notes))
+
+    def summary(self) -> dict:
+        return {"name": self.name, "axes": self.axes, "units": self.units,
+                "workspace_min_mm": list(self.workspace_min_mm), "workspace_max_mm": list(self.workspace_max_mm),
+                "scan_to_machine": np.round(self.scan_to_machine, 9).tolist(),
+                "registration_rms_mm": self.registration_rms_mm}
+
+
+def rigid_transform(src, dst):
+    """Least-squares rigid motion (4x4) taking points ``src`` (k,3) onto ``dst`` (k,3), k >= 3 (Kabsch), and the
+    RMS residual in mm."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    cs, cd = src.mean(axis=0), dst.mean(axis=0)
+    H = (src - cs).T @ (dst - cd)
+    U, S, Vt = np.linalg.svd(H)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
+    R = Vt.T @ D @ U.T
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = cd - R @ cs
+    res = np.linalg.norm(src @ R.T + T[:3, 3] - dst, axis=1)
+    return T, float(np.sqrt((res ** 2).mean())), res
+
+
+_KEYS = {"name", "axes", "units", "workspace", "limits", "feeds", "registration", "cartridges", "comment"}
+
+
+def _section(where, data, key, allowed):
+    sec = data.get(key, {})
+    if not isinstance(sec, dict):
+        raise PlanError(f"{where}: '{key}' must be a section [{key}]")
+    for k in sec:
+        if k not in allowed:
+            near = difflib.get_close_matches(k, allowed, n=1)
+            hint = f"; did you mean '{key}.{near[0]}'?" if near else f"; allowed: {', '.join(allowed)}"
+            raise PlanError(f"{where}: unknown key '{key}.{k}'{hint}")
+    return sec
+
+
+def _pair(where, name, val, lo=-1e6, hi=1e6):
+    arr = np.asarray(val, dtype=np.float64) if isinstance(val, list) else None
+    if arr is None or arr.shape != (2,) or not (lo <= arr[0] < arr[1] <= hi):
+        raise PlanError(f"{where}: '{name}' must be [low, high] with low < high within {lo:g}..{hi:g}, not {val!r}")
+    return tuple(float(x) for x in arr)
+
+
+def load_machine(spec=None) -> Machine:
+    """A machine profile: ``None`` (the generic 5-axis one), a shipped name ('generic-5axis', 'generic-3axis') or
+    the path of a TOML file."""
+    if spec is None:
+        return Machine()
+    path = Path(spec)
+    if not path.exists() and not str(spec).endswith(".toml"):
+        shipped = resources.files("scalp3d.machines") / f"{spec}.toml"
+        if not shipped.is_file():
+            names = sorted(p.name[:-5] for p in resources.files("scalp3d.machines").iterdir()
+                           if p.name.endswith(".toml"))
+            raise PlanError(f"machine profile '{spec}' not found; give a TOML file or one of {', '.join(names)}")
+        text, where = shipped.read_text(encoding="utf-8"), f"{spec}.toml"
+    else:
+        if not path.exists():
+            raise PlanError(f"{path}: machine profile not found; check the path")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{where}: not valid TOML ({exc}); fix the line it names") from None
+    for k in data:
+        if k not in _KEYS:
+            near = difflib.get_close_matches(k, sorted(_KEYS), n=1)
+            raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near[0]}'?" if near else ""))
+    m = Machine(name=str(data.get("name", Path(where).stem)))
+    axes = data.get("axes", "xyzab")
+    if axes not in ("xyzab", "xyz"):
+        raise PlanError(f"{where}: 'axes' must be \"xyzab\" (5-axis, A B rotary) or \"xyz\" (position only, the "
+                        f"needle axis as a vector in comments), not {axes!r}")
+    m.axes = axes
+    units = data.get("units", "mm")
+    if units not in ("mm", "in"):
+        raise PlanError(f"{where}: 'units' must be \"mm\" or \"in\", not {units!r}")
+    m.units = units
+    ws = _section(where, data, "workspace", ("min_mm", "max_mm"))
+    if ws:
+        lo = np.asarray(ws.get("min_mm", m.workspace_min_mm), dtype=np.float64)
+        hi = np.asarray(ws.get("max_mm", m.workspace_max_mm), dtype=np.float64)
+        if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
+            raise PlanError(f"{where}: workspace min_mm and max_mm must be [x, y, z] with min < max")
+        m.workspace_min_mm, m.workspace_max_mm = tuple(lo), tuple(hi)
+    lim = _section(where, data, "limits", ("depth_mm", "tilt_limit_deg", "a_range_deg", "b_range_deg"))
+    if "depth_mm" in lim:
+        m.depth_range_mm = _pair(where, "limits.depth_mm", lim["depth_mm"], 0.0, 5.0)
+    if "tilt_limit_deg" in lim:
+        t = lim["tilt_limit_deg"]
+        if not isinstance(t, (int, float)) or not 0 < t <= 45:
+            raise PlanError(f"{where}: 'limits.tilt_limit_deg' must be above 0 and at most 45, not {t!r}")
+        m.tilt_limit_deg = float(t)
+    if "a_range_deg" in lim:
+        m.a_range_deg = _pair(where, "limits.a_range_deg", lim["a_range_deg"], -360, 360)
+    if "b_range_deg" in lim:
+        m.b_range_deg = _pair(where, "limits.b_range_deg", lim["b_range_deg"], -360, 360)
+    fd = _section(where, data, "feeds", ("range_mm_per_min", "rapid_mm_per_min"))
+    if "range_mm_per_min" in fd:
+        m.feed_range_mm_per_min = _pair(where, "feeds.range_mm_per_min", fd["range_mm_per_min"], 0.0, 1e6)
+    if "rapid_mm_per_min" in fd:
+        r = fd["rapid_mm_per_min"]
+        if not isinstance(r, (int, float)) or r <= 0:
+            raise PlanError(f"{where}: 'feeds.rapid_mm_per_min' must be a positive number, not {r!r}")
+        m.rapid_mm_per_min = float(r)
+    reg = _section(where, data, "registration", ("scan_mm", "machine_mm"))
+    if reg:
+        s = np.asarray(reg.get("scan_mm", []), dtype=np.float64)
+        d = np.asarray(reg.get("machine_mm", []), dtype=np.float64)
+        if s.ndim != 2 or s.shape[1:] != (3,) or s.shape != d.shape or len(s) < 3:
+            raise PlanError(f"{where}: registration needs the same three or more points as scan_mm and machine_mm, "
+                            "each [[x, y, z], ...]")
+        if np.linalg.matrix_rank(s - s.mean(axis=0), tol=1.0) < 2:
+            raise PlanError(f"{where}: the registration points lie on a line; touch three points spread apart")
+        T, rms, res = rigid_transform(s, d)
+        if rms > REGISTRATION_RMS_LIMIT_MM:
+            worst = int(np.argmax(res))
+            raise PlanError(f"{where}: registration points disagree by {rms:.2f} mm RMS (point {worst + 1} is "
+                            f"{res[worst]:.2f} mm off); re-touch it or check the order of the points")
+        m.scan_to_machine, m.registration_rms_mm = T, rms
+    carts = _section(where, data, "cartridges", tuple(data.get("cartridges", {}).keys()))
+    if carts:
+        m.cartridges = {str(k): float(v) for k, v in carts.items()}
+    return m

@@ -1,0 +1,1 @@
+"""Machine profiles shipped with scalp3d (TOML)."""
