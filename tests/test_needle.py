@@ -54,11 +54,23 @@ def test_clean_program_verifies(setup, tmp_path):
     assert rep.plunges == len(prog)
 
 
-def test_long_jumps_are_lifted(setup):
-    *_, prog = setup
-    # the nearest-neighbour tour jumps across the cap now and then: those travels go over the safe shell
+def test_jumps_across_the_head_are_lifted(setup, tmp_path):
+    head, _, surface, settings, _ = setup
+    v, f = head.vertices, head.faces
+    # two patches on opposite sides: the tour must cross the head between them
+    dens = np.where(np.abs(v[:, 0]) > 60, 30.0, 0.0)
+    dots = place_dots(v, f, density_per_cm2=dens, sessions=1, seed=4, vertex_normals=head.vertex_normals)
+    dots.zone = np.zeros(len(dots), np.int64)
+    dots.needle = np.zeros(len(dots), np.int64)
+    dots.depth_mm = np.full(len(dots), 0.6)
+    prog = plan_session(dots, 1, surface, settings, ("core",), ("0603-1RL",), "light")
     assert prog.lifted >= 1
-    assert len(prog.via_points) > 0
+    k = np.flatnonzero(np.diff(prog.via_indptr)[1:] > 0)[0] + 1  # the first lifted travel
+    vias = prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]
+    assert surface.distance(vias).min() > 15.0  # well clear of the skin
+    rep = verify_program(_write(tmp_path, prog), surface, session_json=session_dict(prog, n_sessions=1,
+                                                                                      plan_sha="x"))
+    assert rep.ok, rep.violations[:3]
 
 
 def _planted(setup, tmp_path, edit):
