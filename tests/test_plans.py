@@ -1,0 +1,79 @@
+"""The example plans on the sample head, and scars, reserved regions and the irregular edge."""
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from scalp3d.design import ZONES, build_field, load_plan
+from scalp3d.geodesic import HeadGeodesics
+from scalp3d.landmarks import resolve_landmarks
+from scalp3d.placement import place_dots
+from scalp3d.sample import load_sample_head
+
+EXAMPLES = sorted(p.name for p in resources.files("scalp3d.plans").iterdir() if p.name.endswith(".toml"))
+
+
+@pytest.fixture(scope="module")
+def sample():
+    _, head, fid = load_sample_head()
+    return head, resolve_landmarks(head, fid, "fiducials"), HeadGeodesics(head.vertices, head.faces)
+
+
+def test_all_examples_ship():
+    assert set(EXAMPLES) >= {"full-bald.toml", "crown-only.toml", "hairline-only.toml", "fut-scar.toml",
+                             "alopecia-areata.toml", "diffuse-thinning.toml"}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_plan(sample, name):
+    head, lm, g = sample
+    plan = load_plan(resources.files("scalp3d.plans") / name)
+    f = build_field(head, lm, plan, geodesic=g)
+    d = f.density_per_cm2
+    assert d.max() > 0
+    if name == "crown-only.toml":
+        assert set(np.unique(f.zone[d > 0])) == {ZONES.index("crown")}
+    if name == "hairline-only.toml":
+        assert set(np.unique(f.zone[d > 0])) <= {ZONES.index("hairline"), ZONES.index("front")}
+    if name == "fut-scar.toml":
+        scar = f.zone == ZONES.index("scar")
+        assert scar.any() and np.all(d[scar] == 80.0) and np.all(f.needle[scar] == f.needle_names.index("0501-1RL"))
+        # outside scar + margin nothing; in the margin, density falls off
+        assert np.all(d[(d > 0) & ~scar] < 80.0)
+
+
+def test_reserved_region_gets_no_dot(sample):
+    head, lm, g = sample
+    plan = load_plan(resources.files("scalp3d.plans") / "alopecia-areata.toml")
+    f = build_field(head, lm, plan, geodesic=g)
+    dots = place_dots(head.vertices, head.faces, density_per_cm2=f.density_per_cm2, seed=0,
+                      vertex_normals=head.vertex_normals)
+    centre = np.array(plan["reserved"][0]["center_mm"])
+    assert np.linalg.norm(dots.positions - centre, axis=1).min() >= 6.0  # nothing within the 6 mm radius
+
+
+def test_edge_is_irregular_and_seeded(sample):
+    head, lm, g = sample
+    a = build_field(head, lm, load_plan(overrides={"seed": 1}), geodesic=g).density_per_cm2 > 0
+    b = build_field(head, lm, load_plan(overrides={"seed": 1}), geodesic=g).density_per_cm2 > 0
+    c = build_field(head, lm, load_plan(overrides={"seed": 2}), geodesic=g).density_per_cm2 > 0
+    flat = build_field(head, lm, load_plan(overrides={"hairline": {"irregularity_mm": 0.0,
+                                                                     "micro_irregularity_mm": 0.0}}),
+                       geodesic=g).density_per_cm2 > 0
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, flat)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("[[reserved]]\nradius_mm = 5.0\n", "needs center_mm and radius_mm"),
+    ("[[scars]]\nwidth_mm = 3.0\n", "either polyline_mm"),
+    ("[[scars]]\npoints_mm = [[1, 2]]\n", r"\[\[x, y, z\], ...\]"),
+    ("[[scars]]\npoints_mm = [[1, 2, 3]]\nwidht_mm = 2.0\n", "did you mean 'scars\\[1\\].width_mm'"),
+    ("[needle]\nzone_order = [\"top\"]\n", "zone_order"),
+])
+def test_bad_special_regions(tmp_path, text, match):
+    from scalp3d.errors import PlanError
+
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    with pytest.raises(PlanError, match=match):
+        load_plan(p)
