@@ -15,7 +15,6 @@ import io
 import numpy as np
 
 from . import __version__, config
-from .fileio import write_json, write_text
 from .needle import Program
 
 SESSION_SCHEMA = "scalp3d.session"

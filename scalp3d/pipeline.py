@@ -17,9 +17,6 @@ from . import __version__
 from .errors import InputError, SafetyError
 from .fileio import atomic_path, write_json, write_text
 
-OUTPUT_NAMES = ("summary.json", "dots.csv", "head.ply", "landmarks.json", "plan.toml")
-
-
 class Timer:
     """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs)."""
 
@@ -105,7 +102,6 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         landmarks_path=None, overwrite=False, render=True, log=print, timer=None, machine=None, chunk_dots=None,
         chunk_minutes=None):
     """Plan a whole treatment and write it to ``out_dir``. Returns the summary dict."""
-    from . import kernels as K  # noqa: F401  (compiles/loads the kernels before timing the stages)
     from .design import build_field, load_plan, plan_to_toml
     from .export import dots_csv_text, write_head_ply
     from .landmarks import load_landmarks, resolve_landmarks
@@ -171,9 +167,9 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         write_head_ply(head, out_dir / "head.ply")
         write_json(out_dir / "landmarks.json", lm.to_dict())
         write_text(out_dir / "plan.toml", plan_text)
-    from . import kernels as K2
+    from . import kernels as K
 
-    areas = K2.triangle_areas(head.vertices, head.faces)
+    areas = K.triangle_areas(head.vertices, head.faces)
     treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
     summary = {
         "scalp3d": __version__,

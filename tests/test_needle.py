@@ -1,6 +1,5 @@
 """Needle programs: moves that must be refused are refused, by the planner's checks and by the verifier."""
 import copy
-import json
 import re
 
 import numpy as np
