@@ -181,7 +181,6 @@ def _export(args):
     nrm = s["normals"] / np.linalg.norm(s["normals"], axis=1, keepdims=True)
     prog = build_program(s["session"], s["ids"], s["skin"], nrm, s["depth"], s["zone"], s["needle"], s["shade"],
                          surface, s["settings"], machine)
-    out = d
     if args.resume_from is not None:
         prog = resume_program(prog, surface, args.resume_from)
         out = d / f"session-{args.session}-from-{args.resume_from}"
