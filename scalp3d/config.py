@@ -33,9 +33,21 @@ HAIRLINE_HEIGHT_RANGE_MM = (55.0, 120.0)
 GLABELLA_ABOVE_NASION_MM = 12.0       # along the midline profile, when no glabella is given
 SIDE_HAIRLINE_ABOVE_TRAGUS_MM = 45.0  # the treated area clears the top of the ear by about 1-2 cm
 NAPE_HAIRLINE_BELOW_TRAGUS_MM = 10.0  # at the back, the treated area reaches down to the nape
-#: azimuths (degrees from the front) where the edge leaves the forehead, reaches the side height, leaves it, and
-#: reaches the nape height
-HAIRLINE_AZIMUTH_DEG = (30.0, 75.0, 120.0, 160.0)
+FRONTOTEMPORAL_HALF_WIDTH_MM = 45.0   # each frontotemporal point's distance from the midline (about above the mid-pupil)
+RECESSION_MM = 10.0                   # frontotemporal points this far above the mid-frontal level, along the skin:
+#                                       the frontotemporal angle is not filled (plan for future loss)
+TEMPLE_AHEAD_OF_TRAGUS_MM = 50.0      # temple point: about 1 cm behind a vertical through the outer eye corner
+TEMPLE_ABOVE_TRAGUS_MM = 50.0
+#: azimuths (degrees from the front) where the edge leaves the side height behind the ear and reaches the nape height
+NAPE_AZIMUTH_DEG = (120.0, 160.0)
+HAIRLINE_FILE_MAX_POINTS = 10_000
+#: existing hair from colour: skin reference on the forehead (this band above the glabella, this half width), hair
+#: counted as full cover at this fraction of the skin's luminance, cover smoothed over this many 1-ring passes
+HAIR_SKIN_BAND_MM = (5.0, 30.0)
+HAIR_SKIN_HALF_WIDTH_MM = 25.0
+HAIR_FULL_COVER_LUMINANCE = 0.35
+HAIR_SMOOTHING_PASSES = 6
+DENSITY_MODE_FEATHER_MM = 10.0       # mode 'density': the treated area's edge feathers over this width
 SESSION_FRACTIONS = (0.3, 0.7, 1.0)   # cumulative share of the final density after each session (Liu et al. 2025)
 SESSION_SHADES = ("light", "medium", "dark")
 

@@ -43,8 +43,26 @@ SCHEMA = {
                                  "height of the treated area's edge above the ears"),
         "nape_below_tragus_mm": (float, config.NAPE_HAIRLINE_BELOW_TRAGUS_MM, (-40.0, 60.0),
                                  "how far below the tragi the treated area reaches at the back"),
+        "frontotemporal_half_width_mm": (float, config.FRONTOTEMPORAL_HALF_WIDTH_MM, (20.0, 80.0),
+                                         "each frontotemporal point's distance from the midline"),
+        "recession_mm": (float, config.RECESSION_MM, (0.0, 40.0),
+                         "frontotemporal points this far above the mid-frontal level, along the skin"),
+        "temple_ahead_of_tragus_mm": (float, config.TEMPLE_AHEAD_OF_TRAGUS_MM, (10.0, 90.0),
+                                      "temple point: how far in front of the tragus"),
+        "temple_above_tragus_mm": (float, config.TEMPLE_ABOVE_TRAGUS_MM, (10.0, 100.0),
+                                   "temple point: how far above the tragus"),
+        "polyline_mm": (list, None, None, "a drawn frontal hairline [[x, y, z], ...] on the skin, scan axes, "
+                        "from one side to the other (replaces the points above where it runs)"),
+        "polyline_file": (str, None, None, "the same from a file: x y z per line (mm, scan axes; CSV, spaces or "
+                          "a JSON list), relative to the plan file"),
         "irregularity_mm": (float, 3.0, (0.0, 10.0), "slow waves of the edge (symmetric), amplitude"),
         "micro_irregularity_mm": (float, 1.0, (0.0, 5.0), "small irregular steps along the edge, amplitude"),
+    },
+    "mode": (str, "bald", None, "bald (design a hairline and zones), whole-scalp (alopecia areata/totalis: every "
+             "zone at the core density) or density (thinning hair: the hairline is intact, no sparse edge band)"),
+    "hair": {
+        "from_colour": (bool, False, None, "lower the added density where the scan's colour shows hair"),
+        "strength": (float, 1.0, (0.0, 1.0), "how much of the density hair replaces (1 = all of it)"),
     },
     "density": {
         "core_per_cm2": (float, config.CORE_DENSITY_PER_CM2, (1.0, config.DENSITY_MAX_PER_CM2),
@@ -79,11 +97,17 @@ LIST_SCHEMA = {
     "reserved": {
         "center_mm": (list, None, None, "[x, y, z] on the skin, scan axes"),
         "radius_mm": (float, None, (0.5, 100.0), "no dot within this distance along the skin"),
+        "mask_ply": (str, None, None, "instead of a centre: a PLY of the head (mm, scan axes, e.g. the head.ply "
+                     "scalp3d wrote) whose marked vertices are reserved; relative to the plan file"),
+        "mask_property": (str, "mask", None, "the PLY vertex property that marks them (> 0), or \"red\" for "
+                          "vertices painted red"),
         "comment": (str, None, None, ""),
     },
     "scars": {
         "polyline_mm": (list, None, None, "[[x, y, z], ...] along the scar (FUT strip), scan axes"),
         "points_mm": (list, None, None, "[[x, y, z], ...] punch scars (FUE), scan axes"),
+        "mask_ply": (str, None, None, "or: a PLY of the head whose marked vertices are the scar (see reserved)"),
+        "mask_property": (str, "mask", None, "the PLY vertex property that marks the scar, or \"red\""),
         "width_mm": (float, 2.0, (0.1, 40.0), "scar width (FUT) or punch diameter (FUE)"),
         "density_per_cm2": (float, 80.0, (0.0, config.DENSITY_MAX_PER_CM2), "density on the scar"),
         "margin_mm": (float, 5.0, (0.0, 30.0), "feathered margin where density blends into the surroundings"),
@@ -103,7 +127,7 @@ def _points(where, name, val, single=False):
     return arr
 
 
-def _check_lists(where, data, plan):
+def _check_lists(where, data, plan, base=None):
     for key, sub in LIST_SCHEMA.items():
         items = data.pop(key, None)
         if items is None:
@@ -114,16 +138,28 @@ def _check_lists(where, data, plan):
         for n, item in enumerate(items, start=1):
             got = _defaults(sub)
             _check(where, item, sub, got, f"{key}[{n}].")
+            if "mask_ply" in got:
+                mp = Path(got["mask_ply"])
+                mp = mp if mp.is_absolute() else (Path(base) if base else Path.cwd()) / mp
+                got["mask_ply"] = str(mp.resolve())
+                read_mask_ply(got["mask_ply"], got["mask_property"])  # fail now, not after minutes of work
             if key == "reserved":
-                if "center_mm" not in got or "radius_mm" not in got:
-                    raise PlanError(f"{where}: {key}[{n}] needs center_mm and radius_mm")
-                _points(where, f"{key}[{n}].center_mm", got["center_mm"], single=True)
+                if "mask_ply" in got:
+                    if "center_mm" in got:
+                        raise PlanError(f"{where}: {key}[{n}] has both center_mm and mask_ply; give one")
+                    got.setdefault("radius_mm", 0.5)
+                else:
+                    if "center_mm" not in got or "radius_mm" not in got:
+                        raise PlanError(f"{where}: {key}[{n}] needs center_mm and radius_mm, or mask_ply")
+                    _points(where, f"{key}[{n}].center_mm", got["center_mm"], single=True)
             else:
-                if ("polyline_mm" in got) == ("points_mm" in got):
-                    raise PlanError(f"{where}: {key}[{n}] needs either polyline_mm (a strip scar) or points_mm "
-                                    "(punch scars)")
-                k = "polyline_mm" if "polyline_mm" in got else "points_mm"
-                _points(where, f"{key}[{n}].{k}", got[k])
+                given = [k for k in ("polyline_mm", "points_mm", "mask_ply") if k in got]
+                if len(given) != 1:
+                    raise PlanError(f"{where}: {key}[{n}] needs one of polyline_mm (a strip scar), points_mm "
+                                    "(punch scars) or mask_ply (painted on the head)")
+                k = given[0]
+                if k != "mask_ply":
+                    _points(where, f"{key}[{n}].{k}", got[k])
                 if "needle" in got and got["needle"] not in config.NEEDLE_DIAMETER_MM:
                     raise PlanError(f"{where}: {key}[{n}]: unknown needle '{got['needle']}'")
             out.append(got)
@@ -157,8 +193,9 @@ def _check(where, data, schema, out, prefix=""):
         typ, _, rng, _ = spec
         if typ is float and isinstance(val, int) and not isinstance(val, bool):
             val = float(val)
-        if not isinstance(val, typ) or isinstance(val, bool):
-            tname = {float: "a number", int: "a whole number", str: "text in quotes", list: "a list [..]"}[typ]
+        if not isinstance(val, typ) or (isinstance(val, bool) and typ is not bool):
+            tname = {float: "a number", int: "a whole number", str: "text in quotes", list: "a list [..]",
+                     bool: "true or false"}[typ]
             raise PlanError(f"{where}: '{name}' must be {tname}, not {val!r}")
         if rng is not None and not (rng[0] <= val <= rng[1]):
             raise PlanError(f"{where}: '{name}' = {val} is out of range; allowed {rng[0]:g} to {rng[1]:g}")
@@ -177,7 +214,7 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PlanError(f"{p}: not valid TOML ({exc}); fix the line it names") from None
-        _check_lists(where, data, plan)
+        _check_lists(where, data, plan, base=p.parent)
         _check(where, data, SCHEMA, plan)
     if overrides:
         overrides = dict(overrides)
@@ -197,6 +234,29 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     if plan["density"]["hairline_per_cm2"] > plan["density"]["core_per_cm2"]:
         raise PlanError(f"{where}: 'density.hairline_per_cm2' is above 'density.core_per_cm2'; the hairline is the "
                         "sparse edge")
+    modes = ("bald", "whole-scalp", "density")
+    if plan["mode"] not in modes:
+        near = difflib.get_close_matches(plan["mode"], modes, n=1, cutoff=0.4)
+        hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(modes)}"
+        raise PlanError(f"{where}: 'mode' = '{plan['mode']}' is not a mode; {hint}")
+    if plan["mode"] == "whole-scalp":
+        over = [z for z, zp in plan["zones"].items() if zp.get("density_per_cm2") is not None and z != "scar"]
+        if over:
+            raise PlanError(f"{where}: mode 'whole-scalp' treats every zone at density.core_per_cm2; remove "
+                            f"zones.{over[0]}.density_per_cm2 or use mode 'bald'")
+    hp = plan["hairline"]
+    if "polyline_mm" in hp and "polyline_file" in hp:
+        raise PlanError(f"{where}: give the drawn hairline once, as 'hairline.polyline_mm' or "
+                        "'hairline.polyline_file', not both")
+    if "polyline_file" in hp:
+        base = Path(path).parent if path is not None else Path.cwd()
+        hp["polyline_mm"] = read_polyline(base / hp.pop("polyline_file"))
+    if "polyline_mm" in hp:
+        pts = _points(where, "hairline.polyline_mm", hp["polyline_mm"])
+        if len(pts) < 3:
+            raise PlanError(f"{where}: 'hairline.polyline_mm' needs at least 3 points along the hairline, "
+                            f"not {len(pts)}")
+        hp["polyline_mm"] = [[float(c) for c in q] for q in pts]
     zo = plan["needle"]["zone_order"]
     bad = [z for z in zo if z not in ZONES]
     if bad or len(set(zo)) != len(zo):
@@ -206,6 +266,80 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
         if n not in config.NEEDLE_DIAMETER_MM:
             raise PlanError(f"{where}: unknown needle '{n}'; known: {', '.join(config.NEEDLE_DIAMETER_MM)}")
     return plan
+
+
+def read_mask_ply(path, prop="mask"):
+    """Marked vertices of a PLY mask: (k,3) positions (mm, scan axes) and a matching tolerance (mm), the mask mesh's
+    median edge length (the painted region's resolution)."""
+    import trimesh
+
+    p = Path(path)
+    if not p.is_file():
+        raise PlanError(f"{p}: mask PLY not found; check mask_ply (relative to the plan file)")
+    try:
+        m = trimesh.load(str(p), file_type="ply", process=False, force="mesh")
+        raw = m.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+        raise PlanError(f"{p}: not a readable PLY ({type(exc).__name__}); export it again as PLY") from None
+    if raw is None or len(m.vertices) == 0:
+        raise PlanError(f"{p}: the PLY has no vertices")
+    names = raw.dtype.names or ()
+    if prop == "red":
+        if not {"red", "green", "blue"} <= set(names):
+            raise PlanError(f"{p}: mask_property 'red' needs vertex colours; the PLY has {', '.join(names)}")
+        marked = (raw["red"] >= 200) & (raw["green"] <= 80) & (raw["blue"] <= 80)
+    else:
+        if prop not in names:
+            raise PlanError(f"{p}: no vertex property '{prop}'; it has {', '.join(names)}; set mask_property")
+        marked = np.asarray(raw[prop], dtype=np.float64) > 0
+    if not marked.any():
+        raise PlanError(f"{p}: no vertex is marked by '{prop}'; paint the region or check mask_property")
+    v = np.asarray(m.vertices, dtype=np.float64)
+    tol = 1.0
+    if len(m.faces):
+        f = np.asarray(m.faces)
+        tol = max(float(np.median(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1))), 0.5)
+    return v[marked], tol
+
+
+def read_polyline(path) -> list:
+    """Points [[x, y, z], ...] (mm) from a text file: one point per line (commas or spaces; '#' comments and a
+    header line are skipped) or a JSON list of triples."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise PlanError(f"{p}: hairline polyline file not found; check 'hairline.polyline_file' (relative to the "
+                        "plan file)")
+    if p.stat().st_size > 50 * config.HAIRLINE_FILE_MAX_POINTS:
+        raise PlanError(f"{p}: {p.stat().st_size} bytes is too large for a hairline polyline; give at most "
+                        f"{config.HAIRLINE_FILE_MAX_POINTS} points")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    pts = []
+    if text.lstrip().startswith("["):
+        try:
+            pts = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"{p}: not valid JSON ({exc}); write a list of [x, y, z] in mm") from None
+    else:
+        for n, line in enumerate(text.splitlines(), start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.replace(",", " ").replace(";", " ").split()
+            try:
+                vals = [float(x) for x in parts]
+            except ValueError:
+                if not pts and n <= 2:
+                    continue  # a header such as "x,y,z"
+                raise PlanError(f"{p}: line {n} is not three numbers (x y z in mm): {line[:60]!r}") from None
+            if len(vals) != 3:
+                raise PlanError(f"{p}: line {n} has {len(vals)} numbers; each line is x y z in mm")
+            pts.append(vals)
+    arr = np.asarray(pts, dtype=np.float64) if pts else np.zeros((0, 3))
+    if arr.ndim != 2 or arr.shape[1:] != (3,) or len(arr) < 3 or not np.isfinite(arr).all():
+        raise PlanError(f"{p}: a hairline polyline needs at least 3 finite points x y z in mm")
+    return arr.tolist()
 
 
 def plan_to_toml(plan: dict) -> str:
@@ -246,17 +380,88 @@ def _smoothstep(t):
     return t * t * (3.0 - 2.0 * t)
 
 
-def edge_height(azimuth_deg, z_front, z_side, z_back):
-    """Height of the treated area's edge in the head frame at each azimuth (0 = front, 180 = back), in mm.
+def _column_profile(x, y, z, x0, z_lo, z_hi, half=2.5):
+    """The front skin's profile in the vertical plane at lateral ``x0``: (z bins, y) with 1 mm bins, or None."""
+    m = (np.abs(x - x0) < half) & (y > 0) & (z > z_lo) & (z < z_hi)
+    if m.sum() < 10:
+        return None
+    zb = np.floor(z[m]).astype(np.int64)
+    ys = y[m]
+    uz = np.unique(zb)
+    yb = np.array([ys[zb == u].max() for u in uz])
+    return uz + 0.5, yb
 
-    Flat across the forehead, down round the temples to the side height, level above the ears, then down to the
-    nape: ``config.HAIRLINE_AZIMUTH_DEG`` gives the four turning points.
+
+def hairline_controls(local, z_front, hp):
+    """Control points (azimuth in degrees from the front, positive to the right; height z in the head frame, mm) of
+    the treated area's edge: mid-frontal point, frontotemporal points ``recession_mm`` higher along the skin,
+    temple points, the side above the ears, the nape. Symmetric unless a drawn polyline replaces the front.
     """
-    a0, a1, a2, a3 = config.HAIRLINE_AZIMUTH_DEG
-    a = np.asarray(azimuth_deg, dtype=np.float64)
-    temple = _smoothstep((a - a0) / (a1 - a0))
-    nape = _smoothstep((a - a2) / (a3 - a2))
-    return z_front + (z_side - z_front) * temple + (z_back - z_side) * nape
+    from .errors import GeometryError
+
+    x, y, z = local[:, 0], local[:, 1], local[:, 2]
+    w = hp["frontotemporal_half_width_mm"]
+    az_f, z_f = [], []
+    for side in (1.0, -1.0):
+        prof = _column_profile(x, y, z, side * w, z_front - 30.0, z_front + 80.0)
+        if prof is None or prof[0][0] > z_front or prof[0][-1] < z_front:
+            raise GeometryError(f"no forehead skin {w:.0f} mm from the midline at the hairline's height; lower "
+                                "hairline.frontotemporal_half_width_mm or check the landmarks")
+        zc, yc = prof
+        arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(zc), np.diff(yc)))])
+        arc -= np.interp(z_front, zc, arc)
+        if arc[-1] < hp["recession_mm"]:
+            raise GeometryError("the forehead is too short on this scan for a recession of "
+                                f"{hp['recession_mm']:.0f} mm; lower hairline.recession_mm")
+        zz = float(np.interp(hp["recession_mm"], arc, zc))
+        az_f.append(np.degrees(np.arctan2(w, np.interp(zz, zc, yc))))
+        z_f.append(zz)
+    yt, zt = hp["temple_ahead_of_tragus_mm"], hp["temple_above_tragus_mm"]
+    xt = []
+    for side in (1.0, -1.0):
+        m = (np.abs(y - yt) < 2.5) & (np.abs(z - zt) < 2.5) & (side * x > 0)
+        if not m.any():
+            raise GeometryError(f"no skin at the temple point ({yt:.0f} mm ahead of and {zt:.0f} mm above the "
+                                "tragi); adjust hairline.temple_ahead_of_tragus_mm / temple_above_tragus_mm")
+        xt.append(np.abs(x[m]).max())
+    az_ftp, z_ftp = float(np.mean(az_f)), float(np.mean(z_f))
+    az_tp = float(np.degrees(np.arctan2(np.mean(xt), yt)))
+    if not 3.0 < az_ftp < az_tp - 3.0 or az_tp > 87.0:
+        raise GeometryError(f"the temple point (azimuth {az_tp:.0f} deg) must lie behind the frontotemporal point "
+                            f"({az_ftp:.0f} deg) and in front of the ear; lower hairline.frontotemporal_half_width_mm "
+                            "or hairline.temple_ahead_of_tragus_mm")
+    z_side, z_back = hp["side_above_tragus_mm"], -hp["nape_below_tragus_mm"]
+    a2, a3 = config.NAPE_AZIMUTH_DEG
+    half = [(az_ftp, z_ftp), (az_tp, zt), (90.0, z_side), (a2, z_side), (a3, z_back), (180.0, z_back)]
+    pts = [(0.0, z_front)] + half + [(-a, h) for a, h in half]
+    return np.array(sorted(pts))
+
+
+def polyline_controls(local_poly, controls):
+    """Replace the control points within a drawn hairline's azimuth range by its own points."""
+    from .errors import GeometryError
+
+    az = np.degrees(np.arctan2(local_poly[:, 0], local_poly[:, 1]))
+    d = np.diff(az)
+    if not (np.all(d > 0) or np.all(d < 0)):
+        raise GeometryError("the drawn hairline (hairline.polyline_mm) turns back on itself around the head; give "
+                            "its points in order from one side to the other, each further round than the last")
+    lo, hi = az.min(), az.max()
+    keep = (controls[:, 0] < lo - 10.0) | (controls[:, 0] > hi + 10.0)
+    pts = np.vstack([controls[keep], np.column_stack([az, local_poly[:, 2]])])
+    return pts[np.argsort(pts[:, 0])]
+
+
+def edge_height(azimuth_deg, controls):
+    """Height of the treated area's edge in the head frame at each azimuth (degrees, signed, 0 = front), in mm:
+    a shape-preserving (PCHIP) curve through the control points, so the line rounds off at the frontotemporal
+    points and never overshoots between them."""
+    from scipy.interpolate import PchipInterpolator
+
+    c = np.asarray(controls, dtype=np.float64)
+    ext = np.vstack([c[c[:, 0] > 0] - [360.0, 0.0], c, c[c[:, 0] < 0] + [360.0, 0.0]])
+    ext = ext[np.unique(ext[:, 0], return_index=True)[1]]
+    return PchipInterpolator(ext[:, 0], ext[:, 1])(np.asarray(azimuth_deg, dtype=np.float64))
 
 
 def edge_noise(azimuth_rad, macro_mm, micro_mm, seed):
@@ -306,20 +511,39 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     z_front = z[front]
     phi = np.arctan2(x, y)  # 0 at the front, +-pi at the back
     c = np.cos(phi)
-    edge = edge_height(np.degrees(np.abs(phi)), z_front, hp["side_above_tragus_mm"], -hp["nape_below_tragus_mm"])
-    edge = edge + edge_noise(phi, hp["irregularity_mm"], hp["micro_irregularity_mm"], plan["seed"])
+    controls = hairline_controls(local, z_front, hp)
+    if hp.get("polyline_mm"):
+        poly = np.asarray(hp["polyline_mm"], dtype=np.float64)
+        off, _ = tree.query(poly)
+        if off.max() > 10.0:
+            raise GeometryError(f"a point of the drawn hairline lies {off.max():.0f} mm from the skin; give "
+                                "hairline.polyline_mm in mm in the scan's axes, on the skin")
+        controls = polyline_controls((poly - origin) @ R.T, controls)
+    edge = edge_height(np.degrees(phi), controls)
+    # irregular everywhere but at the mid-frontal point, which stays at the planned height
+    noise = edge_noise(np.concatenate([[0.0], phi]), hp["irregularity_mm"], hp["micro_irregularity_mm"], plan["seed"])
+    edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(12.0)) ** 2)
     inside = z >= edge
     # distance along the skin to the edge: from the inside vertices that touch the outside
     f = head.faces
     mixed = inside[f].any(axis=1) & ~inside[f].all(axis=1)
     border = np.unique(f[mixed][inside[f[mixed]]])
     to_edge = g.distance(border) if len(border) else np.full(len(z), np.inf)
+    front_border = border[(np.abs(x[border]) < 3.0) & (y[border] > 0)]
+    figures = {"mode": plan["mode"],
+               "mid_frontal_above_glabella_mm": round(float(from_glabella[front_border].min()), 1)
+               if len(front_border) else None,
+               "hairline_controls_deg_mm": [[round(float(a), 1), round(float(h), 1)] for a, h in controls]}
     height = np.where(inside, to_edge, -to_edge)
     dp = plan["density"]
     band = hp["transition_mm"]
+    sparse = dp["hairline_per_cm2"]
+    if plan["mode"] == "density":
+        # thinning hair: the patient's own hairline is intact, so no designed sparse edge; a short feather only
+        band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), 0.5 * dp["core_per_cm2"]
     t = np.clip(height / band, 0.0, 1.0) if band > 0 else inside.astype(float)
     ramp = t * t * (3.0 - 2.0 * t)
-    density = np.where(inside, dp["hairline_per_cm2"] + (dp["core_per_cm2"] - dp["hairline_per_cm2"]) * ramp, 0.0)
+    density = np.where(inside, sparse + (dp["core_per_cm2"] - sparse) * ramp, 0.0)
     # zones, by priority
     top = z > 0.75 * z.max()
     zone = np.full(len(z), ZONES.index("sides"), dtype=np.int64)
@@ -327,7 +551,8 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     zone[c > 0.5] = ZONES.index("front")
     zone[top & (y >= 0)] = ZONES.index("mid")
     zone[top & (y < 0)] = ZONES.index("crown")
-    zone[(c > 0.5) & inside & (height < band)] = ZONES.index("hairline")
+    if plan["mode"] != "density":
+        zone[(c > 0.5) & inside & (height < band)] = ZONES.index("hairline")
     needle_names = tuple(config.NEEDLE_DIAMETER_MM)
     depth = np.full(len(z), plan["needle"]["depth_mm"])
     needle = np.full(len(z), needle_names.index(plan["needle"]["name"]), dtype=np.int64)
@@ -342,7 +567,10 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             needle[m] = needle_names.index(zp["needle"])
     # scars: their own density on the scar, blended into the surroundings over the margin
     for s in plan.get("scars", []):
-        if "polyline_mm" in s:
+        mask_tol = 0.0
+        if "mask_ply" in s:
+            pts, mask_tol = read_mask_ply(s["mask_ply"], s["mask_property"])
+        elif "polyline_mm" in s:
             pts = np.asarray(s["polyline_mm"], dtype=np.float64)
             dense = [pts[:1]]
             for a, b in zip(pts[:-1], pts[1:]):
@@ -356,7 +584,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             raise GeometryError(f"a scar point lies {dist_to_head.max():.0f} mm from the head surface; give scar "
                                 "coordinates in mm in the scan's axes, on the skin")
         dd = g.distance(np.unique(idx))
-        half = 0.5 * s["width_mm"]
+        half = max(0.5 * s["width_mm"], mask_tol)
         on = dd <= half
         w = np.clip(1.0 - (dd - half) / max(s["margin_mm"], 1e-9), 0.0, 1.0) if s["margin_mm"] > 0 else on * 1.0
         blend = w * w * (3.0 - 2.0 * w)
@@ -366,8 +594,27 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             depth[on] = s["depth_mm"]
         if "needle" in s:
             needle[on] = needle_names.index(s["needle"])
+    hair = without_hair = None
+    if plan["hair"]["from_colour"]:
+        if head.colors is None:
+            raise PlanError(f"{head.source or 'the scan'}: hair.from_colour is on but the scan has no colour; give "
+                            "a scan with vertex colours or a texture, or set hair.from_colour = false")
+        hair = hair_cover(head, local, z_g)
+        without_hair = density.copy()
+        density = density * (1.0 - plan["hair"]["strength"] * hair)
     # reserved regions: no dot at all
     for r in plan.get("reserved", []):
+        if "mask_ply" in r:
+            pts, tol = read_mask_ply(r["mask_ply"], r["mask_property"])
+            off, _ = tree.query(pts)
+            if np.median(off) > 2.0:
+                raise GeometryError(f"{r['mask_ply']}: the marked vertices lie {np.median(off):.0f} mm from this "
+                                    "head; paint the head.ply of this scan (mm, scan axes)")
+            # every vertex within the mask's resolution (plus the radius) of a marked vertex, and one edge more
+            edge = float(np.linalg.norm(head.vertices[f[:, 0]] - head.vertices[f[:, 1]], axis=1).max())
+            dmask, _ = cKDTree(pts).query(head.vertices, distance_upper_bound=tol + r["radius_mm"] + edge)
+            density[dmask <= tol + r["radius_mm"] + edge] = 0.0
+            continue
         dist_to_head, idx = tree.query(np.asarray(r["center_mm"], dtype=np.float64))
         if dist_to_head > 10.0:
             raise GeometryError(f"a reserved region's centre lies {dist_to_head:.0f} mm from the head surface; give "
@@ -379,4 +626,35 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
         near = np.linalg.norm(head.vertices - centre, axis=1) <= r["radius_mm"] + edge
         density[near | (g.distance([int(idx)]) <= r["radius_mm"])] = 0.0
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
-                 needle_names=needle_names, height_mm=height)
+                 needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
+                 figures=figures)
+
+
+def hair_cover(head: Head, local, z_glabella) -> np.ndarray:
+    """Existing hair's cover (0-1 per vertex) from the scan's colour: how much darker than the forehead's bare skin
+    each vertex is, 0 at the skin's luminance, 1 at ``config.HAIR_FULL_COVER_LUMINANCE`` of it, smoothed over the
+    1-ring a few times (hair is a texture, not a vertex property). Dark hair on light skin reads best; grey or blond
+    hair on light skin is hardly seen (the summary says how much density it removed).
+    """
+    from .errors import GeometryError
+    from scalp3d.kernels.curvature import vertex_neighbours
+
+    rgb = head.colors[:, :3].astype(np.float64) / 255.0
+    lum = rgb @ np.array([0.299, 0.587, 0.114])
+    x, y, z = local[:, 0], local[:, 1], local[:, 2]
+    lo, hi = config.HAIR_SKIN_BAND_MM
+    skin = (np.abs(x) < config.HAIR_SKIN_HALF_WIDTH_MM) & (y > 0) & (z > z_glabella + lo) & (z < z_glabella + hi)
+    if skin.sum() < 10:
+        raise GeometryError("no forehead skin to take the skin's colour from; set hair.from_colour = false")
+    ref = float(np.median(lum[skin]))
+    if ref <= 0.05:
+        raise GeometryError(f"the forehead reads black in the scan's colour (luminance {ref:.2f}); hair cannot be "
+                            "told from skin; set hair.from_colour = false")
+    cover = np.clip((ref - lum) / (ref * (1.0 - config.HAIR_FULL_COVER_LUMINANCE)), 0.0, 1.0)
+    ip, ix = vertex_neighbours(len(cover), head.faces)
+    counts = np.diff(ip)
+    rows = np.repeat(np.arange(len(cover)), counts)
+    for _ in range(config.HAIR_SMOOTHING_PASSES):
+        s = np.bincount(rows, weights=cover[ix], minlength=len(cover))
+        cover = (cover + s) / (1.0 + counts)
+    return cover

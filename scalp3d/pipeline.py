@@ -188,6 +188,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
             "lifted_travels": p.lifted,
         } for p in programs],
+        "design": design_figures(head, field, areas),
         "zones": quality["zones"],
         "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
                     "sessions": quality["sessions"]},
@@ -200,10 +201,29 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         with timer("preview"):
             from .viewers.preview import render_preview
 
+            from .viewers.preview import render_design
+
             images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
+            extra = {"existing hair cover, 0-1": field.hair} if field.hair is not None else None
+            images.append(render_design(head, field, lm.frame(), out_dir, credit=credit, extra=extra))
     for line in summary_table(summary, out_dir, images):
         log(line)
     return summary
+
+
+def design_figures(head, field, areas) -> dict:
+    """The design as built: mode, realised mid-frontal height, hairline control points, existing hair's effect."""
+    out = dict(field.figures)
+    if field.hair is not None:
+        f = head.faces
+        before = field.density_without_hair[f].mean(axis=1)
+        after = field.density_per_cm2[f].mean(axis=1)
+        out["existing_hair"] = {
+            "area_with_hair_cm2": round(float(areas[(field.hair[f] >= 0.5).all(axis=1)].sum() / 100.0), 2),
+            "dots_not_added": int(round(float((areas * (before - after)).sum() / 100.0))),
+            "share_of_dots_not_added": round(float((areas * (before - after)).sum()
+                                                   / max((areas * before).sum(), 1e-12)), 4)}
+    return out
 
 
 def summary_table(s: dict, out_dir, images=()) -> list:
@@ -214,6 +234,14 @@ def summary_table(s: dict, out_dir, images=()) -> list:
     for r in s["sessions"]:
         L.append(f"  {r['session']:<8}{r['dots']:>8,}{r['cumulative_dots']:>12,}{r['cumulative_fraction']:>7.0%}  "
                  f"{r['shade']:<8}{r['estimated_time_min']:>5.1f} min{r['lifted_travels']:>7}")
+    d = s.get("design", {})
+    if d.get("mid_frontal_above_glabella_mm") is not None:
+        L.append(f"  design: mode {d['mode']}, hairline {d['mid_frontal_above_glabella_mm']:.0f} mm above the glabella "
+                 "along the skin")
+    if "existing_hair" in d:
+        h = d["existing_hair"]
+        L.append(f"  existing hair (from the scan's colour): {h['area_with_hair_cm2']:.1f} cm2 covered, "
+                 f"{h['dots_not_added']:,} dots not added ({h['share_of_dots_not_added']:.0%})")
     L.append(f"  {'zone':<10}{'area cm2':>9}{'dots':>8}{'planned/cm2':>13}{'realised/cm2':>14}")
     for name, z in s["zones"].items():
         L.append(f"  {name:<10}{z['area_cm2']:>9.1f}{z['dots']:>8,}{z['planned_per_cm2']:>13.1f}"

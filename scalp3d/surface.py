@@ -89,7 +89,14 @@ def make_head(scan: Scan, *, max_edge_mm: float = config.SURFACE_MAX_EDGE_MM) ->
     if ((v - v.mean(axis=0)) * vn).sum() < 0:
         f = f[:, ::-1].copy()
         vn = -vn
-    return Head(vertices=v, faces=f, vertex_normals=vn, source=scan.path, notes=notes)
+    colors = None
+    if scan.colors is not None and len(scan.colors) == len(scan.vertices):
+        from scipy.spatial import cKDTree
+
+        # every head vertex takes the colour of the nearest scan point (meshes, clouds, split faces alike)
+        _, near = cKDTree(scan.vertices).query(v, workers=-1)
+        colors = np.ascontiguousarray(scan.colors[near, :3], dtype=np.uint8)
+    return Head(vertices=v, faces=f, vertex_normals=vn, source=scan.path, notes=notes, colors=colors)
 
 
 def principal_curvatures(head: Head) -> np.ndarray:

@@ -37,6 +37,8 @@ class Head:
     vertex_normals: np.ndarray
     source: str = ""
     notes: list = field(default_factory=list)
+    #: (n,3) uint8 per-vertex colour from the scan, or None
+    colors: np.ndarray | None = None
 
     @property
     def n_vertices(self) -> int:
@@ -96,6 +98,12 @@ class Field:
     needle: np.ndarray
     needle_names: tuple
     height_mm: np.ndarray
+    #: (n,) float 0-1, existing hair's cover estimated from the scan's colour (None when not asked for)
+    hair: np.ndarray | None = None
+    #: (n,) float, the density before existing hair lowered it (None when not asked for)
+    density_without_hair: np.ndarray | None = None
+    #: figures of the design as built (e.g. the realised mid-frontal height along the skin), for the summary
+    figures: dict = field(default_factory=dict)
 
 
 @dataclass

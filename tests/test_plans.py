@@ -65,7 +65,7 @@ def test_edge_is_irregular_and_seeded(sample):
 
 @pytest.mark.parametrize("text,match", [
     ("[[reserved]]\nradius_mm = 5.0\n", "needs center_mm and radius_mm"),
-    ("[[scars]]\nwidth_mm = 3.0\n", "either polyline_mm"),
+    ("[[scars]]\nwidth_mm = 3.0\n", "needs one of polyline_mm"),
     ("[[scars]]\npoints_mm = [[1, 2]]\n", r"\[\[x, y, z\], ...\]"),
     ("[[scars]]\npoints_mm = [[1, 2, 3]]\nwidht_mm = 2.0\n", "did you mean 'scars\\[1\\].width_mm'"),
     ("[needle]\nzone_order = [\"top\"]\n", "zone_order"),

@@ -194,6 +194,122 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
     return paths
 
 
+#: the design maps: zone and needle colours (categorical), colour maps of the continuous fields, colour of
+#: untreated skin in the density map
+ZONE_RGB = {"hairline": (0.89, 0.47, 0.20), "front": (0.95, 0.78, 0.30), "mid": (0.55, 0.75, 0.35),
+            "crown": (0.30, 0.60, 0.80), "sides": (0.60, 0.45, 0.75), "back": (0.40, 0.40, 0.65),
+            "scar": (0.85, 0.25, 0.35)}
+CATEGORY_RGB = ((0.20, 0.45, 0.75), (0.90, 0.55, 0.15), (0.35, 0.65, 0.30), (0.75, 0.25, 0.30), (0.55, 0.40, 0.70))
+UNTREATED_RGB = (0.80, 0.80, 0.80)
+DENSITY_CMAP = "viridis"
+DEPTH_CMAP = "plasma"
+#: the design picture's two views: from the front-left and from the back-right, both from above
+DESIGN_VIEWS = {"front left": ((-0.55, 0.75, 0.45), (0.0, 0.0, 1.0)), "back right": ((0.55, -0.75, 0.45),
+                                                                                    (0.0, 0.0, 1.0))}
+
+
+def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(1800, 900), credit=None,
+                  extra=None):
+    """Heat maps of the design field on the head: ``{prefix}.png`` in ``out_dir``.
+
+    Columns: target density (dots/cm2, grey where nothing is treated), zone, depth (mm) and needle, each seen from
+    the front-left (top row) and the back-right (bottom row).
+
+    Parameters
+    ----------
+    head : scalp3d.types.Head
+    field : scalp3d.types.Field, per-vertex ``density_per_cm2``, ``zone`` (index into ``zone_names``), ``depth_mm``,
+        ``needle`` (index into ``needle_names``), all (n,) for the head's n vertices.
+    frame : (origin, R) as for :func:`render_preview`.
+    extra : dict name -> (n,) float, optional: more continuous maps, one column each (e.g. existing hair).
+
+    Returns
+    -------
+    Path of the PNG.
+    """
+    verts, faces, vnormals = _check_head(head)
+    origin, rot = _check_frame(frame)
+    width, height = _check_window(window_size)
+    n = len(verts)
+    maps = []
+    dens = np.asarray(field.density_per_cm2, dtype=np.float64)
+    zone = np.asarray(field.zone)
+    depth = np.asarray(field.depth_mm, dtype=np.float64)
+    needle = np.asarray(field.needle)
+    for name, arr in (("density_per_cm2", dens), ("zone", zone), ("depth_mm", depth), ("needle", needle)):
+        if arr.shape != (n,):
+            raise InputError(f"field.{name} must have one value per head vertex ({n},), not {arr.shape}")
+    treated = dens > 0
+    maps.append(("target density, dots/cm2", "scalars", dens, DENSITY_CMAP))
+    maps.append(("zone (treated skin)", "categories", np.where(treated, zone, -1), list(field.zone_names)))
+    maps.append(("depth, mm (treated skin)", "scalars", np.where(treated, depth, np.nan), DEPTH_CMAP))
+    maps.append(("needle (treated skin)", "categories", np.where(treated, needle, -1), list(field.needle_names)))
+    for name, arr in (extra or {}).items():
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.shape != (n,):
+            raise InputError(f"map '{name}' must have one value per head vertex ({n},), not {arr.shape}")
+        maps.append((name, "scalars", arr, "magma"))
+    pv = _import_pyvista()
+    q = (verts - origin) @ rot.T
+    out = Path(out_dir) / f"{prefix}.png"
+    cols = len(maps)
+    xs, ys = _cuts(width, cols), _cuts(height, 2)
+    with _egl_window():
+        plotter = pv.Plotter(off_screen=True, shape=(2, cols), window_size=[width, height], border=False,
+                             lighting="light kit")
+    try:
+        for c, (title, kind, values, style) in enumerate(maps):
+            for r, (vname, (back, up)) in enumerate(DESIGN_VIEWS.items()):
+                plotter.subplot(r, c)
+                plotter.set_background(BACKGROUND_RGB[0], top=BACKGROUND_RGB[1])
+                pd = _head_polydata(pv, verts, faces, vnormals)
+                if kind == "scalars":
+                    vals = np.where(np.isfinite(values), values, np.nan)
+                    if title.startswith("target density"):
+                        vals = np.where(vals > 0, vals, np.nan)
+                    pd.point_data["v"] = vals
+                    finite = vals[np.isfinite(vals)]
+                    clim = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if len(finite) \
+                        else (0.0, 1.0)
+                    plotter.add_mesh(pd, scalars="v", cmap=style, clim=clim, nan_color=UNTREATED_RGB,
+                                     show_scalar_bar=r == 1, scalar_bar_args={
+                                         "title": title.split(",")[-1].strip() if "," in title else title,
+                                         "color": TEXT_RGB, "n_labels": 3,
+                                         "fmt": "%.2f" if clim[1] < 10 else "%.0f", "width": 0.6,
+                                         "position_x": 0.2, "position_y": 0.04})
+                else:
+                    names = style
+                    rgb = np.tile(np.asarray(UNTREATED_RGB), (n, 1))
+                    palette = [ZONE_RGB.get(nm, CATEGORY_RGB[k % len(CATEGORY_RGB)]) for k, nm in enumerate(names)]
+                    present = [k for k in range(len(names)) if np.any(values == k)]
+                    for k in present:
+                        rgb[values == k] = palette[k]
+                    pd.point_data["rgb"] = (rgb * 255).astype(np.uint8)
+                    plotter.add_mesh(pd, scalars="rgb", rgb=True)
+                    if r == 1 and present:
+                        plotter.add_legend([[names[k], palette[k]] for k in present], bcolor=INSET_BACKGROUND_RGB,
+                                           size=(0.45, 0.06 * len(present) + 0.02), loc="lower left", face="r")
+                size = (xs[c + 1] - xs[c], ys[r + 1] - ys[r])
+                cam = _overview_camera(q, origin, rot, np.asarray(back) / np.linalg.norm(back), up, size)
+                plotter.camera.position = tuple(cam.position)
+                plotter.camera.focal_point = tuple(cam.focal)
+                plotter.camera.up = tuple(cam.up)
+                plotter.camera.view_angle = VIEW_ANGLE_DEG
+                plotter.reset_camera_clipping_range()
+                label = f"{title}\n{vname}" if r == 0 else vname
+                _add_text(plotter, label, (0.02, 0.98), min(LABEL_SIZE * size[1] * 1.6, _fit(label, 0.92 * size[0])),
+                          right=False)
+        if credit:
+            plotter.subplot(1, cols - 1)
+            _add_text(plotter, str(credit), (0.99, 0.005), min(LABEL_SIZE * height * 0.4,
+                                                               _fit(str(credit), 0.95 * width / cols)), right=True)
+        with atomic_path(out) as tmp:
+            plotter.screenshot(str(tmp))
+    finally:
+        plotter.close()
+    return out
+
+
 def _cuts(length, parts):
     """Pixel boundaries splitting ``length`` into ``parts`` nearly equal pieces: [0, ..., length]."""
     return [length * i // parts for i in range(parts + 1)]

@@ -1,0 +1,266 @@
+"""Issue 5's design checks: the parametric and drawn hairline, modes, existing hair from colour, painted masks and
+the design heat maps, on the sample head (and the real head for the hairline height)."""
+import numpy as np
+import pytest
+import trimesh
+
+from scalp3d.design import ZONES, build_field, load_plan, read_polyline
+from scalp3d.errors import GeometryError, PlanError
+from scalp3d.geodesic import HeadGeodesics
+from scalp3d.landmarks import resolve_landmarks
+from scalp3d.sample import load_sample_head
+from scalp3d.types import Head
+
+
+@pytest.fixture(scope="module")
+def sample():
+    _, head, fid = load_sample_head()
+    return head, resolve_landmarks(head, fid, "fiducials"), HeadGeodesics(head.vertices, head.faces)
+
+
+def border_vertices(head, field):
+    inside = field.density_per_cm2 > 0
+    f = head.faces
+    mixed = inside[f].any(axis=1) & ~inside[f].all(axis=1)
+    return np.unique(f[mixed][inside[f[mixed]]])
+
+
+def edge_along_midline(head, lm, g, field):
+    """Distance along the skin from the glabella to the treated area's edge on the forehead's midline."""
+    origin, R = lm.frame()
+    q = (head.vertices - origin) @ R.T
+    b = border_vertices(head, field)
+    b = b[(np.abs(q[b, 0]) < 3.0) & (q[b, 1] > 0)]
+    g_idx = int(np.argmin(np.linalg.norm(head.vertices - lm.glabella, axis=1)))
+    return float(g.distance([g_idx])[b].min())
+
+
+@pytest.mark.parametrize("height", [70.0, 80.0, 95.0])
+def test_hairline_height_along_the_skin(sample, height):
+    head, lm, g = sample
+    f = build_field(head, lm, load_plan(overrides={"hairline": {"height_above_glabella_mm": height}}), geodesic=g)
+    measured = edge_along_midline(head, lm, g, f)
+    print(f"\nsample head: planned {height:.0f} mm, edge at {measured:.1f} mm along the skin")
+    assert abs(measured - height) <= 3.0
+    assert f.figures["mid_frontal_above_glabella_mm"] == pytest.approx(measured, abs=0.2)
+
+
+def test_hairline_height_on_the_real_head(lee_path):
+    from scalp3d.landmarks import estimate_landmarks
+    from scalp3d.scan import load_scan
+    from scalp3d.surface import make_head
+
+    head = make_head(load_scan(lee_path, scale=48.0))
+    lm = estimate_landmarks(head)
+    g = HeadGeodesics(head.vertices, head.faces)
+    plan = load_plan(overrides={"hairline": {"height_above_glabella_mm": 65.0}})
+    f = build_field(head, lm, plan, geodesic=g)
+    measured = edge_along_midline(head, lm, g, f)
+    print(f"\nreal head: planned 65 mm, edge at {measured:.1f} mm along the skin")
+    assert abs(measured - 65.0) <= 3.0
+
+
+def test_recession_raises_the_frontotemporal_points(sample):
+    head, lm, g = sample
+    flat = {"irregularity_mm": 0.0, "micro_irregularity_mm": 0.0}
+    lo = build_field(head, lm, load_plan(overrides={"hairline": {**flat, "recession_mm": 0.0}}), geodesic=g)
+    hi = build_field(head, lm, load_plan(overrides={"hairline": {**flat, "recession_mm": 20.0}}), geodesic=g)
+    c_lo = np.array(lo.figures["hairline_controls_deg_mm"])
+    c_hi = np.array(hi.figures["hairline_controls_deg_mm"])
+    mid = lambda c: c[np.argmin(np.abs(c[:, 0])), 1]  # noqa: E731
+    ftp = lambda c: c[np.argsort(np.abs(c[:, 0] - 25))[:1], 1][0]  # noqa: E731 - nearest to 25 deg
+    assert mid(c_lo) == pytest.approx(mid(c_hi))
+    assert ftp(c_hi) > ftp(c_lo) + 10.0  # 20 mm along the sloping forehead: more than 10 mm higher
+    # symmetric: the left and right frontotemporal points mirror each other
+    right = c_hi[(c_hi[:, 0] > 0) & (c_hi[:, 0] < 60)]
+    left = c_hi[(c_hi[:, 0] < 0) & (c_hi[:, 0] > -60)][::-1]
+    assert np.allclose(right[:, 0], -left[:, 0]) and np.allclose(right[:, 1], left[:, 1])
+    # more recession, less treated forehead
+    assert (hi.density_per_cm2 > 0).sum() < (lo.density_per_cm2 > 0).sum()
+
+
+def test_bad_temple_point_is_refused(sample):
+    head, lm, g = sample
+    plan = load_plan(overrides={"hairline": {"frontotemporal_half_width_mm": 75.0,
+                                             "temple_ahead_of_tragus_mm": 85.0}})
+    with pytest.raises(GeometryError, match="hairline\\.") as exc:
+        build_field(head, lm, plan, geodesic=g)
+    assert "\n" not in str(exc.value)
+
+
+def drawn_line(head, lm, z_of_az):
+    """Points on the skin of the forehead at the given head-frame heights, from right to left."""
+    origin, R = lm.frame()
+    q = (head.vertices - origin) @ R.T
+    az = np.degrees(np.arctan2(q[:, 0], q[:, 1]))
+    pts = []
+    for a in np.linspace(40, -40, 17):
+        m = (np.abs(az - a) < 1.5) & (q[:, 1] > 0)
+        k = np.flatnonzero(m)[np.argmin(np.abs(q[m, 2] - z_of_az(a)))]
+        pts.append(head.vertices[k])
+    return np.array(pts)
+
+
+def test_drawn_polyline_sets_the_edge(sample, tmp_path):
+    head, lm, g = sample
+    origin, R = lm.frame()
+    pts = drawn_line(head, lm, lambda a: 75.0 + 0.004 * a ** 2)  # a low, rounded line, asymmetric by sampling
+    path = tmp_path / "line.csv"
+    path.write_text("x,y,z\n" + "\n".join(",".join(f"{c:.3f}" for c in p) for p in pts) + "\n")
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text('[hairline]\npolyline_file = "line.csv"\nirregularity_mm = 0.0\n'
+                         'micro_irregularity_mm = 0.0\n')
+    plan = load_plan(plan_file)
+    assert len(plan["hairline"]["polyline_mm"]) == len(pts) and "polyline_file" not in plan["hairline"]
+    f = build_field(head, lm, plan, geodesic=g)
+    b = head.vertices[border_vertices(head, f)]
+    gap = np.array([np.linalg.norm(b - p, axis=1).min() for p in pts])
+    print(f"\ndrawn hairline: border within {gap.max():.2f} mm of every drawn point")
+    assert gap.max() <= 3.0
+    # the same line inline gives the same field
+    f2 = build_field(head, lm, load_plan(overrides={"hairline": {"polyline_mm": read_polyline(path),
+                                                                 "irregularity_mm": 0.0,
+                                                                 "micro_irregularity_mm": 0.0}}), geodesic=g)
+    assert np.array_equal(f.density_per_cm2, f2.density_per_cm2)
+
+
+def test_drawn_polyline_errors(sample, tmp_path):
+    head, lm, g = sample
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n4 5\n")
+    with pytest.raises(PlanError, match="line 2 has 2 numbers"):
+        read_polyline(bad)
+    bad.write_text("1 2 3\n4 5 6\n")
+    with pytest.raises(PlanError, match="at least 3"):
+        read_polyline(bad)
+    with pytest.raises(PlanError, match="not found"):
+        read_polyline(tmp_path / "missing.csv")
+    pts = drawn_line(head, lm, lambda a: 80.0)
+    with pytest.raises(GeometryError, match="from the skin"):
+        build_field(head, lm, load_plan(overrides={"hairline": {"polyline_mm": (pts + [0, 0, 40]).tolist()}}),
+                    geodesic=g)
+    back = np.vstack([pts[:6], pts[3:4], pts[6:]])
+    with pytest.raises(GeometryError, match="turns back"):
+        build_field(head, lm, load_plan(overrides={"hairline": {"polyline_mm": back.tolist()}}), geodesic=g)
+
+
+def test_modes(sample):
+    head, lm, g = sample
+    with pytest.raises(PlanError, match="whole-scalp"):
+        load_plan(overrides={"mode": "whole-scalp", "zones": {"crown": {"density_per_cm2": 60.0}}})
+    with pytest.raises(PlanError, match="did you mean 'density'"):
+        load_plan(overrides={"mode": "densty"})
+    whole = build_field(head, lm, load_plan(overrides={"mode": "whole-scalp"}), geodesic=g)
+    assert whole.density_per_cm2.max() == pytest.approx(100.0)
+    thin = build_field(head, lm, load_plan(overrides={"mode": "density", "density": {"core_per_cm2": 50.0,
+                                                                                     "hairline_per_cm2": 30.0}}),
+                       geodesic=g)
+    d = thin.density_per_cm2
+    assert ZONES.index("hairline") not in set(np.unique(thin.zone[d > 0]))
+    assert d[d > 0].min() >= 25.0 - 1e-9 and d.max() == pytest.approx(50.0)
+    # the feather is 10 mm: beyond it, the full density
+    assert np.all(d[thin.height_mm > 10.5] == 50.0)
+
+
+def painted(head, lm, centre_head_frame, radius, dark):
+    """The sample head with vertex colours: light skin, dark within ``radius`` of a point in the head frame."""
+    origin, R = lm.frame()
+    q = (head.vertices - origin) @ R.T
+    hair = np.linalg.norm(q - np.asarray(centre_head_frame), axis=1) < radius
+    colors = np.tile(np.array([224, 180, 160], np.uint8), (len(q), 1))
+    colors[hair] = dark
+    return Head(head.vertices, head.faces, head.vertex_normals, source="painted", colors=colors), hair
+
+
+def test_existing_hair_lowers_the_density(sample):
+    head, lm, g = sample
+    origin, R = lm.frame()
+    q = (head.vertices - origin) @ R.T
+    top = q[np.argmax(q[:, 2])]
+    coloured, hair = painted(head, lm, top - [0, 40, 0], 35.0, (40, 30, 25))
+    off = build_field(coloured, lm, load_plan(), geodesic=g)
+    assert off.hair is None
+    on = build_field(coloured, lm, load_plan(overrides={"hair": {"from_colour": True}}), geodesic=g)
+    deep = hair & (np.linalg.norm(q - (top - [0, 40, 0]), axis=1) < 25.0)
+    assert np.all(on.hair[deep] > 0.95) and np.all(on.density_per_cm2[deep] < 5.0)
+    bare = ~hair & (on.density_per_cm2 > 0) & (np.linalg.norm(q - (top - [0, 40, 0]), axis=1) > 45.0)
+    assert np.allclose(on.density_per_cm2[bare], off.density_per_cm2[bare])
+    half = build_field(coloured, lm, load_plan(overrides={"hair": {"from_colour": True, "strength": 0.5}}),
+                       geodesic=g)
+    assert np.allclose(half.density_per_cm2[deep], 0.5 * off.density_per_cm2[deep], atol=3.0)
+    # the summary's figure
+    from scalp3d import kernels as K
+    from scalp3d.pipeline import design_figures
+
+    fig = design_figures(coloured, on, K.triangle_areas(head.vertices, head.faces))["existing_hair"]
+    assert fig["area_with_hair_cm2"] > 20.0 and 0.05 < fig["share_of_dots_not_added"] < 0.5
+    with pytest.raises(PlanError, match="no colour"):
+        build_field(head, lm, load_plan(overrides={"hair": {"from_colour": True}}), geodesic=g)
+
+
+def write_mask(head, path, marked, prop="mask", red=False):
+    m = trimesh.Trimesh(head.vertices, head.faces, process=False)
+    if red:
+        c = np.tile(np.array([200, 200, 200, 255], np.uint8), (len(head.vertices), 1))
+        c[marked] = (255, 0, 0, 255)
+        m.visual.vertex_colors = c
+    else:
+        m.vertex_attributes[prop] = marked.astype(np.uint8)
+    path.write_bytes(trimesh.exchange.ply.export_ply(m, encoding="binary", include_attributes=not red))
+    return path
+
+
+def test_masks_from_ply(sample, tmp_path):
+    head, lm, g = sample
+    origin, R = lm.frame()
+    q = (head.vertices - origin) @ R.T
+    top = q[np.argmax(q[:, 2])]
+    spot = np.linalg.norm(q - (top - [20, 30, 0]), axis=1) < 8.0
+    write_mask(head, tmp_path / "mole.ply", spot)
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text('[[reserved]]\nmask_ply = "mole.ply"\ncomment = "painted mole"\n')
+    plan = load_plan(plan_file)
+    f = build_field(head, lm, plan, geodesic=g)
+    assert np.all(f.density_per_cm2[spot] == 0) and (f.density_per_cm2 > 0).sum() > 0.3 * len(q)
+    strip = (np.abs(q[:, 2] - 20.0) < 1.5) & (q[:, 1] < -60) & (np.abs(q[:, 0]) < 40)
+    write_mask(head, tmp_path / "scar.ply", strip, red=True)
+    plan_file.write_text('[[scars]]\nmask_ply = "scar.ply"\nmask_property = "red"\ndensity_per_cm2 = 70.0\n')
+    f = build_field(head, lm, load_plan(plan_file), geodesic=g)
+    assert np.all(f.zone[strip] == ZONES.index("scar")) and np.all(f.density_per_cm2[strip] == 70.0)
+    # errors: a missing property, nothing marked, a mask from another head
+    plan_file.write_text('[[reserved]]\nmask_ply = "mole.ply"\nmask_property = "quality"\n')
+    with pytest.raises(PlanError, match="no vertex property 'quality'"):
+        load_plan(plan_file)
+    write_mask(head, tmp_path / "none.ply", np.zeros(len(q), bool))
+    plan_file.write_text('[[reserved]]\nmask_ply = "none.ply"\n')
+    with pytest.raises(PlanError, match="no vertex is marked"):
+        load_plan(plan_file)
+    moved = Head(head.vertices + [0, 0, 50.0], head.faces, head.vertex_normals)
+    write_mask(moved, tmp_path / "other.ply", spot)
+    plan_file.write_text('[[reserved]]\nmask_ply = "other.ply"\n')
+    with pytest.raises(GeometryError, match="from this head"):
+        build_field(head, lm, load_plan(plan_file), geodesic=g)
+
+
+def test_design_heat_maps(sample, tmp_path):
+    from PIL import Image
+
+    from scalp3d.errors import InputError
+    from scalp3d.viewers.preview import render_design
+
+    head, lm, g = sample
+    f = build_field(head, lm, load_plan(overrides={"zones": {"crown": {"depth_mm": 0.9, "needle": "0803-1RL"}}}),
+                    geodesic=g)
+    a = render_design(head, f, lm.frame(), tmp_path / "a", window_size=(800, 400))
+    b = render_design(head, f, lm.frame(), tmp_path / "b", window_size=(800, 400))
+    assert a.read_bytes() == b.read_bytes()
+    img = np.asarray(Image.open(a).convert("RGB")).astype(int)
+    assert img.shape == (400, 800, 3)
+    # every column shows something other than background and grey skin: the maps are drawn
+    for c in range(4):
+        tile = img[:, c * 200:(c + 1) * 200].reshape(-1, 3)
+        saturated = (tile.max(axis=1) - tile.min(axis=1)) > 60
+        assert saturated.mean() > 0.03, f"map {c} is empty"
+    f.depth_mm = f.depth_mm[:10]
+    with pytest.raises(InputError, match="field.depth_mm"):
+        render_design(head, f, lm.frame(), tmp_path)
