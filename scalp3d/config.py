@@ -54,6 +54,7 @@ SESSION_SHADES = ("light", "medium", "dark")
 # --- needle (plan defaults) --------------------------------------------------------------------------------------
 NEEDLE = "0603-1RL"                   # 0.20 mm single point
 NEEDLE_DIAMETER_MM = {"0603-1RL": 0.20, "0603-3RL": 0.20, "0803-1RL": 0.25, "0803-3RL": 0.25, "0501-1RL": 0.18}
+DOT_SIZE_RANGE_MM = (0.05, 0.5)       # healed dots 0.1-0.25 mm wide (DOMAIN.md)
 DEPTH_MM = 0.6                        # upper papillary dermis; clinics quote 0.25-2 mm
 DEPTH_RANGE_MM = (0.2, 2.0)
 STANDOFF_MM = 3.0                     # approach point above the skin, along the normal

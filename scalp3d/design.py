@@ -88,6 +88,8 @@ SCHEMA = {
         "density_per_cm2": (float, None, (0.0, config.DENSITY_MAX_PER_CM2), "override of the zone's density"),
         "depth_mm": (float, None, config.DEPTH_RANGE_MM, "override of the zone's depth"),
         "needle": (str, None, None, "override of the zone's needle"),
+        "shades": (list, None, None, "override of the shade per session in this zone"),
+        "dot_size_mm": (float, None, config.DOT_SIZE_RANGE_MM, "healed dot diameter aimed at in this zone"),
     } for z in ZONES},
 }
 
@@ -231,6 +233,10 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     shades = plan["sessions"]["shades"]
     if len(shades) != len(fr) or not all(isinstance(s, str) and s for s in shades):
         raise PlanError(f"{where}: 'sessions.shades' needs one name per session ({len(fr)}), not {shades}")
+    for z, zp in plan["zones"].items():
+        zs = zp.get("shades")
+        if zs is not None and (len(zs) != len(fr) or not all(isinstance(s, str) and s for s in zs)):
+            raise PlanError(f"{where}: 'zones.{z}.shades' needs one name per session ({len(fr)}), not {zs}")
     if plan["density"]["hairline_per_cm2"] > plan["density"]["core_per_cm2"]:
         raise PlanError(f"{where}: 'density.hairline_per_cm2' is above 'density.core_per_cm2'; the hairline is the "
                         "sparse edge")
@@ -556,6 +562,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     needle_names = tuple(config.NEEDLE_DIAMETER_MM)
     depth = np.full(len(z), plan["needle"]["depth_mm"])
     needle = np.full(len(z), needle_names.index(plan["needle"]["name"]), dtype=np.int64)
+    dot_size = np.full(len(z), np.nan)
     for k, name in enumerate(ZONES):
         zp = plan["zones"].get(name, {})
         m = zone == k
@@ -565,6 +572,8 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             depth[m] = zp["depth_mm"]
         if "needle" in zp:
             needle[m] = needle_names.index(zp["needle"])
+        if "dot_size_mm" in zp:
+            dot_size[m] = zp["dot_size_mm"]
     # scars: their own density on the scar, blended into the surroundings over the margin
     for s in plan.get("scars", []):
         mask_tol = 0.0
@@ -627,7 +636,13 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
         density[near | (g.distance([int(idx)]) <= r["radius_mm"])] = 0.0
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
                  needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
-                 figures=figures)
+                 figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names))
+
+
+def _dot_sizes(dot_size, needle, needle_names):
+    """Where no zone sets a dot size, the healed dot is about the needle's diameter."""
+    diam = np.array([config.NEEDLE_DIAMETER_MM[n] for n in needle_names])[needle]
+    return np.where(np.isnan(dot_size), diam, dot_size)
 
 
 def hair_cover(head: Head, local, z_glabella) -> np.ndarray:

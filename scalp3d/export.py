@@ -19,7 +19,7 @@ from .needle import Program
 
 SESSION_SCHEMA = "scalp3d.session"
 SESSION_SCHEMA_VERSION = 1
-CSV_COLUMNS = ("id", "x", "y", "z", "nx", "ny", "nz", "session", "zone", "depth_mm", "needle", "shade")
+CSV_COLUMNS = ("id", "x", "y", "z", "nx", "ny", "nz", "session", "zone", "depth_mm", "needle", "shade", "dot_size_mm")
 
 
 def _num(x, nd=config.ROUND_MM):
@@ -47,6 +47,7 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "")
     mins = prog.estimated_time_s / 60.0
     w(f"(scalp3d {__version__} needle program)\n")
     w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {prog.shade})\n")
+    w(f"(load cartridge {prog.needle[0]} with pigment {prog.shades[0]} before starting)\n")
     frame = "the scan's own axes scaled to mm" if np.allclose(mach.scan_to_machine, np.eye(4)) else \
         "the machine frame from the profile's registration"
     w(f"(units {'inch' if inch else 'mm'}; coordinates: {frame}; X Y Z = needle tip; "
@@ -83,6 +84,8 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "")
             w("(lift: travel clear of the skin)\n")
             for p in vias[indptr[k]:indptr[k + 1]]:
                 w(g0(p, k))
+        if k > 0 and (prog.needle[k], prog.shades[k]) != (prog.needle[k - 1], prog.shades[k - 1]):
+            w(f"(change: cartridge {prog.needle[k]}, pigment {prog.shades[k]}; resume when loaded)\nM0\n")
         vec = "" if mach.rotary else f" axis {axis[k][0]:.6f} {axis[k][1]:.6f} {axis[k][2]:.6f}"
         w(f"(dot {ids[k]} {prog.zone[k]} {prog.needle[k]} depth {depth[k]:.3f}{vec})\n")
         line = g0(approach[k], k)
@@ -113,7 +116,7 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
     indptr = prog.via_indptr.tolist()
     dots = [{"order": k + 1, "id": i, "skin_mm": skin[k], "normal": nrm[k], "tip_mm": tips[k],
              "approach_mm": appr[k], "angles_deg": ang[k], "depth_mm": depth[k], "zone": prog.zone[k],
-             "needle": prog.needle[k], "shade": prog.shade, "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
+             "needle": prog.needle[k], "shade": prog.shades[k], "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
             for k, i in enumerate(prog.ids.tolist())]
     return {
         "schema": SESSION_SCHEMA,
@@ -151,21 +154,25 @@ def program_from_session(js: dict, machine, where="session JSON"):
     return {"session": int(js["session"]), "ids": np.array([x["id"] for x in d], dtype=np.int64),
             "skin": np.array([x["skin_mm"] for x in d]), "normals": np.array([x["normal"] for x in d]),
             "depth": np.array([x["depth_mm"] for x in d]), "zone": [x["zone"] for x in d],
-            "needle": [x["needle"] for x in d], "shade": d[0]["shade"] if d else "", "settings": js["settings"]}
+            "needle": [x["needle"] for x in d], "shade": [x["shade"] for x in d], "settings": js["settings"]}
 
 
 def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
-    """One row per dot: id, x, y, z, nx, ny, nz, session, zone, depth_mm, needle, shade."""
+    """One row per dot: id, x, y, z, nx, ny, nz, session, zone, depth_mm, needle, shade, dot_size_mm.
+
+    ``shades``: one per session, used where ``dots.shade`` (one per dot) is not set."""
     out = io.StringIO()
     out.write(",".join(CSV_COLUMNS) + "\n")
     nd = config.ROUND_MM
-    fmt = f"%d,%.{nd}f,%.{nd}f,%.{nd}f,%.6f,%.6f,%.6f,%d,%s,%.3f,%s,%s\n"
+    fmt = f"%d,%.{nd}f,%.{nd}f,%.{nd}f,%.6f,%.6f,%.6f,%d,%s,%.3f,%s,%s,%.3f\n"
     pos = _rounded(dots.positions, nd).tolist()
     nrm = _rounded(dots.normals, 6).tolist()
     depth = _rounded(dots.depth_mm, 3).tolist()
+    shade = [shades[s - 1] for s in dots.session.tolist()] if dots.shade is None else list(dots.shade)
+    size = (np.full(len(dots), np.nan) if dots.dot_size_mm is None else _rounded(dots.dot_size_mm, 3)).tolist()
     for k, (i, s) in enumerate(zip(dots.ids.tolist(), dots.session.tolist())):
         out.write(fmt % (i, *pos[k], *nrm[k], s, zone_names[dots.zone[k]], depth[k],
-                         needle_names[dots.needle[k]], shades[s - 1]))
+                         needle_names[dots.needle[k]], shade[k], size[k]))
     return out.getvalue()
 
 

@@ -42,7 +42,7 @@ class Program:
     exit_points: np.ndarray
     zone: list
     needle: list
-    shade: str
+    shade: str  # the session's shade (the most used one when zones set their own)
     plunge_feed_mm_per_min: float
     travel_feed_mm_per_min: float
     dwell_s: float
@@ -52,6 +52,7 @@ class Program:
     lifted: int = 0
     estimated_time_s: float = 0.0
     machine: Machine = field(default_factory=Machine)
+    shades: list = field(default_factory=list)  # per dot, in visit order
 
     def __len__(self):
         return len(self.ids)
@@ -95,11 +96,13 @@ def _shell_route(p, n_p, q, n_q, centre, radius, lift_mm):
     return np.array(pts)
 
 
-def order_dots(points, zone=None, zone_order=None):
+def order_dots(points, zone=None, zone_order=None, block=None):
     """Visit order (n,) of dots (n,3): a nearest-neighbour tour improved by 2-opt and Or-opt (numba).
 
     With ``zone_order`` (zone labels, e.g. ["hairline", "front"]) the dots of each listed zone are toured in that order
-    first, then the rest; each group is one open path, started from the end of the previous group.
+    first, then the rest; each group is one open path, started from the end of the previous group. With ``block``
+    (n,) int, the dots are first split by block number (ascending; e.g. one block per cartridge and pigment), and
+    the zone order applies within each block.
     """
     from scalp3d import kernels as K
 
@@ -107,12 +110,17 @@ def order_dots(points, zone=None, zone_order=None):
     n = len(pts)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    groups = [np.arange(n)]
-    if zone_order:
-        zone = np.asarray(zone)
-        groups = [np.flatnonzero(zone == z) for z in zone_order]
-        rest = np.flatnonzero(~np.isin(zone, list(zone_order)))
-        groups = [g for g in groups + [rest] if len(g)]
+    blocks = [np.arange(n)] if block is None else [np.flatnonzero(np.asarray(block) == b)
+                                                    for b in np.unique(block)]
+    groups = []
+    for members in blocks:
+        if zone_order:
+            zone_b = np.asarray(zone)[members]
+            parts = [members[zone_b == z] for z in zone_order]
+            parts.append(members[~np.isin(zone_b, list(zone_order))])
+            groups += [g for g in parts if len(g)]
+        else:
+            groups.append(members)
     out = []
     last = None
     for g in groups:
@@ -134,7 +142,7 @@ def order_dots(points, zone=None, zone_order=None):
 
 
 def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict, zone_names, needle_names,
-                 shade: str, machine: Machine | None = None, zone_order=None) -> Program:
+                 shade: str, machine: Machine | None = None, zone_order=None, shades=None) -> Program:
     """Order one session's dots and build its moves in the machine frame (``surface`` must be the head in that
     frame); every move is checked (see :func:`check_program`)."""
     machine = machine or Machine()
@@ -145,9 +153,14 @@ def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict
     needle = np.array([needle_names[i] for i in dots.needle[m]])
     pos = machine.to_machine(dots.positions[m])
     nrm = machine.rotate(dots.normals[m])
-    order = order_dots(pos, zone, zone_order)
+    shade_of = np.array([shade] * int(m.sum()) if shades is None else list(np.asarray(shades, dtype=object)[m]))
+    # one cartridge and pigment at a time: each (needle, shade) pair is toured as a block, the most used first
+    pairs = [f"{a}\t{b}" for a, b in zip(needle, shade_of)]
+    names, counts = np.unique(pairs, return_counts=True)
+    rank = {nm: r for r, nm in enumerate(names[np.lexsort((names, -counts))])}
+    order = order_dots(pos, zone, zone_order, block=np.array([rank[p] for p in pairs]))
     return build_program(session, dots.ids[m][order], pos[order], nrm[order], dots.depth_mm[m][order],
-                         list(zone[order]), list(needle[order]), shade, surface, settings, machine)
+                         list(zone[order]), list(needle[order]), list(shade_of[order]), surface, settings, machine)
 
 
 def build_program(session, ids, skin, normals, depth, zone, needle, shade, surface, settings,
@@ -178,12 +191,18 @@ def build_program(session, ids, skin, normals, depth, zone, needle, shade, surfa
     counts = np.array([len(v) for v in via_lists])
     via_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     via_points = np.array([p for v in via_lists for p in v]).reshape(-1, 3)
+    shades = [shade] * len(pos) if isinstance(shade, str) else list(shade)
+    if len(shades) != len(pos):
+        raise SafetyError(f"session {session}: {len(shades)} shades for {len(pos)} dots")
+    names, counts = np.unique(shades, return_counts=True) if shades else (np.array([""]), np.array([1]))
+    shade = str(names[np.argmax(counts)])
     prog = Program(session=session, ids=np.asarray(ids, dtype=np.int64), skin=pos, normals=nrm, tips=tips,
                    approach=approach, depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr,
                    via_points=via_points, exit_points=exit_points, zone=list(zone), needle=list(needle), shade=shade,
                    plunge_feed_mm_per_min=settings["plunge_feed_mm_per_min"],
                    travel_feed_mm_per_min=settings["travel_feed_mm_per_min"], dwell_s=settings["dwell_s"],
-                   standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine)
+                   standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine,
+                   shades=shades)
     dot_times = per_dot_seconds(prog)
     prog.travel_mm = float(np.linalg.norm(np.diff(travel_path(prog), axis=0), axis=1).sum())
     prog.estimated_time_s = float(dot_times.sum())
@@ -249,7 +268,7 @@ def _slice(prog: Program, surface: SurfaceQuery, a: int, b: int) -> Program:
                 "plunge_feed_mm_per_min": prog.plunge_feed_mm_per_min,
                 "travel_feed_mm_per_min": prog.travel_feed_mm_per_min}
     return build_program(prog.session, prog.ids[a:b], prog.skin[a:b], prog.normals[a:b], prog.depth_mm[a:b],
-                         prog.zone[a:b], prog.needle[a:b], prog.shade, surface, settings, prog.machine)
+                         prog.zone[a:b], prog.needle[a:b], prog.shades[a:b], surface, settings, prog.machine)
 
 
 def travel_path(prog: Program) -> np.ndarray:

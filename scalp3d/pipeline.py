@@ -53,13 +53,18 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None =
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def assign_dot_settings(dots, head, field, shades):
-    """Zone, depth and needle from the face vertex nearest each dot; shade from its session."""
+def assign_dot_settings(dots, head, field, shades, zone_shades=None):
+    """Zone, depth, needle and dot size from the face vertex nearest each dot; shade from its session, or from its
+    zone's ``shades`` when the plan sets them (``zone_shades``: zone name -> shade per session)."""
     corner = head.faces[dots.face_ids, np.argmax(dots.bary, axis=1)]
     dots.zone = field.zone[corner]
     dots.depth_mm = field.depth_mm[corner]
     dots.needle = field.needle[corner]
-    dots.shade = np.array([shades[s - 1] for s in dots.session], dtype=object)
+    if field.dot_size_mm is not None:
+        dots.dot_size_mm = field.dot_size_mm[corner]
+    zs = zone_shades or {}
+    table = [[zs.get(name, shades)[s] for s in range(len(shades))] for name in field.zone_names]
+    dots.shade = np.array([table[z][s - 1] for z, s in zip(dots.zone.tolist(), dots.session.tolist())], dtype=object)
     return dots
 
 
@@ -147,7 +152,8 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
                           sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
     if len(dots) == 0:
         raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
-    assign_dot_settings(dots, head, field, shades)
+    zone_shades = {z: zp["shades"] for z, zp in plan["zones"].items() if zp.get("shades")}
+    assign_dot_settings(dots, head, field, shades, zone_shades)
     with timer("quality"):
         quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
     plan_text = plan_to_toml(plan)
@@ -156,7 +162,8 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
     with timer("needle programs"):
         surface = SurfaceQuery(machine.head_in_machine_frame(head))
         programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
-                                 shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"])
+                                 shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"],
+                                 shades=dots.shade)
                     for k in range(1, n_sessions + 1)]
     with timer("export + verify"):
         verdicts = []

@@ -104,6 +104,8 @@ class Field:
     density_without_hair: np.ndarray | None = None
     #: figures of the design as built (e.g. the realised mid-frontal height along the skin), for the summary
     figures: dict = field(default_factory=dict)
+    #: (n,) float, healed dot diameter aimed at, mm (the needle's diameter unless a zone sets it)
+    dot_size_mm: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Dots:
     depth_mm: np.ndarray | None = None
     needle: np.ndarray | None = None
     shade: np.ndarray | None = None
+    dot_size_mm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -134,4 +137,4 @@ class Dots:
 
         return Dots(self.positions[mask], self.normals[mask], self.face_ids[mask], self.session[mask],
                     self.ids[mask], take(self.bary), take(self.zone), take(self.depth_mm), take(self.needle),
-                    take(self.shade))
+                    take(self.shade), take(self.dot_size_mm))

@@ -264,3 +264,29 @@ def test_design_heat_maps(sample, tmp_path):
     f.depth_mm = f.depth_mm[:10]
     with pytest.raises(InputError, match="field.depth_mm"):
         render_design(head, f, lm.frame(), tmp_path)
+
+
+def test_zone_shades_and_dot_sizes(sample):
+    from scalp3d.export import dots_csv_text
+    from scalp3d.pipeline import assign_dot_settings
+    from scalp3d.placement import place_dots
+
+    head, lm, g = sample
+    with pytest.raises(PlanError, match="zones.hairline.shades"):
+        load_plan(overrides={"zones": {"hairline": {"shades": ["light"]}}})
+    with pytest.raises(PlanError, match="dot_size_mm"):
+        load_plan(overrides={"zones": {"crown": {"dot_size_mm": 0.9}}})
+    plan = load_plan(overrides={"zones": {"hairline": {"shades": ["light", "light", "medium"], "dot_size_mm": 0.12}}})
+    f = build_field(head, lm, plan, geodesic=g)
+    dots = place_dots(head.vertices, head.faces, density_per_cm2=f.density_per_cm2 * 0.1, seed=0,
+                      vertex_normals=head.vertex_normals, sessions=plan["sessions"]["fractions"])
+    shades = plan["sessions"]["shades"]
+    assign_dot_settings(dots, head, f, shades, {"hairline": ["light", "light", "medium"]})
+    hl = dots.zone == ZONES.index("hairline")
+    assert hl.any() and (~hl).any()
+    assert set(dots.shade[hl & (dots.session == 3)]) == {"medium"}
+    assert set(dots.shade[~hl & (dots.session == 3)]) == {"dark"}
+    assert set(dots.shade[hl & (dots.session == 2)]) == {"light"}
+    assert np.all(dots.dot_size_mm[hl] == 0.12) and np.all(dots.dot_size_mm[~hl] == 0.20)  # 0603: 0.20 mm
+    rows = dots_csv_text(dots, f.zone_names, f.needle_names, shades).splitlines()
+    assert rows[0].endswith(",shade,dot_size_mm") and len(rows) == len(dots) + 1

@@ -181,3 +181,31 @@ def test_chunks_and_resume(cap, tmp_path):
     _check_written(rest, surface, tmp_path, "rest.ngc")
     with pytest.raises(SafetyError, match="is not in session"):
         resume_program(prog, surface, 10 ** 9)
+
+
+def test_cartridge_and_pigment_changes_pause(cap, tmp_path):
+    """Zones with their own needle or shade: each (needle, shade) block is toured once, with an M0 pause between."""
+    head, dots = cap
+    machine = Machine()
+    surface = SurfaceQuery(machine.head_in_machine_frame(head))
+    m = dots.session == 1
+    zone_names, needle_names = ("crown", "hairline"), ("0603-1RL", "0803-1RL")
+    d = dots.subset(m)
+    d.zone = (d.positions[:, 0] > np.median(d.positions[:, 0])).astype(np.int64)  # two halves
+    d.needle = d.zone.copy()
+    d.depth_mm = np.full(len(d), 0.6)
+    shades = np.where(d.positions[:, 1] > np.median(d.positions[:, 1]), "light", "medium").astype(object)
+    prog = plan_session(d, 1, surface, SETTINGS, zone_names, needle_names, "light", machine, shades=shades)
+    pairs = list(zip(prog.needle, prog.shades))
+    changes = sum(1 for a, b in zip(pairs, pairs[1:]) if a != b)
+    assert changes == 3  # four blocks, each toured in one go
+    text = _check_written(prog, surface, tmp_path)
+    assert text.count("M0\n") == 3 and text.count("(change: cartridge") == 3
+    assert "(load cartridge" in text
+    js = session_dict(prog, n_sessions=2, plan_sha="x")
+    assert [x["shade"] for x in js["dots"]] == prog.shades
+    # a split part keeps each dot's shade
+    from scalp3d.needle import split_program
+
+    parts = split_program(prog, surface, chunk_dots=len(prog) // 2 + 1)
+    assert sum((p.shades for p in parts), []) == prog.shades
