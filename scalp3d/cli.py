@@ -42,6 +42,14 @@ def build_parser():
     p.add_argument("--landmarks", dest="landmarks_path", metavar="L.json",
                    help="nasion, lpa, rpa (and optionally glabella, vertex, inion) in mm, scan axes")
     _add_common(p)
+    m = sub.add_parser("mesh", help="turn a raw scan into a clean head surface (mm, the scan's axes)")
+    m.add_argument("scan", help="scan file: mesh (PLY OBJ STL OFF GLB) or point cloud (PLY PCD XYZ PTS)")
+    m.add_argument("--out", required=True, metavar="HEAD.ply", help="the head surface to write (PLY)")
+    m.add_argument("--units", choices=["mm", "cm", "m", "in"], help="the scan's unit (detected when omitted)")
+    m.add_argument("--scale", type=float, help="millimetres per scan unit (overrides --units)")
+    m.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="landmarks for the neck cut")
+    m.add_argument("--edge-mm", type=float, default=None, help="target edge length of the remeshing (default 1.0)")
+    m.add_argument("--overwrite", action="store_true", help="replace HEAD.ply if it exists")
     s = sub.add_parser("sample", help="the dot placement engine alone, on any mesh in mm")
     s.add_argument("mesh", help="mesh file (PLY OBJ STL OFF GLB)")
     g = s.add_mutually_exclusive_group(required=True)
@@ -72,8 +80,7 @@ def _verify(args):
 
     from .errors import InputError
     from .proximity import SurfaceQuery
-    from .scan import load_scan
-    from .surface import make_head
+    from .surface import load_head
     from .verify import verify_program
 
     prog = Path(args.program)
@@ -87,7 +94,7 @@ def _verify(args):
     from .machine import load_machine
 
     machine = load_machine(args.machine)
-    head = make_head(load_scan(args.head, units="mm"))
+    head = load_head(args.head)
     rep = verify_program(prog, SurfaceQuery(machine.head_in_machine_frame(head)), session_json=js, machine=machine)
     print(rep.verdict())
     for v in rep.violations[:50]:
@@ -159,8 +166,7 @@ def _export(args):
     from .needle import build_program, resume_program
     from .pipeline import write_session_programs
     from .proximity import SurfaceQuery
-    from .scan import load_scan
-    from .surface import make_head
+    from .surface import load_head
 
     d = Path(args.plan_dir)
     js_path = d / f"session-{args.session}.json"
@@ -176,7 +182,7 @@ def _export(args):
         raise InputError(f"{js_path}: was planned for another machine registration than --machine "
                          f"{args.machine or 'generic-5axis'}; give the same profile")
     s = program_from_session(js, machine, str(js_path))
-    head = make_head(load_scan(d / "head.ply", units="mm"))
+    head = load_head(d / "head.ply")
     surface = SurfaceQuery(machine.head_in_machine_frame(head))
     nrm = s["normals"] / np.linalg.norm(s["normals"], axis=1, keepdims=True)
     prog = build_program(s["session"], s["ids"], s["skin"], nrm, s["depth"], s["zone"], s["needle"], s["shade"],
@@ -191,6 +197,38 @@ def _export(args):
                                        chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes):
         print(f"{out.name}/{line}")
     print(f"{len(prog):,} dots, estimated {prog.estimated_time_s / 60:.1f} min in all")
+    return 0
+
+
+def _mesh(args):
+    from pathlib import Path
+
+    from . import config
+    from .errors import InputError
+    from .export import write_head_ply
+    from .fileio import write_json
+    from .landmarks import load_landmarks
+    from .scan import load_scan
+    from .surface import make_head, report_lines
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".ply":
+        raise InputError(f"{out}: the head surface is written as PLY; name it HEAD.ply")
+    report_path = out.with_name(out.stem + "-report.json")
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} exists; pass --overwrite to replace it")
+    edge = config.REMESH_EDGE_MM if args.edge_mm is None else args.edge_mm
+    if not 0.2 <= edge <= 5.0:
+        raise InputError(f"--edge-mm {edge} is out of range; use 0.2 to 5 mm")
+    scan = load_scan(args.scan, units=args.units, scale=args.scale)
+    lm = load_landmarks(args.landmarks_path, scan.scale_to_mm) if args.landmarks_path else None
+    head = make_head(scan, edge_mm=edge, landmarks=lm)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_head_ply(head, out)
+    write_json(report_path, {"scan": Path(scan.path).name, "notes": head.notes, **head.report})
+    for line in report_lines(head):
+        print(line)
+    print(f"wrote {out} and {report_path.name}")
     return 0
 
 
@@ -211,6 +249,8 @@ def main(argv=None):
             return _sample(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "mesh":
+            return _mesh(args)
         from .pipeline import run
 
         if args.command == "demo":

@@ -18,8 +18,28 @@ SURFACE_MAX_EDGE_MM = 2.0
 #: Loop subdivisions applied to the embedded sample head (2,033 vertices -> about 130k; mean edge about 1.2 mm)
 SAMPLE_HEAD_SUBDIVISIONS = 3
 #: Poisson reconstruction depth for point clouds and the quantile of low-support vertices trimmed
-POISSON_DEPTH = 9
+POISSON_DEPTH_RANGE = (7, 10)         # octree depth chosen so the finest cell is about the point spacing
 POISSON_TRIM_QUANTILE = 0.02
+#: point clouds: thinned to this spacing before meshing (0.2 mm noise averages out; Poisson stays fast), outliers
+#: are points whose mean distance to their OUTLIER_NEIGHBOURS nearest is over OUTLIER_STD_RATIO std above the mean
+CLOUD_SPACING_MM = 1.2
+OUTLIER_NEIGHBOURS = 20
+OUTLIER_STD_RATIO = 2.5
+#: normals are oriented consistently on a coarse copy (this spacing) and carried to every point
+ORIENT_SPACING_MM = 4.0
+#: a reconstructed vertex farther than this many point spacings from every scanned point is not measured
+SUPPORT_SPACINGS = 3.0
+#: holes up to this area are filled smoothly and marked "filled"; larger gaps are left open and reported
+HOLE_MAX_AREA_CM2 = 80.0
+#: isotropic remeshing: target edge (mm), iterations; scans denser than DECIMATE_ABOVE_FACES are decimated first
+REMESH_EDGE_MM = 1.0
+REMESH_ITERATIONS = 3
+DECIMATE_ABOVE_FACES = 1_500_000
+#: the neck cut: the narrowest horizontal section between these heights below the tragi (head frame, mm)
+NECK_SEARCH_MM = (40.0, 220.0)
+NECK_MARGIN_MM = 10.0                 # the cut is this far below the narrowest section
+#: input points used for the deviation figures of the report
+DEVIATION_SAMPLES = 200_000
 #: a scan with fewer points than this cannot hold a head
 MIN_SCAN_POINTS = 100
 

@@ -634,6 +634,14 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
         edge = float(np.linalg.norm(head.vertices[f[:, 0]] - head.vertices[f[:, 1]], axis=1).max())
         near = np.linalg.norm(head.vertices - centre, axis=1) <= r["radius_mm"] + edge
         density[near | (g.distance([int(idx)]) <= r["radius_mm"])] = 0.0
+    filled = getattr(head, "filled", None)
+    if filled is not None and filled.any():
+        # a filled hole was never measured: the needle's depth there would be a guess, so no dot goes there
+        treated = (density[f] > 0).all(axis=1) & filled[f].any(axis=1)
+        t = head.vertices[f[treated]]
+        area = 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1).sum()
+        figures["unmeasured_treated_cm2"] = round(float(area / 100.0), 2)
+        density[filled] = 0.0
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
                  needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
                  figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names))

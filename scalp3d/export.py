@@ -225,4 +225,9 @@ def write_head_ply(head, path) -> None:
     from .fileio import write_bytes
 
     mesh = trimesh.Trimesh(vertices=head.vertices, faces=head.faces, process=False)
-    write_bytes(path, trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False))
+    if getattr(head, "colors", None) is not None:
+        mesh.visual.vertex_colors = np.column_stack([head.colors, np.full(len(head.colors), 255, np.uint8)])
+    attrs = getattr(head, "filled", None) is not None and bool(np.any(head.filled))
+    if attrs:
+        mesh.vertex_attributes["filled"] = np.asarray(head.filled, dtype=np.uint8)
+    write_bytes(path, trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=attrs))

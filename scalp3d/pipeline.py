@@ -116,7 +116,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
     from .proximity import SurfaceQuery
     from .quality import placement_quality
     from .scan import load_scan
-    from .surface import make_head
+    from .surface import make_head, report_lines
 
     timer = timer or Timer()
     out_dir = Path(out_dir)
@@ -140,7 +140,9 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
     log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
     if not sample:
         with timer("surface"):
-            head = make_head(scan)
+            head = make_head(scan, landmarks=given_lm)
+        for line in report_lines(head):
+            log("  surface: " + line)
     with timer("landmarks"):
         lm = resolve_landmarks(head, given_lm, lm_source if given_lm else "file")
     with timer("design"):
@@ -182,7 +184,9 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         "scalp3d": __version__,
         "scan": Path(scan.path).name,
         "units": scan.units_reason,
-        "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes},
+        "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
+                 "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
+                 "surface_report": head.report},
         "landmarks": lm.sources,
         "machine": machine.summary(),
         "seed": plan["seed"],
@@ -211,7 +215,11 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             from .viewers.preview import render_design
 
             images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
-            extra = {"existing hair cover, 0-1": field.hair} if field.hair is not None else None
+            extra = {}
+            if field.hair is not None:
+                extra["existing hair cover, 0-1"] = field.hair
+            if head.filled is not None and head.filled.any():
+                extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
             images.append(render_design(head, field, lm.frame(), out_dir, credit=credit, extra=extra))
     for line in summary_table(summary, out_dir, images):
         log(line)
@@ -245,6 +253,9 @@ def summary_table(s: dict, out_dir, images=()) -> list:
     if d.get("mid_frontal_above_glabella_mm") is not None:
         L.append(f"  design: mode {d['mode']}, hairline {d['mid_frontal_above_glabella_mm']:.0f} mm above the glabella "
                  "along the skin")
+    if d.get("unmeasured_treated_cm2"):
+        L.append(f"  WARNING: {d['unmeasured_treated_cm2']:.1f} cm2 of the treated area was a hole in the scan (filled, "
+                 "not measured): no dots there; rescan that part to treat it")
     if "existing_hair" in d:
         h = d["existing_hair"]
         L.append(f"  existing hair (from the scan's colour): {h['area_with_hair_cm2']:.1f} cm2 covered, "

@@ -39,6 +39,10 @@ class Head:
     notes: list = field(default_factory=list)
     #: (n,3) uint8 per-vertex colour from the scan, or None
     colors: np.ndarray | None = None
+    #: (n,) bool, vertices of holes filled by scalp3d (not measured), or None
+    filled: np.ndarray | None = None
+    #: how the surface was made: units, counts, holes, deviation from the input, time per step
+    report: dict = field(default_factory=dict)
 
     @property
     def n_vertices(self) -> int:

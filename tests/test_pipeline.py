@@ -134,6 +134,9 @@ def test_other_seed_other_dots(tmp_path):
 def test_real_head_with_scale(lee_path, tmp_path):
     summary = run(tmp_path / "lee", scan_path=lee_path, scale=LEE_SCALE_MM, render=False, log=lambda *a: None)
     assert summary["dots_total"] > 20_000
+    for name, z in summary["zones"].items():  # the realised density per zone matches the plan on a real head too
+        if z["area_cm2"] > 20:
+            assert abs(z["realised_per_cm2"] / z["planned_per_cm2"] - 1) < 0.05, (name, z)
     lm = json.loads((tmp_path / "lee" / "landmarks.json").read_text())
     # the scan is Y up, face towards +Z: nasion in front of and above the tragi
     mid = (np.array(lm["lpa"]) + np.array(lm["rpa"])) / 2
