@@ -77,7 +77,7 @@ def test_point_cloud_is_meshed(sample_mesh, tmp_path):
 @pytest.mark.parametrize("content,match", [
     (b"", "empty"),
     (b"ply\nformat ascii 1.0\nelement vertex 1000\nproperty float x\nend_header\n1 2\n", "cannot be read|points"),
-    (b"\x00\x01garbage" * 50, "cannot be read|points|no mesh"),
+    (b"\x00\x01garbage" * 50, "cannot be read|points|no mesh|is not a PLY file"),
 ])
 def test_bad_files_get_one_line_errors(tmp_path, content, match):
     p = tmp_path / "bad.ply"
