@@ -831,9 +831,16 @@ def head_width(vertices: np.ndarray) -> float:
     The head is oriented by :func:`scalp3d.landmarks.estimate_axes`; the width is the left-right extent of the part of
     the head within 0.45 of its front-back length below the top (above the ears, below the widest point of the skull).
     """
+    from .errors import GeometryError
     from .landmarks import estimate_axes
 
-    axes = estimate_axes(vertices)
+    try:
+        axes = estimate_axes(vertices)
+    except GeometryError:
+        # no face to orient by (a scalp-only scan, a test shape): the middle principal extent is the width
+        c = vertices - vertices.mean(axis=0)
+        _, _, vt = np.linalg.svd(c[:: max(1, len(c) // 20000)], full_matrices=False)
+        return float(np.sort(np.ptp(c @ vt.T, axis=0))[1])
     right, fwd, up = axes
     h = vertices @ up
     top = h.max()
