@@ -132,6 +132,10 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
         _, near = cKDTree(scan.vertices).query(v, workers=-1)
         colors = np.ascontiguousarray(scan.colors[near, :3], dtype=np.uint8)
     with step("deviation"):
+        cut = report.pop("_cut", None)
+        if cut is not None:  # input points below the neck cut were cut away on purpose
+            origin, up, height = cut
+            reference = reference[(np.asarray(reference) - origin) @ up > height]
         report["deviation_mm"] = _deviation(v, f, reference, filled)
     report["vertices_out"] = int(len(v))
     report["faces_out"] = int(len(f))
@@ -407,6 +411,7 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
     cut = z_best - config.NECK_MARGIN_MM
     keep_f = (z[f] > cut).all(axis=1)
     report["neck_cut_mm"] = round(float(-cut), 1)
+    report["_cut"] = (origin, R[2], cut)
     report["neck_width_mm"] = round(float(best), 1)
     notes.append(f"cut below the neck, {-cut:.0f} mm below the tragi (shoulders and anything lower removed)")
     # the cut's border: vertices of kept faces that had a neighbour below the cut

@@ -95,3 +95,54 @@ def test_large_gap_is_left_open_and_reported():
 
     text = "\n".join(report_lines(head))
     assert "holes left open" in text and "holes filled (marked, not measured): 1" in text
+
+
+def test_dense_mesh_is_decimated(monkeypatch):
+    v, f = ellipsoid(6)  # 81,920 faces
+    monkeypatch.setattr(config, "DECIMATE_ABOVE_FACES", 40_000)
+    head = make_head(Scan("dense.ply", v, f), crop=False, remesh=False)
+    assert len(head.faces) <= 20_000 and any("decimated" in n for n in head.notes)
+    assert np.abs(ellipsoid_distance(head.vertices)).max() < 0.3  # the shape is kept
+
+
+def test_coloured_cloud_keeps_its_colours_and_deviation_is_reported():
+    v, f = ellipsoid(6)
+    rng = np.random.default_rng(0)
+    pts = trimesh.Trimesh(v, f).sample(60_000, seed=0) + rng.normal(0, 0.2, (60_000, 3))
+    colors = np.where(pts[:, 2:3] > 0, [[60, 40, 30]], [[230, 190, 170]]).astype(np.uint8)
+    head = make_head(Scan("cloud.ply", pts, None, colors=colors), crop=False)
+    top = head.vertices[:, 2] > 20
+    bottom = head.vertices[:, 2] < -20
+    assert np.all(head.colors[top] == [60, 40, 30]) and np.all(head.colors[bottom] == [230, 190, 170])
+    d = head.report["deviation_mm"]
+    assert d["p95"] < 0.5 and d["points"] > 10_000
+    assert np.percentile(np.abs(ellipsoid_distance(head.vertices)), 95) < 0.3
+    assert set(head.report["steps_s"]) >= {"outliers", "normals", "poisson", "remesh", "deviation"}
+
+
+def test_mesh_command(tmp_path):
+    v, f = ellipsoid(5)
+    v, f = with_hole(v, f, np.array([0.0, 0.0, AXES[2]]), 15.0)
+    scan = tmp_path / "scan.ply"
+    scan.write_bytes(trimesh.exchange.ply.export_ply(trimesh.Trimesh(v / 10.0, f, process=False)))  # in cm
+    out = tmp_path / "out" / "head.ply"
+    cmd = [sys.executable, "-m", "scalp3d.cli", "mesh", str(scan), "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "units:" in res.stdout and "holes filled (marked, not measured): 1" in res.stdout
+    report = json.loads((tmp_path / "out" / "head-report.json").read_text())
+    assert report["units"].startswith("detected: cm") or "cm" in report["units"]
+    head = load_head(out)
+    assert np.ptp(head.vertices[:, 2]) == pytest.approx(2 * AXES[2], abs=2.0)  # written in mm
+    assert head.filled is not None and head.filled.sum() == report["filled_vertices"] > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "\n" not in again.stderr.strip()
+    bad = subprocess.run(cmd[:-1] + [str(tmp_path / "head.obj")], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "PLY" in bad.stderr
+
+
+def test_same_scan_same_surface():
+    v, f = ellipsoid(4)
+    a = make_head(Scan("a.ply", v, f), crop=False)
+    b = make_head(Scan("a.ply", v, f), crop=False)
+    assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces)
