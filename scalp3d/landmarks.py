@@ -3,16 +3,30 @@
 Landmarks come from a file (JSON, mm, scan axes), from the sample head's fiducials, or are estimated with the heuristic
 below. The head frame has its origin midway between LPA and RPA, x towards RPA, y towards the nasion, z up.
 
-Estimation heuristic (scale-free orientation, then millimetre rules; a later design stage refines it):
+Estimation (any pose and position; the orientation is scale-free, the landmark rules are in millimetres):
 
-1. The left-right axis is the normal of the best mirror plane: among the coordinate axes and the principal axes,
-   the one whose reflection through the centre maps the surface best onto itself.
-2. In the mirror plane, the forward direction is the sharpest extreme (the nose tip: the least surface near it);
-   up is the perpendicular along which the midline profile recedes slowly from the nose tip (the nasal dorsum),
-   not fast (the underside of the nose).
-3. Nasion: on the midline profile, the first dip above the nose tip. Glabella: 12 mm higher along the profile.
-   LPA and RPA: the most lateral skin points 8 mm below the nasion and 0.6 head-lengths behind it.
-   Vertex: the highest point; inion: the rearmost midline point at the height of the preauricular points.
+1. The points are made even over the surface (area-weighted samples of a mesh, or a voxel grid of a point set).
+2. The left-right axis is the normal of the best mirror plane: a coarse search over about 200 candidate normals
+   (the principal axes and a Fibonacci hemisphere) scored by the nearest-neighbour distance between the mirrored
+   points and the surface, then mirrored-point ICP on the best few.
+3. In the mirror plane, the nose tip is the extreme point whose cap (the surface within a small depth of it) is the
+   narrowest; a first forward is the middle of the directions for which the tip stays the extreme point; the first
+   sense of up is the side along which the midline profile recedes slowly from the tip (the nasal dorsum), not fast
+   (the columella).
+4. Nasion: the deepest point of the midline profile under its convex hull between the nose tip and the forehead
+   (tilt-free). The pitch then comes from the nasal dorsum (tip to nasion, two well-defined points): up is the
+   dorsum tilted back by ``DORSUM_TILT_DEG``; tip, nasion and frame are iterated to a fixed point, so the frame
+   does not depend on the pose.
+5. LPA and RPA: their midpoint is predicted at fixed fractions of the head length at the nasion's height
+   (``EAR_BEHIND_NASION``, ``EAR_BELOW_NASION``, fsaverage proportions) and the skin is found laterally there. When
+   the scan has ears (a pinna that stands out of a smooth quadratic fit of the side of the head), the point moves to
+   the skin just in front of the tragus: at ``TRAGUS_HEIGHT_FRACTION`` of the pinna's height, ``TRAGUS_WIDTH_MM``
+   in front of the concha (the hollow behind the tragus).
+6. Glabella: the most prominent midline point 5-25 mm above the nasion. Vertex: the highest point. Inion: the
+   rearmost midline point at the height of the preauricular points.
+
+A scan that is too incomplete for a step (no face, no sides, only a dome or a patch) raises a GeometryError that asks
+for a landmarks file.
 """
 from __future__ import annotations
 
@@ -25,6 +39,44 @@ from .types import Head, Landmarks
 
 LANDMARK_KEYS = ("nasion", "glabella", "lpa", "rpa", "vertex", "inion")
 
+#: even points used to orient a head (scale-free steps), and to place the landmarks (mm steps)
+ORIENT_POINTS = 12_000
+LANDMARK_POINTS = 40_000
+#: mirror plane search: candidate normals on a hemisphere, probe points, ICP iterations, share of pairs kept
+MIRROR_CANDIDATES = 200
+MIRROR_PROBE_POINTS = 1_500
+MIRROR_ICP_ITERATIONS = 12
+MIRROR_KEEP_FRACTION = 0.7
+#: scale-free lengths, as fractions of the rms radius of the points about their centre
+MIDLINE_BAND_FRAC = 0.03        # half width of the midline band
+NOSE_CAP_DEPTH_FRAC = 0.05      # depth of the cap whose width tells a nose tip from a skull
+NOSE_CAP_MAX_WIDTH_FRAC = 0.45  # a nose tip's cap is narrower than this (a dome's is about 0.6-0.9)
+DORSUM_STEP_FRAC = (0.08, 0.12, 0.16)  # heights above/below the tip where the profile's recession is compared
+DORSUM_VOTE_TILTS_DEG = (-20.0, -10.0, 0.0, 10.0, 20.0)
+CRANIUM_HEIGHTS_FRAC = (0.3, 0.45)     # section heights above and below the nose tip (fractions of the rms radius)
+CRANIUM_RATIO = 1.1                    # sections above at least this much larger (or smaller): up is decided
+#: the nasal dorsum (nose tip to nasion) leans forward from the vertical by about this much
+DORSUM_TILT_DEG = 30.0
+#: the preauricular points' midpoint relative to the nasion, in head lengths (nasion to the back of the skull at the
+#: nasion's height): behind and below it (fsaverage proportions; a scan with ears is refined on its ears; on the Lee
+#: Perry-Smith head the ears are at 0.42 and 0.13)
+EAR_BEHIND_NASION = 0.52
+EAR_BELOW_NASION = 0.12
+#: ear search around the prediction (mm), the protrusion (mm) out of a smooth side fit that marks a pinna, and the
+#: least pinna area (mm2) that counts as an ear
+EAR_SEARCH_HALF_MM = 45.0
+PINNA_PROTRUSION_MM = 6.0
+CONCHA_DEPTH_MM = 4.0
+TRAGUS_SEARCH_MM = 20.0
+PINNA_MIN_AREA_MM2 = 300.0
+#: the tragus sits at this fraction of the pinna's height, from its lowest point (the ear canal is in the lower half)
+TRAGUS_HEIGHT_FRACTION = 0.45
+#: the preauricular point lies this far in front of the front edge of the concha (the tragus's thickness)
+TRAGUS_WIDTH_MM = 3.0
+GLABELLA_SEARCH_MM = (5.0, 25.0)
+
+_INCOMPLETE = "give the landmarks with --landmarks L.json"
+
 
 def _subsample(points, n, seed=0):
     if len(points) <= n:
@@ -33,57 +85,279 @@ def _subsample(points, n, seed=0):
     return points[np.sort(idx)]
 
 
-def estimate_axes(points):
-    """(right, forward, up) unit vectors of a head in any unit, from its surface points (n,3)."""
+def _even_points(points, n):
+    """About ``n`` points spread evenly over a point set (n,3): one mean point per cell of a voxel grid."""
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) <= n:
+        return pts
+    lo = pts.min(axis=0)
+    cell = np.linalg.norm(np.ptp(pts, axis=0)) / np.sqrt(n)
+    for _ in range(6):
+        key = np.floor((pts - lo) / cell).astype(np.int64)
+        key = (key[:, 0] * 1_000_003 + key[:, 1]) * 1_000_033 + key[:, 2]
+        uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+        if 0.7 * n <= len(uniq) <= 1.4 * n:
+            break
+        cell *= np.sqrt(len(uniq) / n)
+    out = np.zeros((len(uniq), 3))
+    np.add.at(out, inv, pts)
+    return out / counts[:, None]
+
+
+def _surface_samples(vertices, faces, n, seed=0):
+    """(points (n,3), mm2 per point): area-weighted samples of a triangle mesh, seeded."""
+    tri = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    total = area.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise GeometryError("the head mesh has no area; " + _INCOMPLETE)
+    rng = np.random.default_rng(seed)
+    k = rng.choice(len(faces), n, p=area / total)
+    r1, r2 = rng.random(n), rng.random(n)
+    s = np.sqrt(r1)
+    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    return np.einsum("ij,ijk->ik", w, tri[k]), total / n
+
+
+def _fibonacci_hemisphere(n):
+    i = np.arange(n) + 0.5
+    z = i / n
+    phi = i * np.pi * (3.0 - np.sqrt(5.0))
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def _mirror(points, normal, offset):
+    return points - 2.0 * ((points @ normal) - offset)[:, None] * normal
+
+
+def _mirror_plane(pts):
+    """(unit normal (3,), offset, trimmed mean mirror error) of the best mirror plane of even points (n,3)."""
     from scipy.spatial import cKDTree
 
-    pts = _subsample(np.asarray(points, dtype=np.float64), 20000)
     centre = pts.mean(axis=0)
-    size = np.linalg.norm(np.ptp(pts, axis=0))
     _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
-    candidates = [np.eye(3)[k] for k in range(3)] + [vt[k] for k in range(3)]
+    cands = np.vstack([vt, _fibonacci_hemisphere(MIRROR_CANDIDATES)])
     tree = cKDTree(pts)
-    probe = _subsample(pts, 4000, seed=1)
+    probe = _subsample(pts, MIRROR_PROBE_POINTS, seed=1)
+    scores = np.array([np.median(tree.query(_mirror(probe, c, centre @ c))[0]) for c in cands])
+    picked = []
+    for k in np.argsort(scores):
+        if all(abs(cands[k] @ cands[j]) < np.cos(np.radians(20.0)) for j in picked):
+            picked.append(k)
+        if len(picked) == 4:
+            break
     best = None
-    for axis in candidates:
-        off = np.median(probe @ axis)
-        mirrored = probe - 2.0 * ((probe @ axis) - off)[:, None] * axis
-        err = tree.query(mirrored)[0].mean() / size
-        if best is None or err < best[0] - 1e-9:
-            best = (err, axis)
-    right = best[1] / np.linalg.norm(best[1])
-    # two in-plane directions: coordinate axes when the mirror normal is one, else principal axes
-    basis = [c - right * (c @ right) for c in candidates]
-    basis = sorted(basis, key=lambda c: -np.linalg.norm(c))
-    a = basis[0] / np.linalg.norm(basis[0])
-    b = np.cross(right, a)
-    extent = np.ptp(pts @ a) + np.ptp(pts @ b)
+    for k in picked:
+        n, d = cands[k], centre @ cands[k]
+        for _ in range(MIRROR_ICP_ITERATIONS):
+            m = _mirror(probe, n, d)
+            dist, idx = tree.query(m)
+            keep = dist <= np.quantile(dist, MIRROR_KEEP_FRACTION)
+            src, dst = m[keep], pts[idx[keep]]
+            cs, cd = src.mean(axis=0), dst.mean(axis=0)
+            u, _, wt = np.linalg.svd((src - cs).T @ (dst - cd))
+            rot = (u @ wt).T
+            if np.linalg.det(rot) < 0:
+                u[:, -1] *= -1
+                rot = (u @ wt).T
+            t = cd - rot @ cs
+            a = rot @ (np.eye(3) - 2.0 * np.outer(n, n))
+            b = rot @ (2.0 * d * n) + t
+            evals, evecs = np.linalg.eigh(0.5 * (a + a.T))
+            n_new = evecs[:, 0] * (1.0 if evecs[:, 0] @ n >= 0 else -1.0)
+            d_new = 0.5 * (n_new @ b)
+            done = np.linalg.norm(n_new - n) < 1e-5
+            n, d = n_new, d_new
+            if done:
+                break
+        dist = np.sort(tree.query(_mirror(probe, n, d))[0])
+        err = dist[: int(MIRROR_KEEP_FRACTION * len(dist))].mean()
+        if best is None or err < best[2]:
+            best = (n, d, err)
+    return best
 
-    def extreme_width(d, depth_frac):
-        h = pts @ d
-        sel = h >= h.max() - depth_frac * extent
-        return np.ptp(pts[sel] @ right) if sel.sum() > 1 else 0.0
 
-    dirs = [a, -a, b, -b]
-    sharp = [extreme_width(d, 0.01) for d in dirs]
-    k_fwd = int(np.argmin(sharp))
-    fwd = dirs[k_fwd]
-    ups = [d for d in dirs if abs(d @ fwd) < 0.5]
-    # up: from the nose tip, the midline profile recedes slowly upwards (the nasal dorsum) and fast downwards
-    # (the underside of the nose, towards the lip)
-    x = pts @ right
-    x0 = np.median(x)
-    mid = pts[np.abs(x - x0) < 0.012 * extent]
-    f_mid = mid @ fwd
-    tip = mid[np.argmax(f_mid)]
-    recede = []
-    for d in ups:
-        h = (mid - tip) @ d
-        sel = np.abs(h - 0.02 * extent) < 0.006 * extent
-        recede.append(f_mid.max() - f_mid[sel].max() if sel.any() else np.inf)
-    up = ups[int(np.argmin(recede))]
+def _head_frame(pts):
+    """Orientation of a head from even surface points (n,3) in any unit.
+
+    Returns a dict: 'right', 'fwd', 'up' unit vectors (3,) (up is the nasal dorsum tilted back by
+    ``DORSUM_TILT_DEG``), 'normal', 'offset' (mirror plane: points p with p @ normal == offset), 'tip', 'nasion' (3,)
+    points and 'scale' (rms radius of the points, scan units).
+    Raises GeometryError when no face (nose and nasion) is found.
+    """
+    pts = np.asarray(pts, dtype=np.float64)
+    if len(pts) < 200:
+        raise GeometryError(f"the scan has only {len(pts)} usable points, too few to find the face; " + _INCOMPLETE)
+    centre = pts.mean(axis=0)
+    scale = np.sqrt(((pts - centre) ** 2).sum(axis=1).mean())
+    n, d, _ = _mirror_plane(pts)
+    x = pts @ n - d
+    # the midline band: thin, but wide enough to hold the profile of a sparse scan
+    from scipy.spatial import cKDTree
+
+    probe = _subsample(pts, 2000, seed=2)
+    spacing = np.median(cKDTree(pts).query(probe, k=2)[0][:, 1])
+    half = max(MIDLINE_BAND_FRAC * scale, 1.0 * spacing)
+    band = np.abs(x) < half
+    # in-plane basis
+    a = np.cross(n, [1.0, 0, 0] if abs(n[0]) < 0.9 else [0, 1.0, 0])
+    a /= np.linalg.norm(a)
+    b = np.cross(n, a)
+    # 3. the nose tip: the narrowest cap among the extreme points in the mirror plane
+    thetas = np.radians(np.arange(0.0, 360.0, 1.0))
+    dirs = np.cos(thetas)[:, None] * a + np.sin(thetas)[:, None] * b
+    h = pts @ dirs.T
+    ext = np.argmax(h, axis=0)
+    widths = np.full(len(thetas), np.inf)
+    for k in range(len(thetas)):
+        if abs(x[ext[k]]) > 2 * half:
+            continue
+        cap = h[:, k] >= h[ext[k], k] - NOSE_CAP_DEPTH_FRAC * scale
+        widths[k] = np.ptp(x[cap])
+    k_tip = int(np.argmin(widths))
+    if not np.isfinite(widths[k_tip]) or widths[k_tip] > NOSE_CAP_MAX_WIDTH_FRAC * scale:
+        raise GeometryError("no nose was found on the scan (the face may be missing or the scan may be only part of "
+                            "a head), so the head cannot be oriented; " + _INCOMPLETE)
+    tip = pts[ext[k_tip]]
+    same = np.linalg.norm(pts[ext] - tip, axis=1) < 0.02 * scale
+    fwd = dirs[same].sum(axis=0)
+    fwd -= n * (fwd @ n)
+    fwd /= np.linalg.norm(fwd)
+    # up: the nasal dorsum recedes slowly, the columella fast
+    mid = pts[band]
+    wide = pts[np.abs(x) < 2 * half]
+    side_up = np.cross(n, fwd)
+    # vote over forward directions around the first one (it is only good to about 10 degrees)
+    votes = 0
+    for tilt in np.radians(DORSUM_VOTE_TILTS_DEG):
+        f_t = np.cos(tilt) * fwd + np.sin(tilt) * side_up
+        u_t = np.cross(n, f_t)
+        votes += 1 if _recession(wide, tip, f_t, u_t, scale) <= _recession(wide, tip, f_t, -u_t, scale) else -1
+    first = 0 if votes > 0 else 1
+    # the cranium is above the nose: sections of the head a little above the tip are much larger than those as far
+    # below it (mouth, chin, neck); when that is clear, it decides the sense of up over the dorsum vote
+    cranium = _section_ratio(pts, tip, fwd, side_up, n, scale)
+    if cranium > CRANIUM_RATIO or cranium < 1.0 / CRANIUM_RATIO:
+        first = 0 if cranium > 1.0 else 1
+    # 4. nasion: the deepest point of the profile under its hull, between the tip and the forehead; then the pitch
+    # from the nasal dorsum (tip to nasion, two well-defined points), iterated to a fixed point, in the sense the
+    # dorsum test chose (the other sense is a fallback when no nasion is found that way)
+    tries = []
+    for sense in ((+1.0, -1.0) if first == 0 else (-1.0, +1.0)):
+        try:
+            tries.append(_dorsum_frame(mid, tip, fwd, sense * side_up, n, scale))
+        except GeometryError as exc:
+            error = exc
+    if not tries:
+        raise error
+    tip_f, nasion, fwd, up = tries[0]
     right = np.cross(fwd, up)
-    return right / np.linalg.norm(right), fwd, up
+    return {"right": right / np.linalg.norm(right), "fwd": fwd, "up": up, "normal": n, "offset": d,
+            "tip": tip_f, "nasion": nasion, "scale": scale}
+
+
+def _section_ratio(pts, tip, fwd, up, n, scale):
+    """Size of the head's sections (left-right extent times front-back extent) at CRANIUM_HEIGHTS_FRAC of the scale
+    above the nose tip, over the same below it."""
+    rel = pts - tip
+    hh, ff, xx = rel @ up, rel @ fwd, rel @ n
+    size = {1.0: 0.0, -1.0: 0.0}
+    for sense in (1.0, -1.0):
+        for frac in CRANIUM_HEIGHTS_FRAC:
+            sel = np.abs(hh - sense * frac * scale) < 0.03 * scale
+            if sel.sum() >= 10:
+                size[sense] += np.ptp(xx[sel]) * np.ptp(ff[sel])
+    return size[1.0] / max(size[-1.0], 1e-12)
+
+
+def _recession(wide, tip, fwd, up, scale):
+    """How far the midline profile recedes from the tip at a few heights along ``up`` (summed, scan units)."""
+    rel = wide - tip
+    hh, ff = rel @ up, rel @ fwd
+    total = 0.0
+    for step in DORSUM_STEP_FRAC:
+        sel = np.abs(hh - step * scale) < 0.03 * scale
+        total += -ff[sel].max() if sel.any() else scale
+    return total
+
+
+def _dorsum_frame(mid, tip, fwd, up, n, scale):
+    """(tip, nasion, fwd, up): the nose frame iterated to a fixed point, up = the dorsum tilted by DORSUM_TILT_DEG.
+    """
+    c, s_ = np.cos(np.radians(DORSUM_TILT_DEG)), np.sin(np.radians(DORSUM_TILT_DEG))
+    for _ in range(3):
+        nasion = _nasion_on_profile(mid, tip, fwd, up, scale)
+        dors = nasion - tip
+        dors -= n * (dors @ n)
+        dors /= np.linalg.norm(dors)
+        back = np.cross(n, dors)
+        if back @ fwd > 0:
+            back = -back
+        up = c * dors - s_ * back
+        fwd = np.cross(up, n) * (1.0 if np.cross(up, n) @ fwd > 0 else -1.0)
+        near = np.linalg.norm(mid - tip, axis=1) < 0.15 * scale
+        tip = _cap_centre(mid[near], fwd, 0.02 * scale)
+    return tip, nasion, fwd, up
+
+
+def _cap_centre(points, direction, depth):
+    """Centre (3,) of the points within ``depth`` of the extreme of ``points`` (n,3) along ``direction``."""
+    h = points @ direction
+    return points[h >= h.max() - depth].mean(axis=0)
+
+
+def _nasion_on_profile(mid, tip, fwd, up, scale):
+    """The nasion (3,): the deepest point of the midline profile under its upper hull above the nose tip."""
+    hh = (mid - tip) @ up
+    ff = (mid - tip) @ fwd
+    step = 0.015 * scale
+    heights = np.arange(0.0, 0.9 * scale, step)
+    front_side = ff > -0.3 * scale
+    front = np.full(len(heights), np.nan)
+    which = np.full(len(heights), -1)
+    for k, z in enumerate(heights):
+        sel = np.flatnonzero((np.abs(hh - z) < 0.75 * step) & front_side)
+        if len(sel):
+            j = sel[np.argmax(ff[sel])]
+            front[k], which[k] = ff[j], j
+    ok = np.isfinite(front)
+    if ok.sum() < 15 or not ok[: len(ok) // 2].any() or not ok[len(ok) // 2:].any():
+        raise GeometryError("the face above the nose is missing from the scan, so the nasion cannot be estimated; "
+                            + _INCOMPLETE)
+    z, f, j = heights[ok], front[ok], which[ok]
+    # upper hull of (z, f) seen from the front: depth of each profile point under it
+    hull = []
+    for p in zip(z, f):
+        while len(hull) >= 2:
+            (z1, f1), (z2, f2) = hull[-2], hull[-1]
+            if (z2 - z1) * (p[1] - f1) - (f2 - f1) * (p[0] - z1) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    hz, hf = np.array(hull).T
+    depth = np.interp(z, hz, hf) - f
+    depth[z < 0.05 * scale] = 0.0
+    k = int(np.argmax(depth))
+    if depth[k] < 0.01 * scale:
+        raise GeometryError("no nasion (the hollow between forehead and nose) was found on the scan; " + _INCOMPLETE)
+    return mid[j[k]]
+
+
+def estimate_axes(points):
+    """(right, forward, up) unit vectors of a head in any unit, any pose, from its surface points (n,3).
+
+    The orientation is scale-free (see the module's steps 1-4); up is the nasal dorsum tilted back by
+    ``DORSUM_TILT_DEG`` (within about 10 degrees of the scanner's up on fsaverage and Lee), right = forward x up.
+
+    Examples
+    --------
+    >>> right, fwd, up = estimate_axes(head.vertices)  # doctest: +SKIP
+    """
+    fr = _head_frame(_even_points(points, ORIENT_POINTS))
+    return fr["right"], fr["fwd"], fr["up"]
 
 
 def _midline_profile(vertices, origin, R, band_mm=3.0):
@@ -93,75 +367,135 @@ def _midline_profile(vertices, origin, R, band_mm=3.0):
     return local[sel]
 
 
+def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
+    """The preauricular point (3,) on one side (+1 right, -1 left) near the predicted midpoint ``centre_l``.
+
+    ``R`` rows are (right, fwd, up); ``centre_l`` is the predicted ear midpoint in those axes relative to ``nasion``.
+    """
+    local = (pts - nasion) @ R.T
+    lat = side * local[:, 0]
+    win = ((np.abs(local[:, 1] - centre_l[1]) < EAR_SEARCH_HALF_MM)
+           & (np.abs(local[:, 2] - centre_l[2]) < EAR_SEARCH_HALF_MM) & (lat > 20.0))
+    if win.sum() < 50:
+        raise GeometryError(f"the {'right' if side > 0 else 'left'} side of the head is missing from the scan, so "
+                            "the preauricular point cannot be estimated; " + _INCOMPLETE)
+    p = local[win]
+    q = lat[win]
+    # outermost skin per location: the smooth fit of the side is made on the outer layer only
+    f, u = p[:, 1] - centre_l[1], p[:, 2] - centre_l[2]
+    design = np.stack([np.ones_like(f), f, u, f * f, f * u, u * u], axis=1)
+    keep = np.ones(len(q), dtype=bool)
+    for _ in range(6):
+        coef, *_ = np.linalg.lstsq(design[keep], q[keep], rcond=None)
+        res = q - design @ coef
+        spread = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
+        keep = np.abs(res) < max(2.5 * spread, 2.0)
+    res = q - design @ coef
+    pinna = res > PINNA_PROTRUSION_MM
+    if pinna.sum() * area_per_point >= PINNA_MIN_AREA_MM2:
+        # the pinna's biggest cluster (ears are one piece; noise is scattered)
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        ip = np.flatnonzero(pinna)
+        pairs = cKDTree(p[ip]).query_pairs(3.0 * np.sqrt(area_per_point), output_type="ndarray")
+        from scipy.sparse import coo_matrix
+
+        g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(ip), len(ip)))
+        _, lab = connected_components(g, directed=False)
+        big = ip[lab == np.bincount(lab).argmax()]
+        if len(big) * area_per_point >= PINNA_MIN_AREA_MM2:
+            u_lo, u_hi = p[big, 2].min(), p[big, 2].max()
+            u_t = u_lo + TRAGUS_HEIGHT_FRACTION * (u_hi - u_lo)
+            row = np.abs(p[:, 2] - u_t) < 4.0
+            front_rows = big[np.abs(p[big, 2] - u_t) < 15.0]
+            f_t = (p[front_rows, 1] if len(front_rows) else p[big, 1]).max()
+            # the concha: the hollow in front of the antihelix; the tragus is its front rim
+            pit = (np.abs(p[:, 2] - u_t) < 6.0) & (p[:, 1] > f_t - 5.0) & (p[:, 1] < f_t + TRAGUS_SEARCH_MM) \
+                & (res < -CONCHA_DEPTH_MM)
+            f_t = (p[pit, 1].max() + TRAGUS_WIDTH_MM) if pit.any() else f_t + TRAGUS_WIDTH_MM
+            skin = row & (np.abs(p[:, 1] - f_t) < 4.0) & (np.abs(res) < 2.0)
+            if skin.any():
+                gap = (p[skin, 1] - f_t) ** 2 + (p[skin, 2] - u_t) ** 2
+                k = np.flatnonzero(skin)[np.argmin(gap)]
+                return pts[win][k]
+    # no ear: the outermost skin around the prediction
+    near = (np.abs(p[:, 1] - centre_l[1]) < 4.0) & (np.abs(p[:, 2] - centre_l[2]) < 4.0)
+    if not near.any():
+        raise GeometryError(f"the {'right' if side > 0 else 'left'} side of the head has a hole where the "
+                            "preauricular point should be; " + _INCOMPLETE)
+    k = np.flatnonzero(near)[np.argmax(q[near])]
+    return pts[win][k]
+
+
 def estimate_landmarks(head: Head) -> Landmarks:
-    """Estimate nasion, glabella, LPA, RPA, vertex and inion on a head mesh in mm (see the module's heuristic)."""
-    v = head.vertices
-    right, fwd, up = estimate_axes(v)
-    centre = v.mean(axis=0)
-    R = np.vstack([right, fwd, up])
-    local = (v - centre) @ R.T
-    # refine the mirror plane's offset: median x of the points
-    x0 = np.median(local[:, 0])
-    mid = local[np.abs(local[:, 0] - x0) < 3.0]
-    if len(mid) < 30:
-        raise GeometryError("the scan is too sparse along the face's midline to estimate the nasion; "
-                            "give the landmarks with --landmarks L.json")
-    tip = mid[np.argmax(mid[:, 1])]
-    # profile: frontmost y per 2 mm height step above the nose tip
-    steps = np.arange(tip[2] + 6.0, tip[2] + 70.0, 2.0)
-    front = np.full(len(steps), np.nan)
-    for k, z in enumerate(steps):
-        s = mid[np.abs(mid[:, 2] - z) < 1.5]
-        if len(s):
-            front[k] = s[:, 1].max()
-    ok = np.isfinite(front)
-    if ok.sum() < 8:
-        raise GeometryError("the face above the nose is missing from the scan, so the nasion cannot be estimated; "
-                            "give the landmarks with --landmarks L.json")
-    steps, front = steps[ok], front[ok]
-    # the nasion: the deepest point of the profile between the nose tip and the forehead
-    window = (steps >= steps[0] + 4.0) & (steps <= steps[0] + 54.0)
-    k_nas = int(np.flatnonzero(window)[np.argmin(front[window])]) if window.any() else int(np.argmin(front))
-    nasion_l = np.array([x0, front[k_nas], steps[k_nas]])
-    gl = mid[np.abs(mid[:, 2] - (steps[k_nas] + config.GLABELLA_ABOVE_NASION_MM)) < 1.5]
-    glabella_l = (np.array([x0, gl[:, 1].max(), steps[k_nas] + config.GLABELLA_ABOVE_NASION_MM])
-                  if len(gl) else nasion_l + [0, 0, config.GLABELLA_ABOVE_NASION_MM])
-    # preauricular points
-    level = nasion_l[2] - 8.0
-    slab = local[np.abs(local[:, 2] - level) < 5.0]
-    length = np.ptp(slab[:, 1]) if len(slab) else np.ptp(local[:, 1])
-    y_pa = nasion_l[1] - 0.6 * length
-    band = slab[np.abs(slab[:, 1] - y_pa) < 5.0]
-    if len(band) < 4 or band[:, 0].max() <= x0 or band[:, 0].min() >= x0:
-        raise GeometryError("the sides of the head are missing from the scan, so the preauricular points cannot be "
-                            "estimated; give the landmarks with --landmarks L.json")
-    rpa_l = band[np.argmax(band[:, 0])]
-    lpa_l = band[np.argmin(band[:, 0])]
-    vertex_l = local[np.argmax(local[:, 2])]
-    back = mid[np.abs(mid[:, 2] - level) < 5.0]
-    inion_l = back[np.argmin(back[:, 1])] if len(back) else None
+    """Estimate nasion, glabella, LPA, RPA, vertex and inion on a head mesh in mm, in any pose.
+
+    See the module's steps. Coordinates are returned in the scan's axes (mm); every source is 'estimated'.
+    Raises GeometryError (asking for a landmarks file) when the scan is too incomplete for an estimate.
+
+    Examples
+    --------
+    >>> lm = estimate_landmarks(head)  # doctest: +SKIP
+    >>> lm.nasion.shape
+    (3,)
+    """
+    v = np.asarray(head.vertices, dtype=np.float64)
+    f = np.asarray(head.faces, dtype=np.int64)
+    if len(f):
+        pts, area_pp = _surface_samples(v, f, LANDMARK_POINTS)
+    else:
+        pts = _even_points(v, LANDMARK_POINTS)
+        area_pp = 4.0
+    fr = _head_frame(_even_points(pts, ORIENT_POINTS))
+    n = fr["normal"]
+    # the nasion again on the dense points, in the frame found
+    mid_band = np.abs(pts @ n - fr["offset"]) < 3.0
+    mid = pts[mid_band]
+    if len(mid) < 100:
+        raise GeometryError("the scan is too sparse along the face's midline to estimate the nasion; " + _INCOMPLETE)
+    tip_band = mid[np.linalg.norm(mid - fr["tip"], axis=1) < 15.0]
+    tip = _cap_centre(tip_band, fr["fwd"], 2.0) if len(tip_band) else fr["tip"]
+    nasion = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], fr["scale"])
+    nasion = nasion - n * (nasion @ n - fr["offset"])  # on the mirror plane
+    # head length at the nasion's height: from the nasion to the back of the skull along the midline
+    R = np.vstack([fr["right"], fr["fwd"], fr["up"]])
+    loc_mid = (mid - nasion) @ R.T
+    level_band = np.abs(loc_mid[:, 2]) < 15.0
+    length = -loc_mid[level_band, 1].min() if level_band.any() else 0.0
+    if length < 120.0:
+        raise GeometryError(f"the back of the head is missing from the scan (it is {length:.0f} mm long behind the "
+                            "nasion), so the preauricular points cannot be estimated; " + _INCOMPLETE)
+    centre_l = np.array([0.0, -EAR_BEHIND_NASION * length, -EAR_BELOW_NASION * length])
+    rpa = _preauricular(pts, area_pp, nasion, centre_l, R, +1)
+    lpa = _preauricular(pts, area_pp, nasion, centre_l, R, -1)
+    local = (pts - nasion) @ R.T
+    sel = (loc_mid[:, 2] > GLABELLA_SEARCH_MM[0]) & (loc_mid[:, 2] < GLABELLA_SEARCH_MM[1]) \
+        & (loc_mid[:, 1] > -30.0)
+    glabella = mid[sel][np.argmax(loc_mid[sel, 1])] if sel.any() else \
+        nasion + config.GLABELLA_ABOVE_NASION_MM * fr["up"]
+    vertex = pts[np.argmax(local[:, 2])]
+    level = ((0.5 * (lpa + rpa)) - nasion) @ fr["up"]
+    back = (np.abs(loc_mid[:, 2] - level) < 5.0) & (loc_mid[:, 1] < -0.5 * length)
+    inion = mid[back][np.argmin(loc_mid[back, 1])] if back.any() else None
 
     # plausibility: a face in front of two ears, at human proportions
-    width = rpa_l[0] - lpa_l[0]
-    ahead = nasion_l[1] - 0.5 * (rpa_l[1] + lpa_l[1])
-    if not (110.0 <= width <= 200.0 and 60.0 <= ahead <= 140.0 and abs(nasion_l[2] - level) < 40.0):
+    width = float(np.linalg.norm(rpa - lpa))
+    ahead = float((nasion - 0.5 * (lpa + rpa)) @ fr["fwd"])
+    if not (100.0 <= width <= 220.0 and 50.0 <= ahead <= 150.0):
         raise GeometryError(f"the landmarks estimated on this scan are implausible (ears {width:.0f} mm apart, nasion "
-                            f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the head may "
-                            "be tilted; give the landmarks with --landmarks L.json")
-
-    def to_scan(p):
-        return None if p is None else centre + p @ R
-
+                            f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the scan may "
+                            "not be in mm; " + _INCOMPLETE)
     srcs = {k: "estimated" for k in LANDMARK_KEYS}
-    return Landmarks(nasion=to_scan(nasion_l), lpa=to_scan(lpa_l), rpa=to_scan(rpa_l), glabella=to_scan(glabella_l),
-                     vertex=to_scan(vertex_l), inion=to_scan(inion_l), sources=srcs)
+    return Landmarks(nasion=nasion, lpa=lpa, rpa=rpa, glabella=glabella, vertex=vertex, inion=inion, sources=srcs)
 
 
 def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:
     """Read a landmarks JSON file: keys among nasion, glabella, lpa, rpa, vertex, inion, each [x, y, z].
 
     Coordinates are in millimetres unless the file has ``"units": "scan"`` (then they are in the scan's own unit
-    and scaled like the scan). Returns a dict of the given points in mm.
+    and scaled like the scan). A ``"comment"`` and a ``"scale_mm_per_unit"`` (a record of the scale the points were
+    picked for; the scan's scale is what applies) are allowed. Returns a dict of the given points in mm.
     """
     data = read_json(path, "landmarks")
     if not isinstance(data, dict):
@@ -172,7 +506,7 @@ def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:
     factor = scale_to_mm if units == "scan" else 1.0
     out = {}
     for key, val in data.items():
-        if key in ("units", "sources", "comment"):
+        if key in ("units", "sources", "comment", "scale_mm_per_unit"):
             continue
         if key not in LANDMARK_KEYS:
             import difflib

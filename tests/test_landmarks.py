@@ -1,5 +1,6 @@
-"""Landmarks: estimates on real heads, the head frame, and landmark files."""
+"""Landmarks: estimates on real heads in any pose, the head frame, and landmark files."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,11 @@ from scalp3d.landmarks import estimate_axes, estimate_landmarks, load_landmarks,
 from scalp3d.sample import load_sample_head
 from scalp3d.types import Head
 
+LEE_LANDMARKS = Path(__file__).parent / "data" / "lee-perry-smith.landmarks.json"
+FIDUCIALS = ("nasion", "lpa", "rpa")
+TARGET_MM = 6.0  # issue 5: every estimated fiducial within 6 mm of the reference, in any pose
+N_POSES = 20
+
 
 @pytest.fixture(scope="module")
 def sample():
@@ -17,15 +23,102 @@ def sample():
     return head, fid
 
 
+@pytest.fixture(scope="module")
+def lee(lee_path):
+    import trimesh
+
+    m = trimesh.load(str(lee_path), force="mesh")
+    v = np.asarray(m.vertices, dtype=np.float64) * LEE_SCALE_MM
+    f = np.asarray(m.faces, dtype=np.int64)
+    ref = load_landmarks(LEE_LANDMARKS, scale_to_mm=LEE_SCALE_MM)
+    return v, f, ref
+
+
+def _pose_errors(vertices, faces, ref, n_poses, seed=0):
+    """(n_poses + 1, 3) errors (mm) of nasion, LPA, RPA: upright first, then seeded random rotations + translations."""
+    from scipy.spatial.transform import Rotation
+
+    from scalp3d.placement import vertex_normals_of
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_poses + 1):
+        if k == 0:
+            rot, shift = np.eye(3), np.zeros(3)
+        else:
+            rot = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
+            shift = rng.uniform(-500.0, 500.0, 3)
+        v = vertices @ rot.T + shift
+        est = estimate_landmarks(Head(v, faces, vertex_normals_of(v, faces)))
+        out.append([np.linalg.norm(getattr(est, key) - (ref[key] @ rot.T + shift)) for key in FIDUCIALS])
+    return np.array(out)
+
+
+def _report(name, errs):
+    worst, median = errs.max(axis=0), np.median(errs, axis=0)
+    ok = (errs < TARGET_MM).all(axis=1)
+    print(f"\n{name}: errors (mm) upright " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, errs[0]))
+          + f"; over {len(errs)} poses worst " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, worst))
+          + ", median " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, median))
+          + f"; poses with all three within {TARGET_MM:g} mm: {ok.sum()}/{len(errs)}")
+    return worst, median, ok
+
+
+@pytest.fixture(scope="module")
+def fsaverage_pose_errors(sample):
+    head, fid = sample
+    return _pose_errors(head.vertices, head.faces, fid, N_POSES)
+
+
+@pytest.fixture(scope="module")
+def lee_pose_errors(lee):
+    v, f, ref = lee
+    return _pose_errors(v, f, ref, 8)
+
+
 def test_estimates_near_fsaverage_fiducials(sample):
     head, fid = sample
     est = estimate_landmarks(head)
-    errors = {k: float(np.linalg.norm(getattr(est, k) - fid[k])) for k in ("nasion", "lpa", "rpa")}
+    errors = {k: float(np.linalg.norm(getattr(est, k) - fid[k])) for k in FIDUCIALS}
     print("landmark errors on fsaverage (mm):", {k: round(v, 1) for k, v in errors.items()})
-    assert max(errors.values()) < 12.0, errors
+    assert max(errors.values()) < TARGET_MM, errors
 
 
-@pytest.mark.parametrize("convention", ["z-up", "y-up", "y-up facing -x"])
+def test_fsaverage_in_random_poses(fsaverage_pose_errors):
+    """The estimate does not depend on the pose: medians within the target, most poses entirely within it."""
+    worst, median, ok = _report("fsaverage", fsaverage_pose_errors)
+    assert (median < TARGET_MM).all(), median
+    # where it stands (issue 5 asks for every pose): the up/down decision at the nose still fails in some poses
+    assert ok.mean() >= 0.75, ok
+
+
+@pytest.mark.xfail(reason="issue 5 target not reached yet: in 3 of 21 poses the RPA lands 6.1-7.2 mm from fsaverage's "
+                          "(ear-less, so estimated from head proportions)", strict=False)
+def test_fsaverage_every_pose_within_target(fsaverage_pose_errors):
+    assert (fsaverage_pose_errors < TARGET_MM).all()
+
+
+def test_lee_annotation_file_loads(lee):
+    v, _, ref = lee
+    from scipy.spatial import cKDTree
+
+    assert set(ref) == {"nasion", "glabella", "lpa", "rpa", "vertex", "inion"}
+    dist, _ = cKDTree(v).query(np.array([ref[k] for k in ref]))
+    assert dist.max() < 6.0  # every annotated point lies on the skin (vertices are 1-6 mm apart)
+    assert abs(np.linalg.norm(ref["lpa"] - ref["rpa"]) - 136.0) < 5.0
+
+
+def test_lee_estimates_near_annotation(lee_pose_errors):
+    worst, median, ok = _report("Lee Perry-Smith (48 mm/unit)", lee_pose_errors)
+    assert (lee_pose_errors[0] < TARGET_MM).all(), lee_pose_errors[0]  # upright
+    assert (median < TARGET_MM).all(), median
+    assert ok.mean() >= 0.75, ok
+
+
+@pytest.mark.parametrize("convention", [
+    "z-up", "y-up",
+    "y-up facing -x",
+])
 def test_axes_in_common_conventions(sample, convention):
     head, _ = sample
     # fsaverage is RAS: x right, y forward, z up. Re-express it in other scanner conventions.
@@ -95,3 +188,34 @@ def test_too_incomplete_scan_is_refused(sample):
 
     with pytest.raises(Scalp3dError, match="--landmarks"):
         estimate_landmarks(half)
+
+
+def _part(head, keep):
+    idx = np.flatnonzero(keep)
+    remap = -np.ones(len(keep), dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    f = remap[head.faces]
+    f = f[(f >= 0).all(axis=1)]
+    return Head(head.vertices[idx], f, head.vertex_normals[idx])
+
+
+@pytest.mark.parametrize("part", ["top half", "flat patch"])
+def test_partial_scans_are_refused_with_a_fix(sample, part):
+    from scalp3d.errors import GeometryError
+
+    head, _ = sample
+    v = head.vertices
+    if part == "top half":
+        keep = v[:, 2] > 10.0  # a dome above the brows: no face
+        h = _part(head, keep)
+    else:
+        g = np.linspace(-60.0, 60.0, 60)
+        xx, yy = np.meshgrid(g, g)
+        pts = np.stack([xx.ravel(), yy.ravel(), 0.01 * xx.ravel() ** 2], axis=1)
+        n = len(g)
+        i = (np.arange(n - 1)[:, None] * n + np.arange(n - 1)[None, :]).ravel()
+        faces = np.vstack([np.stack([i, i + 1, i + n], 1), np.stack([i + 1, i + n + 1, i + n], 1)])
+        h = Head(pts, faces, np.tile([0, 0, 1.0], (len(pts), 1)))
+    with pytest.raises(GeometryError, match="--landmarks") as exc:
+        estimate_landmarks(h)
+    assert "\n" not in str(exc.value)
