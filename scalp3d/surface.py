@@ -394,7 +394,9 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
         return v, f, unsupported, None
     z = (v - origin) @ R[2]
     xy = (v - origin) @ R[:2].T
-    measured = ~unsupported
+    # within a cylinder round the head's vertical axis: the shoulders beyond it never make a section look wide
+    half_width = 0.5 * float(np.linalg.norm(lm.rpa - lm.lpa))
+    measured = ~unsupported & (np.linalg.norm(xy, axis=1) < config.NECK_CYLINDER_FRAC * 2.0 * half_width)
     lo, hi = config.NECK_SEARCH_MM
     best, z_best = np.inf, None
     for zc in np.arange(-lo, -hi, -4.0):
@@ -402,6 +404,9 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
         if m.sum() < 12:
             break  # the scan ends here
         q = xy[m]
+        sectors = np.unique(np.floor(np.degrees(np.arctan2(q[:, 0], q[:, 1])) / 10.0))
+        if len(sectors) < 27:
+            break  # no longer a ring round the axis: below the neck, the torso (or the scan's end)
         width = np.mean(np.percentile(q, 98, axis=0) - np.percentile(q, 2, axis=0))
         if width < best:
             best, z_best = width, zc
