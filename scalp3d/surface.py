@@ -393,14 +393,18 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
         report["neck_cut_mm"] = None
         return v, f, unsupported, None
     z = (v - origin) @ R[2]
-    xy = (v - origin) @ R[:2].T
+    # sections are measured on points spread evenly over the measured surface (a coarse mesh has few vertices)
+    ok_f = ~unsupported[f].all(axis=1)
+    sp = _spread_points(v, f[ok_f], config.NECK_SAMPLES)
+    zs = (sp - origin) @ R[2]
+    xy = (sp - origin) @ R[:2].T
     # within a cylinder round the head's vertical axis: the shoulders beyond it never make a section look wide
     half_width = 0.5 * float(np.linalg.norm(lm.rpa - lm.lpa))
-    measured = ~unsupported & (np.linalg.norm(xy, axis=1) < config.NECK_CYLINDER_FRAC * 2.0 * half_width)
+    inside = np.linalg.norm(xy, axis=1) < config.NECK_CYLINDER_FRAC * 2.0 * half_width
     lo, hi = config.NECK_SEARCH_MM
     best, z_best = np.inf, None
     for zc in np.arange(-lo, -hi, -4.0):
-        m = (np.abs(z - zc) < 2.0) & measured
+        m = (np.abs(zs - zc) < 2.0) & inside
         if m.sum() < 12:
             break  # the scan ends here
         q = xy[m]
@@ -426,6 +430,16 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
     used = np.unique(f[keep_f])
     v2, f2, unsupported2 = _compact(v, f[keep_f], unsupported)
     return v2, f2, unsupported2, opening[used]
+
+
+def _spread_points(v, f, n, seed=0):
+    """``n`` points spread over the triangles by area (seeded)."""
+    rng = np.random.default_rng(seed)
+    a = _areas(v, f)
+    k = rng.choice(len(f), n, p=a / a.sum())
+    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
+    t = v[f[k]]
+    return (1 - r1)[:, None] * t[:, 0] + (r1 * (1 - r2))[:, None] * t[:, 1] + (r1 * r2)[:, None] * t[:, 2]
 
 
 def _compact(v, f, per_vertex):
