@@ -54,6 +54,7 @@ NOSE_CAP_MAX_WIDTH_FRAC = 0.45  # a nose tip's cap is narrower than this (a dome
 DORSUM_STEP_FRAC = (0.08, 0.12, 0.16)  # heights above/below the tip where the profile's recession is compared
 DORSUM_VOTE_TILTS_DEG = (-20.0, -10.0, 0.0, 10.0, 20.0)
 CRANIUM_HEIGHTS_FRAC = (0.3, 0.45)     # section heights above and below the nose tip (fractions of the rms radius)
+TIP_CAP_FRAC = 0.04                    # the nose tip is the centre of the cap this deep (fraction of the rms radius)
 CRANIUM_RATIO = 1.1                    # sections above at least this much larger (or smaller): up is decided
 #: the nasal dorsum (nose tip to nasion) leans forward from the vertical by about this much
 DORSUM_TILT_DEG = 30.0
@@ -298,7 +299,7 @@ def _dorsum_frame(mid, tip, fwd, up, n, scale):
         up = c * dors - s_ * back
         fwd = np.cross(up, n) * (1.0 if np.cross(up, n) @ fwd > 0 else -1.0)
         near = np.linalg.norm(mid - tip, axis=1) < 0.15 * scale
-        tip = _cap_centre(mid[near], fwd, 0.02 * scale)
+        tip = _cap_centre(mid[near], fwd, TIP_CAP_FRAC * scale)
     return tip, nasion, fwd, up
 
 
@@ -424,8 +425,9 @@ def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
     if not near.any():
         raise GeometryError(f"the {'right' if side > 0 else 'left'} side of the head has a hole where the "
                             "preauricular point should be; " + _INCOMPLETE)
-    k = np.flatnonzero(near)[np.argmax(q[near])]
-    return pts[win][k]
+    # the smooth fit of the side's skin at exactly the predicted point (no jitter from which sample is nearest)
+    lat_fit = float(coef[0])
+    return nasion + R.T @ np.array([side * lat_fit, centre_l[1], centre_l[2]])
 
 
 def estimate_landmarks(head: Head) -> Landmarks:

@@ -92,8 +92,6 @@ def test_fsaverage_in_random_poses(fsaverage_pose_errors):
     assert ok.mean() >= 0.75, ok
 
 
-@pytest.mark.xfail(reason="issue 5 target not reached yet: in 3 of 21 poses the RPA lands 6.1-7.2 mm from fsaverage's "
-                          "(ear-less, so estimated from head proportions)", strict=False)
 def test_fsaverage_every_pose_within_target(fsaverage_pose_errors):
     assert (fsaverage_pose_errors < TARGET_MM).all()
 
