@@ -172,3 +172,23 @@ def test_rebuilt_real_head_meets_the_bar(lee_path):
     assert np.ptp(head.vertices[:, 0]) < 200.0 and np.ptp(head.vertices[low, 0]) < 160.0
     assert head.report["neck_cut_mm"] is not None
     assert head.report["outliers_removed"] > 0.5 * 0.01 * 250_000
+
+
+def test_cloud_surface_is_the_same_whatever_the_thread_count(tmp_path):
+    """The same cloud gives the same surface with one thread or two (open3d, numba and BLAS threads)."""
+    v, f = ellipsoid(5)
+    pts = trimesh.Trimesh(v, f).sample(40_000, seed=1) + np.random.default_rng(1).normal(0, 0.2, (40_000, 3))
+    np.save(tmp_path / "pts.npy", pts)
+    code = ("import hashlib, sys, numpy as np\n"
+            "from scalp3d.surface import make_head\nfrom scalp3d.types import Scan\n"
+            f"h = make_head(Scan('c.xyz', np.load(r'{tmp_path / 'pts.npy'}'), None), crop=False)\n"
+            "print(hashlib.sha256(h.vertices.tobytes() + h.faces.tobytes() + h.filled.tobytes()).hexdigest())\n")
+    import os
+
+    out = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-500:]
+        out.append(res.stdout.strip().splitlines()[-1])
+    assert out[0] == out[1]
