@@ -255,12 +255,14 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(
     cols = len(maps)
     xs, ys = _cuts(width, cols), _cuts(height, 2)
     with _egl_window():
-        plotter = pv.Plotter(off_screen=True, shape=(2, cols), window_size=[width, height], border=False,
-                             lighting="light kit")
+        plotter = pv.Plotter(off_screen=True, shape=(1, 2 * cols + bool(credit)), window_size=[width, height],
+                             border=False, lighting="light kit")
     try:
         for c, (title, kind, values, style) in enumerate(maps):
             for r, (vname, (back, up)) in enumerate(DESIGN_VIEWS.items()):
-                plotter.subplot(r, c)
+                plotter.subplot(0, 2 * c + r)
+                plotter.renderer.viewport = (xs[c] / width, (height - ys[r + 1]) / height, xs[c + 1] / width,
+                                             (height - ys[r]) / height)
                 plotter.set_background(BACKGROUND_RGB[0], top=BACKGROUND_RGB[1])
                 pd = _head_polydata(pv, verts, faces, vnormals)
                 if kind == "scalars":
@@ -300,9 +302,13 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(
                 _add_text(plotter, label, (0.02, 0.98), min(LABEL_SIZE * size[1] * 1.6, _fit(label, 0.92 * size[0])),
                           right=False)
         if credit:
-            plotter.subplot(1, cols - 1)
-            _add_text(plotter, str(credit), (0.99, 0.005), min(LABEL_SIZE * height * 0.4,
-                                                               _fit(str(credit), 0.95 * width / cols)), right=True)
+            # one more renderer over the whole picture that clears nothing: the credit may span every column
+            plotter.subplot(0, 2 * cols)
+            plotter.renderer.viewport = (0.0, 0.0, 1.0, 1.0)
+            plotter.renderer.SetErase(False)
+            plotter.renderer.SetInteractive(False)
+            font = min(CREDIT_SIZE * LABEL_SIZE * height / 2, _fit(str(credit), 0.95 * width))
+            _add_text(plotter, str(credit), (1.0 - 6.0 / width, 4.0 / height), font, right=True)
         with atomic_path(out) as tmp:
             plotter.screenshot(str(tmp))
     finally:
