@@ -644,7 +644,21 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
         density[filled] = 0.0
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
                  needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
-                 figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names))
+                 figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names),
+                 **_shades(plan, zone))
+
+
+def _shades(plan, zone):
+    """Per session, the shade at every vertex: the session's, or its zone's own (``zones.NAME.shades``)."""
+    per_session = plan["sessions"]["shades"]
+    names = list(dict.fromkeys(per_session + [s for zp in plan["zones"].values() for s in zp.get("shades") or []]))
+    shade = np.empty((len(per_session), len(zone)), dtype=np.int64)
+    for k, s in enumerate(per_session):
+        shade[k] = names.index(s)
+        for z, zp in plan["zones"].items():
+            if zp.get("shades"):
+                shade[k, zone == ZONES.index(z)] = names.index(zp["shades"][k])
+    return {"shade": shade, "shade_names": tuple(names)}
 
 
 def _dot_sizes(dot_size, needle, needle_names):

@@ -110,6 +110,9 @@ class Field:
     figures: dict = field(default_factory=dict)
     #: (n,) float, healed dot diameter aimed at, mm (the needle's diameter unless a zone sets it)
     dot_size_mm: np.ndarray | None = None
+    #: (sessions, n) int index into ``shade_names``: the pigment each session puts at each vertex
+    shade: np.ndarray | None = None
+    shade_names: tuple = ()
 
 
 @dataclass

@@ -249,18 +249,24 @@ def test_design_heat_maps(sample, tmp_path):
     from scalp3d.viewers.preview import render_design
 
     head, lm, g = sample
-    f = build_field(head, lm, load_plan(overrides={"zones": {"crown": {"depth_mm": 0.9, "needle": "0803-1RL"}}}),
+    f = build_field(head, lm, load_plan(overrides={"zones": {"crown": {"depth_mm": 0.9, "needle": "0803-1RL",
+                                                                       "shades": ["light", "dark", "dark"]}}}),
                     geodesic=g)
-    a = render_design(head, f, lm.frame(), tmp_path / "a", window_size=(800, 400))
-    b = render_design(head, f, lm.frame(), tmp_path / "b", window_size=(800, 400))
+    assert f.shade.shape == (3, len(head.vertices)) and f.shade_names == ("light", "medium", "dark")
+    crown = f.zone == ZONES.index("crown")
+    assert np.all(f.shade[1, crown] == 2) and np.all(f.shade[1, ~crown] == 1)
+    a = render_design(head, f, lm.frame(), tmp_path / "a", window_size=(1400, 400))
+    b = render_design(head, f, lm.frame(), tmp_path / "b", window_size=(1400, 400))
     assert a.read_bytes() == b.read_bytes()
     img = np.asarray(Image.open(a).convert("RGB")).astype(int)
-    assert img.shape == (400, 800, 3)
-    # every column shows something other than background and grey skin: the maps are drawn
-    for c in range(4):
+    assert img.shape == (400, 1400, 3)
+    # 7 columns (density, zone, depth, needle, shade per session); each shows something besides background and skin
+    for c in range(7):
         tile = img[:, c * 200:(c + 1) * 200].reshape(-1, 3)
-        saturated = (tile.max(axis=1) - tile.min(axis=1)) > 60
-        assert saturated.mean() > 0.03, f"map {c} is empty"
+        drawn = np.abs(tile - tile[0]).sum(axis=1) > 60  # differs from the background's top-left pixel
+        assert drawn.mean() > 0.03, f"map {c} is empty"
+    # the shade maps differ where the crown's session-2 shade differs
+    assert not np.array_equal(img[:, 4 * 200:5 * 200], img[:, 5 * 200:6 * 200])
     f.depth_mm = f.depth_mm[:10]
     with pytest.raises(InputError, match="field.depth_mm"):
         render_design(head, f, lm.frame(), tmp_path)

@@ -199,6 +199,7 @@ def render_preview(head, dots, frame, out_dir, *, prefix="preview", window_size=
 ZONE_RGB = {"hairline": (0.89, 0.47, 0.20), "front": (0.95, 0.78, 0.30), "mid": (0.55, 0.75, 0.35),
             "crown": (0.30, 0.60, 0.80), "sides": (0.60, 0.45, 0.75), "back": (0.40, 0.40, 0.65),
             "scar": (0.85, 0.25, 0.35)}
+SHADE_RGB = {"light": (0.60, 0.68, 0.82), "medium": (0.33, 0.40, 0.58), "dark": (0.10, 0.12, 0.22)}
 CATEGORY_RGB = ((0.20, 0.45, 0.75), (0.90, 0.55, 0.15), (0.35, 0.65, 0.30), (0.75, 0.25, 0.30), (0.55, 0.40, 0.70))
 UNTREATED_RGB = (0.80, 0.80, 0.80)
 DENSITY_CMAP = "viridis"
@@ -208,12 +209,13 @@ DESIGN_VIEWS = {"front left": ((-0.55, 0.75, 0.45), (0.0, 0.0, 1.0)), "back righ
                                                                                     (0.0, 0.0, 1.0))}
 
 
-def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(1800, 900), credit=None,
+def render_design(head, field, frame, out_dir, *, prefix="design", window_size=None, credit=None,
                   extra=None):
     """Heat maps of the design field on the head: ``{prefix}.png`` in ``out_dir``.
 
-    Columns: target density (dots/cm2, grey where nothing is treated), zone, depth (mm) and needle, each seen from
-    the front-left (top row) and the back-right (bottom row).
+    Columns: target density (dots/cm2, grey where nothing is treated), zone, depth (mm), needle and the shade of each
+    session (when the field has them), each seen from the front-left (top row) and the back-right (bottom row).
+    ``window_size`` defaults to 450 x 900 pixels per column.
 
     Parameters
     ----------
@@ -229,7 +231,6 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(
     """
     verts, faces, vnormals = _check_head(head)
     origin, rot = _check_frame(frame)
-    width, height = _check_window(window_size)
     n = len(verts)
     maps = []
     dens = np.asarray(field.density_per_cm2, dtype=np.float64)
@@ -244,15 +245,24 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(
     maps.append(("zone (treated skin)", "categories", np.where(treated, zone, -1), list(field.zone_names)))
     maps.append(("depth, mm (treated skin)", "scalars", np.where(treated, depth, np.nan), DEPTH_CMAP))
     maps.append(("needle (treated skin)", "categories", np.where(treated, needle, -1), list(field.needle_names)))
+    shade = getattr(field, "shade", None)
+    if shade is not None:
+        shade = np.asarray(shade)
+        if shade.ndim != 2 or shade.shape[1] != n:
+            raise InputError(f"field.shade must be (sessions, {n}), not {shade.shape}")
+        for k in range(len(shade)):
+            maps.append((f"shade, session {k + 1}", "categories", np.where(treated, shade[k], -1),
+                         list(field.shade_names)))
     for name, arr in (extra or {}).items():
         arr = np.asarray(arr, dtype=np.float64)
         if arr.shape != (n,):
             raise InputError(f"map '{name}' must have one value per head vertex ({n},), not {arr.shape}")
         maps.append((name, "scalars", arr, "magma"))
+    cols = len(maps)
+    width, height = _check_window(window_size or (450 * cols, 900))
     pv = _import_pyvista()
     q = (verts - origin) @ rot.T
     out = Path(out_dir) / f"{prefix}.png"
-    cols = len(maps)
     xs, ys = _cuts(width, cols), _cuts(height, 2)
     with _egl_window():
         plotter = pv.Plotter(off_screen=True, shape=(1, 2 * cols + bool(credit)), window_size=[width, height],
@@ -282,7 +292,8 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=(
                 else:
                     names = style
                     rgb = np.tile(np.asarray(UNTREATED_RGB), (n, 1))
-                    palette = [ZONE_RGB.get(nm, CATEGORY_RGB[k % len(CATEGORY_RGB)]) for k, nm in enumerate(names)]
+                    palette = [ZONE_RGB.get(nm, SHADE_RGB.get(nm, CATEGORY_RGB[k % len(CATEGORY_RGB)]))
+                               for k, nm in enumerate(names)]
                     present = [k for k in range(len(names)) if np.any(values == k)]
                     for k in present:
                         rgb[values == k] = palette[k]
