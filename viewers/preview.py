@@ -253,6 +253,7 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=N
         for k in range(len(shade)):
             maps.append((f"shade, session {k + 1}", "categories", np.where(treated, shade[k], -1),
                          list(field.shade_names)))
+    n_fixed = len(maps)  # the extra maps after these show zero as untreated skin
     for name, arr in (extra or {}).items():
         arr = np.asarray(arr, dtype=np.float64)
         if arr.shape != (n,):
@@ -277,8 +278,8 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=N
                 pd = _head_polydata(pv, verts, faces, vnormals)
                 if kind == "scalars":
                     vals = np.where(np.isfinite(values), values, np.nan)
-                    if title.startswith("target density"):
-                        vals = np.where(vals > 0, vals, np.nan)
+                    if title.startswith("target density") or c >= n_fixed:
+                        vals = np.where(vals > 0, vals, np.nan)  # nothing there: shown as untreated skin
                     pd.point_data["v"] = vals
                     finite = vals[np.isfinite(vals)]
                     clim = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if len(finite) \
