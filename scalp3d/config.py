@@ -69,6 +69,7 @@ HAIR_SKIN_BAND_MM = (5.0, 30.0)
 HAIR_SKIN_HALF_WIDTH_MM = 25.0
 HAIR_FULL_COVER_LUMINANCE = 0.35
 HAIR_SMOOTHING_PASSES = 6
+HAIR_MIN_SHARE = 0.25
 DENSITY_MODE_FEATHER_MM = 10.0       # mode 'density': the treated area's edge feathers over this width
 SESSION_FRACTIONS = (0.3, 0.7, 1.0)   # cumulative share of the final density after each session (Liu et al. 2025)
 SESSION_SHADES = ("light", "medium", "dark")

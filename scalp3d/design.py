@@ -610,7 +610,10 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
                             "a scan with vertex colours or a texture, or set hair.from_colour = false")
         hair = hair_cover(head, local, z_g)
         without_hair = density.copy()
-        density = density * (1.0 - plan["hair"]["strength"] * hair)
+        share = 1.0 - plan["hair"]["strength"] * hair
+        # where hair leaves less than HAIR_MIN_SHARE of the density, no dots at all: a few scattered dots among
+        # hair help nothing and their spacing cannot be judged
+        density = np.where(share >= config.HAIR_MIN_SHARE, density * share, 0.0)
     # reserved regions: no dot at all
     for r in plan.get("reserved", []):
         if "mask_ply" in r:
