@@ -37,6 +37,7 @@ REMESH_ITERATIONS = 3
 DECIMATE_ABOVE_FACES = 1_500_000
 #: the neck cut: the narrowest horizontal section between these heights below the tragi (head frame, mm)
 NECK_SEARCH_MM = (40.0, 220.0)
+HEAD_MIN_THICKNESS_RATIO = 0.3        # parts thinner than this (smallest over largest extent) count as flat background
 NECK_SAMPLES = 200_000                # surface points the sections are measured on
 NECK_CYLINDER_FRAC = 0.55            # sections are measured within this fraction of the tragi's distance of the axis
 NECK_MARGIN_MM = -15.0                # the cut is this far below (negative: above) the lowest full ring (the neck)

@@ -73,6 +73,8 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
             nrm = _oriented_normals(pts, nrm, spacing)
         with step("poisson"):
             v, f = _poisson(pts, nrm, spacing, report)
+        notes.append(f"meshed {len(pts):,} points (spacing {spacing:.2f} mm) by Poisson reconstruction, depth "
+                     f"{report['poisson_depth']}")
         from scipy.spatial import cKDTree
 
         with step("support"):
@@ -81,9 +83,9 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
             # what the reconstruction invented over large gaps (the open bottom, background) goes before the crop
             f, _ = _keep_small_unsupported(v, f, unsupported, report, border_too=False)
             v, f, unsupported = _compact(v, f, unsupported)
+        with step("head part"):
+            v, f, unsupported = _head_part(v, f, unsupported, notes)
         reference = pts
-        notes.append(f"meshed {len(pts):,} points (spacing {spacing:.2f} mm) by Poisson reconstruction, depth "
-                     f"{report['poisson_depth']}")
     else:
         with step("repair"):
             v, f = _repair(scan.vertices, scan.faces, notes)
@@ -93,6 +95,8 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
                 notes.append(f"decimated to {len(f):,} faces")
         unsupported = np.zeros(len(v), bool)
         reference = scan.vertices
+        with step("head part"):
+            v, f, unsupported = _head_part(v, f, unsupported, notes)
     opening = None
     if crop:
         with step("crop"):
@@ -133,9 +137,13 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
         colors = np.ascontiguousarray(scan.colors[near, :3], dtype=np.uint8)
     with step("deviation"):
         cut = report.pop("_cut", None)
+        reference = np.asarray(reference)
         if cut is not None:  # input points below the neck cut were cut away on purpose
             origin, up, height = cut
-            reference = reference[(np.asarray(reference) - origin) @ up > height]
+            reference = reference[(reference - origin) @ up > height]
+        # and so were the background and stray pieces: only points within the head's box (5 mm margin) count
+        lo, hi = v.min(axis=0) - 5.0, v.max(axis=0) + 5.0
+        reference = reference[((reference >= lo) & (reference <= hi)).all(axis=1)]
         report["deviation_mm"] = _deviation(v, f, reference, filled)
     report["vertices_out"] = int(len(v))
     report["faces_out"] = int(len(f))
@@ -448,6 +456,32 @@ def _compact(v, f, per_vertex):
     remap = np.full(len(v), -1, np.int64)
     remap[used] = np.arange(len(used))
     return v[used], remap[f], per_vertex[used]
+
+
+def _head_part(v, f, per_vertex, notes):
+    """Keep the most head-like connected part: the largest area, but a flat part (a wall, a table, the floor behind
+    or under the head) counts for little, whatever its size."""
+    comps = _face_components(f, np.ones(len(f), bool))
+    if len(comps) <= 1:
+        return v, f, per_vertex
+    areas = _areas(v, f)
+    scores = []
+    for c in comps:
+        p = v[np.unique(f[c])]
+        if len(p) < 4:
+            scores.append(0.0)
+            continue
+        ext = np.sort(np.ptp((p - p.mean(axis=0)) @ np.linalg.svd(p - p.mean(axis=0), full_matrices=False)[2].T,
+                             axis=0))
+        flatness = ext[0] / max(ext[2], 1e-9)  # about 0 for a wall, 0.5-0.8 for a head
+        scores.append(areas[c].sum() * min(1.0, flatness / config.HEAD_MIN_THICKNESS_RATIO))
+    best = int(np.argmax(scores))
+    dropped = sum(areas[c].sum() for k, c in enumerate(comps) if k != best)
+    notes.append(f"kept the head, the most head-like of {len(comps)} parts; {dropped / 100.0:.0f} cm2 of other parts "
+                 "(background, stray pieces) removed")
+    mask = np.zeros(len(f), bool)
+    mask[comps[best]] = True
+    return _compact(v, f[mask], per_vertex)
 
 
 def _largest_part(v, f, filled_f, notes):

@@ -192,3 +192,21 @@ def test_cloud_surface_is_the_same_whatever_the_thread_count(tmp_path):
         assert res.returncode == 0, res.stderr[-500:]
         out.append(res.stdout.strip().splitlines()[-1])
     assert out[0] == out[1]
+
+
+def test_background_and_stray_pieces_are_removed(lee_path):
+    """A wall behind the head and a stray blob beside it (a phone scan of a seated patient) are cut away."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from surface import lee_cloud
+
+    pts, mesh, top = lee_cloud(120_000, seed=4)
+    rng = np.random.default_rng(1)
+    wall = np.column_stack([rng.uniform(-300, 300, 40_000), rng.uniform(-200, 250, 40_000),
+                            -250.0 + rng.normal(0, 0.3, 40_000)])  # the face looks along +z
+    blob = rng.normal([250.0, 100.0, 0.0], 5.0, (3000, 3))
+    head = make_head(Scan("seated.xyz", np.vstack([pts, wall, blob]), None))
+    assert head.vertices[:, 2].min() > -130.0  # the back of the head is at z = -124 mm; the wall at -250 is gone
+    assert head.vertices[:, 0].max() < 120.0  # the blob at x = 250 is gone
+    assert head.report["neck_cut_mm"] is not None
+    assert head.report["deviation_mm"]["p95"] < 0.5  # judged on the head's own points
+    assert any("background" in n for n in head.notes)
