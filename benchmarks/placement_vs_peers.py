@@ -1,12 +1,16 @@
 """scalp3d's placement against the peers' surface samplers, on the same mesh in the same process.
 
-    python benchmarks/placement_vs_peers.py [--count 60000] [--repeat 3] [--exact-pymeshlab] [--scaling]
+    python benchmarks/placement_vs_peers.py [--count 60000] [--repeat 3] [--exact-pymeshlab] [--scaling] [--joint]
 
 The mesh is the benchmark cap of issue 3 (:func:`scalp3d.shapes.ellipsoid_cap`). Every sampler's dots are judged by the
 same figures (scalp3d.quality.spread_figures plus coverage p99 over 200k uniform surface points): rho, nn p1, nn CV,
 coverage p99, all relative to d_max = sqrt(2A / (sqrt(3) N)) of the dots each returned. Times are medians of
 ``--repeat`` runs after a warm-up (JIT compiled). ``--scaling`` also prints scalp3d's time per dot from 5k to 500k
 and its peak memory. Peers missing from the environment are skipped with a note (pip install '.[bench]').
+``--joint`` prints instead the session figures of scalp3d alone for both ``session_mode`` values ("subsets", the
+default, and "joint"): the union's figures, each session alone at its own d_max, the union of sessions 1-2 at its
+d_max, and the time of place_dots (issue 3 bars: union rho >= 0.78, p1 >= 0.80, CV >= 0.03, coverage p99 <= 0.70,
+every session alone rho >= 0.70).
 """
 import argparse
 import resource
@@ -97,6 +101,28 @@ def peers(v, f, n, exact_pymeshlab):
     return out
 
 
+def session_figures(v, f, pts, session, area):
+    """Union figures (judge) plus rho of each session alone and of the union of sessions 1-2, each at its own d_max."""
+    out = judge(v, f, pts, area)
+    groups = [(f"s{k}", session == k) for k in np.unique(session)]
+    if len(groups) >= 3:
+        groups.append(("s12", session <= 2))
+    for name, m in groups:
+        n = int(m.sum())
+        out[name] = spread_figures(pts[m], np.full(n, np.sqrt(2 * area / (np.sqrt(3) * n))))["rho"]
+    return out
+
+
+def joint_table(v, f, vn, area, count, repeat):
+    print(f"{'session_mode':<14}{'time s':>8}{'rho':>7}{'nn p1':>7}{'nn CV':>7}{'cov p99':>8}"
+          f"{'s1':>7}{'s2':>7}{'s3':>7}{'s1+2':>7}")
+    for mode in ("subsets", "joint"):
+        t, d = timed(lambda: place_dots(v, f, count=count, seed=0, vertex_normals=vn, session_mode=mode), repeat)
+        q = session_figures(v, f, d.positions, d.session, area)
+        print(f"{mode:<14}{t:>8.2f}{q['rho']:>7.3f}{q['nn_p1']:>7.3f}{q['nn_cv']:>7.3f}{q['coverage_p99']:>8.3f}"
+              + "".join(f"{q[k]:>7.3f}" if k in q else f"{'-':>7}" for k in ("s1", "s2", "s3", "s12")))
+
+
 def timed(fn, repeat):
     fn()  # warm-up
     times, res = [], None
@@ -113,11 +139,15 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--exact-pymeshlab", action="store_true")
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--joint", action="store_true", help="session figures of session_mode subsets vs joint only")
     a = ap.parse_args()
     v, f = ellipsoid_cap()
     area = float(K.triangle_areas(v, f).sum())
     vn = vertex_normals_of(v, f)
     print(f"cap: {len(f):,} triangles, {area:,.0f} mm2; {a.count:,} dots asked; median of {a.repeat}")
+    if a.joint:
+        joint_table(v, f, vn, area, a.count, a.repeat)
+        return
     ours = lambda: place_dots(v, f, count=a.count, seed=0, vertex_normals=vn)  # noqa: E731
     t_ours, d = timed(ours, a.repeat)
     rows = [("scalp3d place_dots (3 sessions)", t_ours, len(d), judge(v, f, d.positions, area))]

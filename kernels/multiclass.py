@@ -1,0 +1,213 @@
+"""Joint multi-class (session) relaxation of dots on a triangle mesh (numba).
+
+The dots of every session are relaxed together, each pair at a target distance chosen by the two dots' classes (an
+"r-matrix", Wei 2010): t_ij = (r_i + r_j) / 2 * scale[c_i, c_j], with r the local union spacing d_max of each dot
+(from the density field, so density gradients work) and ``scale`` holding the class factors (e.g. 0.85 / sqrt(share)
+for two dots of the same session: 0.85 of the session's own d_max). It generalises
+:func:`scalp3d.kernels.relax.relax_step` with a relaxation factor ``omega`` and returns the largest relative
+violation max (t_ij - d_ij) / t_ij, so a caller can run over-compressed soft sweeps and then project onto hard
+constraints until the violation is gone.
+
+One sweep (Jacobi): every movable dot i sums, over its neighbours j closer than t_ij, a push of half the shortfall
+(all of it when j is fixed) along the pair direction, keeps the tangent part, scales it by ``omega``, caps it at
+``max_step * r_i``, and is put back onto the mesh: projected onto its own face's plane when it stays inside that face
+(allocation-free fast path), otherwise snapped by :func:`scalp3d.kernels.relax.snap_to_mesh` walking from its face
+(never onto a face whose ``face_ok`` is False: the dot then stays). Pairs whose normals satisfy n_i . n_j < ``fold_cos``
+(opposite sides of a fold) never interact. New positions depend on the old ones only, so the result does not depend on
+the thread count.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .grid import build_grid, cell_hash
+from .relax import snap_to_mesh
+
+
+@njit(parallel=True, cache=True)
+def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+    """One Jacobi sweep of the joint multi-class relaxation.
+
+    Parameters
+    ----------
+    points, normals : (n,3) float64; face_ids : (n,) int64; bary : (n,3) float64
+    movable : (n,) bool; cls : (n,) int64 in [0, K); radius : (n,) float64 local union spacing d_max (mm)
+    scale : (K,K) float64 pair target factors (symmetric); fold_cos : float
+    omega : float, relaxation factor applied to the summed push; max_step : float, step cap as a fraction of r_i
+    vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
+    face_ok : (F,) bool, faces a dot may move onto
+
+    Returns
+    -------
+    new points, normals, face_ids, bary; worst : float, largest relative violation (t - d) / t over the pairs seen
+    from a movable dot (before the move); moved : int, number of dots moved.
+    """
+    n = points.shape[0]
+    K = scale.shape[0]
+    smax = 0.0
+    for a in range(K):
+        for b in range(K):
+            smax = max(smax, scale[a, b])
+    rmax = 0.0
+    for i in range(n):
+        rmax = max(rmax, radius[i])
+    cell = max(rmax * smax, 1e-9)
+    origin, cells, start, order, mask = build_grid(points, cell)
+    new_p = points.copy()
+    new_n = normals.copy()
+    new_f = face_ids.copy()
+    new_b = bary.copy()
+    moved = np.zeros(n, dtype=np.int64)
+    worst_i = np.zeros(n)
+    for i in prange(n):
+        if not movable[i]:
+            continue
+        dx = 0.0
+        dy = 0.0
+        dz = 0.0
+        wi = 0.0
+        ci = cls[i]
+        for ox in range(-1, 2):
+            for oy in range(-1, 2):
+                for oz in range(-1, 2):
+                    cx = cells[i, 0] + ox
+                    cy = cells[i, 1] + oy
+                    cz = cells[i, 2] + oz
+                    b = cell_hash(cx, cy, cz, mask)
+                    for s in range(start[b], start[b + 1]):
+                        j = order[s]
+                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                            continue
+                        if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
+                                + normals[i, 2] * normals[j, 2]) < fold_cos:
+                            continue
+                        t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
+                        ex = points[i, 0] - points[j, 0]
+                        ey = points[i, 1] - points[j, 1]
+                        ez = points[i, 2] - points[j, 2]
+                        d2 = ex * ex + ey * ey + ez * ez
+                        if d2 >= t * t:
+                            continue
+                        d = math.sqrt(d2)
+                        w = (t - d) / t
+                        if w > wi:
+                            wi = w
+                        if d < 1e-12:
+                            continue  # coincident: the direction is undefined; the neighbours resolve it
+                        share = 0.5 if movable[j] else 1.0
+                        f = share * (t - d) / d
+                        dx += f * ex
+                        dy += f * ey
+                        dz += f * ez
+        worst_i[i] = wi
+        # tangent plane
+        nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
+        dx = omega * (dx - nd * normals[i, 0])
+        dy = omega * (dy - nd * normals[i, 1])
+        dz = omega * (dz - nd * normals[i, 2])
+        length = math.sqrt(dx * dx + dy * dy + dz * dz)
+        if length == 0.0:
+            continue
+        cap = max_step * radius[i]
+        if length > cap:
+            dx *= cap / length
+            dy *= cap / length
+            dz *= cap / length
+        qx = points[i, 0] + dx
+        qy = points[i, 1] + dy
+        qz = points[i, 2] + dz
+        # most moves stay over the dot's own face: project onto its plane without allocating; otherwise walk
+        f = face_ids[i]
+        a0 = faces[f, 0]
+        a1 = faces[f, 1]
+        a2 = faces[f, 2]
+        abx = vertices[a1, 0] - vertices[a0, 0]
+        aby = vertices[a1, 1] - vertices[a0, 1]
+        abz = vertices[a1, 2] - vertices[a0, 2]
+        acx = vertices[a2, 0] - vertices[a0, 0]
+        acy = vertices[a2, 1] - vertices[a0, 1]
+        acz = vertices[a2, 2] - vertices[a0, 2]
+        aqx = qx - vertices[a0, 0]
+        aqy = qy - vertices[a0, 1]
+        aqz = qz - vertices[a0, 2]
+        d00 = abx * abx + aby * aby + abz * abz
+        d01 = abx * acx + aby * acy + abz * acz
+        d11 = acx * acx + acy * acy + acz * acz
+        d20 = aqx * abx + aqy * aby + aqz * abz
+        d21 = aqx * acx + aqy * acy + aqz * acz
+        den = d00 * d11 - d01 * d01
+        b1 = -1.0
+        b2 = -1.0
+        if den > 0.0:
+            b1 = (d11 * d20 - d01 * d21) / den
+            b2 = (d00 * d21 - d01 * d20) / den
+        b0 = 1.0 - b1 - b2
+        if b0 > 1e-9 and b1 > 1e-9 and b2 > 1e-9:
+            px = vertices[a0, 0] + b1 * abx + b2 * acx
+            py = vertices[a0, 1] + b1 * aby + b2 * acy
+            pz = vertices[a0, 2] + b1 * abz + b2 * acz
+        else:
+            q = np.empty(3)
+            q[0] = qx
+            q[1] = qy
+            q[2] = qz
+            pt, f, bc = snap_to_mesh(q, face_ids[i], vertices, faces, vf_indptr, vf_indices)
+            if not face_ok[f]:
+                continue
+            px = pt[0]
+            py = pt[1]
+            pz = pt[2]
+            b0 = bc[0]
+            b1 = bc[1]
+            b2 = bc[2]
+        u0 = faces[f, 0]
+        u1 = faces[f, 1]
+        u2 = faces[f, 2]
+        nx = b0 * vertex_normals[u0, 0] + b1 * vertex_normals[u1, 0] + b2 * vertex_normals[u2, 0]
+        ny = b0 * vertex_normals[u0, 1] + b1 * vertex_normals[u1, 1] + b2 * vertex_normals[u2, 1]
+        nz = b0 * vertex_normals[u0, 2] + b1 * vertex_normals[u1, 2] + b2 * vertex_normals[u2, 2]
+        s = math.sqrt(nx * nx + ny * ny + nz * nz)
+        if s == 0.0:
+            continue
+        new_p[i, 0] = px
+        new_p[i, 1] = py
+        new_p[i, 2] = pz
+        new_n[i, 0] = nx / s
+        new_n[i, 1] = ny / s
+        new_n[i, 2] = nz / s
+        new_f[i] = f
+        new_b[i, 0] = b0
+        new_b[i, 1] = b1
+        new_b[i, 2] = b2
+        moved[i] = 1
+    worst = 0.0
+    for i in range(n):
+        if worst_i[i] > worst:
+            worst = worst_i[i]
+    return new_p, new_n, new_f, new_b, worst, moved.sum()
+
+
+def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.97, first_two_floor=None,
+                   fixed_class=False):
+    """Pair target factors (K,K) (or (K+1,K+1) with a last class for fixed dots) in units of the local union d_max.
+
+    shares : (K,) each session's share of the new dots; new_fraction : the new dots' share of all dots (1 without
+    fixed dots). Same session: ``same`` x the session's own d_max = same / sqrt(share * new_fraction); sessions 1-2
+    cross: ``first_two`` x the d_max of their union, at least ``first_two_floor`` (default ``cross``) x the union
+    d_max; any other pair (and fixed-new pairs): ``cross``.
+    """
+    shares = np.asarray(shares, dtype=np.float64)
+    k = len(shares)
+    m = k + 1 if fixed_class else k
+    s = np.full((m, m), float(cross))
+    for c in range(k):
+        s[c, c] = same / math.sqrt(shares[c] * new_fraction)
+    if k >= 3:
+        floor = cross if first_two_floor is None else first_two_floor
+        g = max(floor, first_two / math.sqrt((shares[0] + shares[1]) * new_fraction))
+        s[0, 1] = s[1, 0] = g
+    if fixed_class:
+        s[k, k] = 0.0
+    return s
