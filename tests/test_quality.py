@@ -26,7 +26,7 @@ def test_spectrum_separates_blue_white_and_lattice(cap):
     n = 8000
     dmax = float(spacing_for_density(n / area * 100))
     blue = place_dots(v, f, count=n, seed=0)
-    white = place_dots(v, f, count=n, seed=0, relax_passes=0, candidates_per_dot=1)
+    white = place_dots(v, f, count=n, seed=0, relax_passes=0, candidates_per_dot=1, sessions=1)  # no relaxation
     _, pb = radial_spectrum(blue.positions, blue.normals, dmax)
     _, pw = radial_spectrum(white.positions, white.normals, dmax)
     lat = hex_lattice()
