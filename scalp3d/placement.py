@@ -267,8 +267,9 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
     session >= 0.75 of its own d_max, the union >= 0.82, each within JOINT_HARD_TOL) until the largest relative
     violation is below JOINT_HARD_TOL. Where the targets cannot all be met (fixed dots that cannot make room, extreme
     session counts) the projection stalls; the targets are then lowered step by step (``stats["level"]`` < 1) until it
-    converges. Fixed dots push every new dot at the union targets and never move. With ``dens_v`` (final density per vertex, dots per cm2), the
-    new dots' local spacing follows them as they move (sweeps move dots across density bands).
+    converges. Fixed dots push every new dot at the union targets and never move. With ``dens_v`` (final density per
+    vertex, dots per cm2), the new dots' local spacing follows them as they move (sweeps move dots across density
+    bands).
     """
     from scalp3d.kernels.multiclass import multiclass_step, session_scales
     from scalp3d.kernels.relax import vertex_faces
