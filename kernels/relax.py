@@ -8,12 +8,8 @@ the mesh by walking from its face to the closest point among the faces around it
 the result does not depend on the thread count. A few passes lift the smallest distances while the pattern stays
 irregular (pairs already farther apart than their target do not interact: no lattice forms).
 """
-import math
-
 import numpy as np
-from numba import njit, prange
-
-from .grid import build_grid, cell_hash
+from numba import njit
 
 
 @njit(cache=True)
@@ -98,10 +94,11 @@ def snap_to_mesh(q, face, vertices, faces, vf_indptr, vf_indices):
     return best_pt, best_face, bary
 
 
-@njit(parallel=True, cache=True)
 def relax_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, max_step,
                vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
     """One Jacobi relaxation pass. Returns new (points, normals, face_ids, bary) and the number of moved dots.
+
+    The sweep of :func:`scalp3d.kernels.multiclass.multiclass_step` with no over- or under-relaxation (omega 1).
 
     Parameters
     ----------
@@ -111,100 +108,12 @@ def relax_step(points, normals, face_ids, bary, movable, cls, radius, scale, fol
     vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
     face_ok : (F,) bool, faces a dot may move onto
     """
-    n = points.shape[0]
-    K = scale.shape[0]
-    smax = 0.0
-    for a in range(K):
-        for b in range(K):
-            smax = max(smax, scale[a, b])
-    rmax = 0.0
-    for i in range(n):
-        rmax = max(rmax, radius[i])
-    cell = max(rmax * smax, 1e-9)
-    origin, cells, start, order, mask = build_grid(points, cell)
-    new_p = points.copy()
-    new_n = normals.copy()
-    new_f = face_ids.copy()
-    new_b = bary.copy()
-    moved = np.zeros(n, dtype=np.int64)
-    for i in prange(n):
-        if not movable[i]:
-            continue
-        dx = 0.0
-        dy = 0.0
-        dz = 0.0
-        for ox in range(-1, 2):
-            for oy in range(-1, 2):
-                for oz in range(-1, 2):
-                    cx = cells[i, 0] + ox
-                    cy = cells[i, 1] + oy
-                    cz = cells[i, 2] + oz
-                    b = cell_hash(cx, cy, cz, mask)
-                    for s in range(start[b], start[b + 1]):
-                        j = order[s]
-                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                            continue
-                        if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
-                                + normals[i, 2] * normals[j, 2]) < fold_cos:
-                            continue
-                        t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
-                        ex = points[i, 0] - points[j, 0]
-                        ey = points[i, 1] - points[j, 1]
-                        ez = points[i, 2] - points[j, 2]
-                        d2 = ex * ex + ey * ey + ez * ez
-                        if d2 >= t * t:
-                            continue
-                        d = math.sqrt(d2)
-                        if d < 1e-12:
-                            continue  # coincident: the other direction is undefined; the neighbours resolve it
-                        share = 0.5 if movable[j] else 1.0
-                        f = share * (t - d) / d
-                        dx += f * ex
-                        dy += f * ey
-                        dz += f * ez
-        # tangent plane
-        nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
-        dx -= nd * normals[i, 0]
-        dy -= nd * normals[i, 1]
-        dz -= nd * normals[i, 2]
-        length = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if length == 0.0:
-            continue
-        cap = max_step * radius[i]
-        if length > cap:
-            dx *= cap / length
-            dy *= cap / length
-            dz *= cap / length
-        q = np.empty(3)
-        q[0] = points[i, 0] + dx
-        q[1] = points[i, 1] + dy
-        q[2] = points[i, 2] + dz
-        pt, f, bc = snap_to_mesh(q, face_ids[i], vertices, faces, vf_indptr, vf_indices)
-        if not face_ok[f]:
-            continue
-        nx = 0.0
-        ny = 0.0
-        nz = 0.0
-        for k in range(3):
-            v = faces[f, k]
-            nx += bc[k] * vertex_normals[v, 0]
-            ny += bc[k] * vertex_normals[v, 1]
-            nz += bc[k] * vertex_normals[v, 2]
-        s = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if s == 0.0:
-            continue
-        new_p[i, 0] = pt[0]
-        new_p[i, 1] = pt[1]
-        new_p[i, 2] = pt[2]
-        new_n[i, 0] = nx / s
-        new_n[i, 1] = ny / s
-        new_n[i, 2] = nz / s
-        new_f[i] = f
-        new_b[i, 0] = bc[0]
-        new_b[i, 1] = bc[1]
-        new_b[i, 2] = bc[2]
-        moved[i] = 1
-    return new_p, new_n, new_f, new_b, moved.sum()
+    from .multiclass import multiclass_step  # multiclass uses snap_to_mesh from here
+
+    p, n, f, b, _worst, moved = multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale,
+                                                fold_cos, 1.0, max_step, vertices, vertex_normals, faces,
+                                                vf_indptr, vf_indices, face_ok)
+    return p, n, f, b, moved
 
 
 def vertex_faces(n_vertices, faces):
