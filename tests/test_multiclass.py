@@ -1,8 +1,5 @@
 """Joint multi-class (session) relaxation: the kernel against a NumPy reference; place_dots(session_mode="joint")."""
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,17 +12,7 @@ from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
 from scalp3d.shapes import ellipsoid_cap
 
-
-def grid_mesh(n=21, h=1.0):
-    x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h)
-    v = np.column_stack([x.ravel(), y.ravel(), np.zeros(n * n)])
-    idx = np.arange(n * n).reshape(n, n)
-    f = []
-    for i in range(n - 1):
-        for j in range(n - 1):
-            a, b, c, d = idx[i, j], idx[i, j + 1], idx[i + 1, j], idx[i + 1, j + 1]
-            f += [(a, b, d), (a, d, c)]
-    return v, np.array(f, dtype=np.int64)
+from helpers import arrays_with_threads, grid_mesh
 
 
 def faces_of(p):
@@ -204,10 +191,5 @@ def test_joint_mode_same_dots_any_thread_count(tmp_path):
             "from scalp3d.placement import place_dots; v, f = ellipsoid_cap(40); "
             "d = place_dots(v, f, count=3000, seed=7, session_mode='joint'); "
             "np.save(sys.argv[1], np.column_stack([d.positions, d.normals, d.session, d.face_ids, d.bary]))")
-    outs = []
-    for threads in ("1", "2"):
-        out = tmp_path / f"t{threads}.npy"
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=600)
-        outs.append(np.load(out))
+    outs = arrays_with_threads(code, tmp_path)
     assert outs[0].tobytes() == outs[1].tobytes()

@@ -1,8 +1,4 @@
 """place_dots: counts, density fields, sessions, fixed dots, folds, holes, degenerate input, determinism."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -11,6 +7,8 @@ from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
 from scalp3d.shapes import ellipsoid_cap
 from scalp3d import kernels as K
+
+from helpers import arrays_with_threads
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +137,7 @@ def test_same_seed_same_dots_any_thread_count(tmp_path):
             "from scalp3d.placement import place_dots; v, f = ellipsoid_cap(40); "
             "d = place_dots(v, f, count=4000, seed=7); "
             "np.save(sys.argv[1], np.column_stack([d.positions, d.normals, d.session, d.face_ids]))")
-    outs = []
-    for threads in ("1", "2"):
-        out = tmp_path / f"t{threads}.npy"
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=600)
-        outs.append(np.load(out))
+    outs = arrays_with_threads(code, tmp_path)
     assert outs[0].tobytes() == outs[1].tobytes()
     v, f = ellipsoid_cap(40)
     other = place_dots(v, f, count=4000, seed=8)

@@ -6,6 +6,8 @@ from scalp3d.kernels.curvature import principal_curvatures, vertex_neighbours
 from scalp3d.kernels.relax import closest_on_triangle, relax_step, snap_to_mesh, vertex_faces
 from scalp3d.placement import vertex_normals_of
 
+from helpers import grid_mesh
+
 
 def brute_closest(p, a, b, c, n=400):
     # dense barycentric sampling of the triangle
@@ -26,18 +28,6 @@ def test_closest_on_triangle_matches_brute_force():
         assert np.linalg.norm(q - p) <= np.linalg.norm(ref - p) + 1e-9
         assert np.linalg.norm(q - ref) < 0.02 * max(1, np.linalg.norm(b - a))
         assert np.allclose(u * a + v * b + w * c, q) and min(u, v, w) >= -1e-12 and abs(u + v + w - 1) < 1e-12
-
-
-def grid_mesh(n=21, h=1.0):
-    x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h)
-    v = np.column_stack([x.ravel(), y.ravel(), np.zeros(n * n)])
-    idx = np.arange(n * n).reshape(n, n)
-    f = []
-    for i in range(n - 1):
-        for j in range(n - 1):
-            a, b, c, d = idx[i, j], idx[i, j + 1], idx[i + 1, j], idx[i + 1, j + 1]
-            f += [(a, b, d), (a, d, c)]
-    return v, np.array(f, dtype=np.int64)
 
 
 def naive_relax_step(p, nrm, movable, cls, radius, scale, fold_cos, max_step):
