@@ -270,20 +270,31 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=N
                              border=False, lighting="light kit")
     try:
         for c, (title, kind, values, style) in enumerate(maps):
+            # one surface with its colours per map, drawn from both views
+            pd = _head_polydata(pv, verts, faces, vnormals)
+            if kind == "scalars":
+                vals = np.where(np.isfinite(values), values, np.nan)
+                if title.startswith("target density") or c >= n_fixed:
+                    vals = np.where(vals > 0, vals, np.nan)  # nothing there: shown as untreated skin
+                pd.point_data["v"] = vals
+                finite = vals[np.isfinite(vals)]
+                clim = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if len(finite) \
+                    else (0.0, 1.0)
+            else:
+                names = style
+                rgb = np.tile(np.asarray(UNTREATED_RGB), (n, 1))
+                palette = [ZONE_RGB.get(nm, SHADE_RGB.get(nm, CATEGORY_RGB[k % len(CATEGORY_RGB)]))
+                           for k, nm in enumerate(names)]
+                present = [k for k in range(len(names)) if np.any(values == k)]
+                for k in present:
+                    rgb[values == k] = palette[k]
+                pd.point_data["rgb"] = (rgb * 255).astype(np.uint8)
             for r, (vname, (back, up)) in enumerate(DESIGN_VIEWS.items()):
                 plotter.subplot(0, 2 * c + r)
                 plotter.renderer.viewport = (xs[c] / width, (height - ys[r + 1]) / height, xs[c + 1] / width,
                                              (height - ys[r]) / height)
                 plotter.set_background(BACKGROUND_RGB[0], top=BACKGROUND_RGB[1])
-                pd = _head_polydata(pv, verts, faces, vnormals)
                 if kind == "scalars":
-                    vals = np.where(np.isfinite(values), values, np.nan)
-                    if title.startswith("target density") or c >= n_fixed:
-                        vals = np.where(vals > 0, vals, np.nan)  # nothing there: shown as untreated skin
-                    pd.point_data["v"] = vals
-                    finite = vals[np.isfinite(vals)]
-                    clim = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if len(finite) \
-                        else (0.0, 1.0)
                     plotter.add_mesh(pd, scalars="v", cmap=style, clim=clim, nan_color=UNTREATED_RGB,
                                      show_scalar_bar=r == 1, scalar_bar_args={
                                          "title": title.split(",")[-1].strip() if "," in title else title,
@@ -291,14 +302,6 @@ def render_design(head, field, frame, out_dir, *, prefix="design", window_size=N
                                          "fmt": "%.2f" if clim[1] < 10 else "%.0f", "width": 0.6,
                                          "position_x": 0.2, "position_y": 0.04})
                 else:
-                    names = style
-                    rgb = np.tile(np.asarray(UNTREATED_RGB), (n, 1))
-                    palette = [ZONE_RGB.get(nm, SHADE_RGB.get(nm, CATEGORY_RGB[k % len(CATEGORY_RGB)]))
-                               for k, nm in enumerate(names)]
-                    present = [k for k in range(len(names)) if np.any(values == k)]
-                    for k in present:
-                        rgb[values == k] = palette[k]
-                    pd.point_data["rgb"] = (rgb * 255).astype(np.uint8)
                     plotter.add_mesh(pd, scalars="rgb", rgb=True)
                     if r == 1 and present:
                         plotter.add_legend([[names[k], palette[k]] for k in present], bcolor=INSET_BACKGROUND_RGB,
