@@ -216,3 +216,34 @@ def path_length(points, order):
     """Sum of the straight legs between consecutive points of ``order``."""
     points = np.asarray(points, dtype=np.float64)
     return float(sum(np.linalg.norm(points[order[k + 1]] - points[order[k]]) for k in range(len(order) - 1)))
+
+
+def multiclass_step_on_plane(p, nrm, movable, cls, radius, scale, fold_cos, omega, max_step):
+    """multiclass_step (and relax_step, omega 1) on the plane z = 0 (no snapping needed): the rule, pair by pair.
+
+    Returns (new points, largest relative violation).
+    """
+    out = p.copy()
+    worst = 0.0
+    for i in range(len(p)):
+        if not movable[i]:
+            continue
+        disp = np.zeros(3)
+        for j in range(len(p)):
+            if j == i or nrm[i] @ nrm[j] < fold_cos:
+                continue
+            t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
+            e = p[i] - p[j]
+            d = np.linalg.norm(e)
+            if d >= t:
+                continue
+            worst = max(worst, (t - d) / t)
+            if d < 1e-12:
+                continue
+            disp += (0.5 if movable[j] else 1.0) * (t - d) / d * e
+        disp = omega * (disp - (disp @ nrm[i]) * nrm[i])
+        length = np.linalg.norm(disp)
+        if length > max_step * radius[i]:
+            disp *= max_step * radius[i] / length
+        out[i] = p[i] + disp
+    return out, worst

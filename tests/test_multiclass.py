@@ -12,6 +12,7 @@ from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
 from scalp3d.shapes import ellipsoid_cap
 
+import naive
 from helpers import arrays_with_threads, grid_mesh
 
 
@@ -20,34 +21,6 @@ def faces_of(p):
     ix = np.floor(p[:, 0]).astype(int)
     iy = np.floor(p[:, 1]).astype(int)
     return (iy * 20 + ix) * 2 + ((p[:, 1] - iy) > (p[:, 0] - ix))
-
-
-def naive_step(p, nrm, movable, cls, radius, scale, fold_cos, omega, max_step):
-    """One Jacobi sweep on the plane z = 0 (no snapping needed): the kernel's rule, pair by pair."""
-    out = p.copy()
-    worst = 0.0
-    for i in range(len(p)):
-        if not movable[i]:
-            continue
-        disp = np.zeros(3)
-        for j in range(len(p)):
-            if j == i or nrm[i] @ nrm[j] < fold_cos:
-                continue
-            t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
-            e = p[i] - p[j]
-            d = np.linalg.norm(e)
-            if d >= t:
-                continue
-            worst = max(worst, (t - d) / t)
-            if d < 1e-12:
-                continue
-            disp += (0.5 if movable[j] else 1.0) * (t - d) / d * e
-        disp = omega * (disp - (disp @ nrm[i]) * nrm[i])
-        length = np.linalg.norm(disp)
-        if length > max_step * radius[i]:
-            disp *= max_step * radius[i] / length
-        out[i] = p[i] + disp
-    return out, worst
 
 
 def test_session_scales():
@@ -75,7 +48,7 @@ def test_multiclass_step_matches_naive_on_a_plane():
     vf = vertex_faces(len(v), f)
     got, gn, gf, gb, worst, moved = multiclass_step(p, nrm, fid, np.full((n, 3), 1 / 3), movable, cls, radius, scale,
                                                     0.0, 0.6, 0.3, v, vn, f, vf[0], vf[1], np.ones(len(f), bool))
-    want, want_worst = naive_step(p, nrm, movable, cls, radius, scale, 0.0, 0.6, 0.3)
+    want, want_worst = naive.multiclass_step_on_plane(p, nrm, movable, cls, radius, scale, 0.0, 0.6, 0.3)
     assert np.allclose(got, want, atol=1e-9)
     assert np.isclose(worst, want_worst) and worst > 0.1
     assert np.array_equal(got[~movable], p[~movable]) and moved == (got != p).any(axis=1).sum() > 50

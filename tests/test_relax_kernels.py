@@ -6,6 +6,7 @@ from scalp3d.kernels.curvature import principal_curvatures, vertex_neighbours
 from scalp3d.kernels.relax import closest_on_triangle, relax_step, snap_to_mesh, vertex_faces
 from scalp3d.placement import vertex_normals_of
 
+import naive
 from helpers import grid_mesh
 
 
@@ -30,30 +31,6 @@ def test_closest_on_triangle_matches_brute_force():
         assert np.allclose(u * a + v * b + w * c, q) and min(u, v, w) >= -1e-12 and abs(u + v + w - 1) < 1e-12
 
 
-def naive_relax_step(p, nrm, movable, cls, radius, scale, fold_cos, max_step):
-    """Jacobi step on a plane z = 0 (no snapping needed): the same rule as the kernel."""
-    out = p.copy()
-    for i in range(len(p)):
-        if not movable[i]:
-            continue
-        disp = np.zeros(3)
-        for j in range(len(p)):
-            if j == i or nrm[i] @ nrm[j] < fold_cos:
-                continue
-            t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
-            e = p[i] - p[j]
-            d = np.linalg.norm(e)
-            if d >= t or d < 1e-12:
-                continue
-            disp += (0.5 if movable[j] else 1.0) * (t - d) / d * e
-        disp -= (disp @ nrm[i]) * nrm[i]
-        length = np.linalg.norm(disp)
-        if length > max_step * radius[i]:
-            disp *= max_step * radius[i] / length
-        out[i] = p[i] + disp
-    return out
-
-
 def test_relax_step_matches_naive_on_a_plane():
     v, f = grid_mesh()
     vn = vertex_normals_of(v, f)
@@ -74,7 +51,7 @@ def test_relax_step_matches_naive_on_a_plane():
     vf = vertex_faces(len(v), f)
     got, gn, gf, gb, moved = relax_step(p, nrm, fid, np.full((n, 3), 1 / 3), movable, cls, radius, scale, 0.0, 0.3,
                                         v, vn, f, vf[0], vf[1], np.ones(len(f), bool))
-    want = naive_relax_step(p, nrm, movable, cls, radius, scale, 0.0, 0.3)
+    want, _ = naive.multiclass_step_on_plane(p, nrm, movable, cls, radius, scale, 0.0, 1.0, 0.3)
     assert np.allclose(got, want, atol=1e-9)
     assert np.array_equal(got[~movable], p[~movable])
     # faces and barycentric coordinates describe the new points
