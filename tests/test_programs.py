@@ -111,7 +111,10 @@ def test_registration_moves_the_program(cap, tmp_path):
     assert m.registration_rms_mm < 0.2
     prog, surface = _prog(cap, m)
     prog0, _ = _prog(cap)
-    assert np.allclose(prog.tips, prog0.tips @ R.T + t, atol=0.3)
+    # dot by dot (the tour may visit them in another order in another frame: near-ties of a heuristic)
+    same_ids = np.argsort(prog.ids), np.argsort(prog0.ids)
+    assert np.array_equal(prog.ids[same_ids[0]], prog0.ids[same_ids[1]])
+    assert np.allclose(prog.tips[same_ids[0]], prog0.tips[same_ids[1]] @ R.T + t, atol=0.3)
     _check_written(prog, surface, tmp_path)
 
 
