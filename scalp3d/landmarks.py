@@ -5,7 +5,8 @@ below. The head frame has its origin midway between LPA and RPA, x towards RPA, 
 
 Estimation (any pose and position; the orientation is scale-free, the landmark rules are in millimetres):
 
-1. The points are made even over the surface (area-weighted samples of a mesh, or a voxel grid of a point set).
+1. The points are made even over the surface (area-weighted samples of a mesh, or a voxel grid of a point set laid
+   in the points' principal axes, so that the same head gives the same points, in the same order, in any pose).
 2. The left-right axis is the normal of the best mirror plane: a coarse search over about 200 candidate normals
    (the principal axes and a Fibonacci hemisphere) scored by the nearest-neighbour distance between the mirrored
    points and the surface, then mirrored-point ICP on the best few.
@@ -13,10 +14,14 @@ Estimation (any pose and position; the orientation is scale-free, the landmark r
    narrowest; a first forward is the middle of the directions for which the tip stays the extreme point; the first
    sense of up is the side along which the midline profile recedes slowly from the tip (the nasal dorsum), not fast
    (the columella).
-4. Nasion: the deepest point of the midline profile under its convex hull between the nose tip and the forehead
-   (tilt-free). The pitch then comes from the nasal dorsum (tip to nasion, two well-defined points): up is the
-   dorsum tilted back by ``DORSUM_TILT_DEG``; tip, nasion and frame are iterated to a fixed point, so the frame
-   does not depend on the pose.
+4. Nasion, for the frame: the deepest stretch of the midline profile under its convex hull between the nose tip and
+   the forehead (depth under a hull segment is tilt-free; the near-deepest bins are averaged, weighted by depth, so
+   the point moves continuously with the data). The pitch then comes from the nasal dorsum (tip to nasion, two
+   well-defined points): up is the dorsum tilted back by ``DORSUM_TILT_DEG``; tip, nasion and frame are iterated to a
+   fixed point on the even points, then again on the dense ones, so the frame does not depend on the pose. The
+   nasion itself is then the middle of the hollow's flat bottom in that frame: its most posterior stretch (within
+   ``NASION_FLAT_FRAC`` of the scale), where the soft-tissue nasion lies; the hull's deepest point sits lower, pulled
+   down by the nose tip (5-6 mm on fsaverage).
 5. LPA and RPA: their midpoint is predicted at fixed fractions of the head length at the nasion's height
    (``EAR_BEHIND_NASION``, ``EAR_BELOW_NASION``, fsaverage proportions) and the skin is found laterally there. When
    the scan has ears (a pinna that stands out of a smooth quadratic fit of the side of the head), the point moves to
@@ -62,7 +67,7 @@ DORSUM_TILT_DEG = 30.0
 #: nasion's height): behind and below it (fsaverage proportions; a scan with ears is refined on its ears; on the Lee
 #: Perry-Smith head the ears are at 0.42 and 0.13)
 EAR_BEHIND_NASION = 0.52
-EAR_BELOW_NASION = 0.12
+EAR_BELOW_NASION = 0.15
 #: ear search around the prediction (mm), the protrusion (mm) out of a smooth side fit that marks a pinna, and the
 #: least pinna area (mm2) that counts as an ear
 EAR_SEARCH_HALF_MM = 45.0
@@ -75,6 +80,13 @@ TRAGUS_HEIGHT_FRACTION = 0.45
 #: the preauricular point lies this far in front of the front edge of the concha (the tragus's thickness)
 TRAGUS_WIDTH_MM = 3.0
 GLABELLA_SEARCH_MM = (5.0, 25.0)
+#: the nasion's hollow: profile bins within this fraction of the scale (about 1 mm) of its deepest or most posterior
+#: point make its flat bottom, whose weighted middle is the nasion
+NASION_FLAT_FRAC = 0.01
+#: the rms radius of a head's surface about its centre (fsaverage: 110 mm): the scale of the mm steps of the nasion
+HEAD_RMS_RADIUS_MM = 110.0
+#: the same for the frame's own nasion (the deepest point under the hull; wider bands pull sparse profiles off it)
+NASION_DEEP_FRAC = 0.003
 
 _INCOMPLETE = "give the landmarks with --landmarks L.json"
 
@@ -92,10 +104,14 @@ def _even_points(points, n):
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) <= n:
         return pts
-    lo = pts.min(axis=0)
-    cell = np.linalg.norm(np.ptp(pts, axis=0)) / np.sqrt(n)
+    # the grid is laid in the points' principal axes about their centre, so the same head gives the same even
+    # points in any pose (a sign flip of an axis mirrors the cells onto themselves)
+    centre = pts.mean(axis=0)
+    _, _, vt = np.linalg.svd(pts[:: max(1, len(pts) // 20_000)] - centre, full_matrices=False)
+    local = (pts - centre) @ vt.T
+    cell = np.linalg.norm(np.ptp(local, axis=0)) / np.sqrt(n)
     for _ in range(6):
-        key = np.floor((pts - lo) / cell).astype(np.int64)
+        key = np.floor(local / cell).astype(np.int64) + 100_000
         key = (key[:, 0] * 1_000_003 + key[:, 1]) * 1_000_033 + key[:, 2]
         uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
         if 0.7 * n <= len(uniq) <= 1.4 * n:
@@ -103,7 +119,9 @@ def _even_points(points, n):
         cell *= np.sqrt(len(uniq) / n)
     out = np.zeros((len(uniq), 3))
     np.add.at(out, inv, pts)
-    return out / counts[:, None]
+    out /= counts[:, None]
+    # in an order that does not depend on the pose either (seeded subsamples of them are then the same points)
+    return out[np.argsort(np.linalg.norm(out - centre, axis=1), kind="stable")]
 
 
 def _surface_samples(vertices, faces, n, seed=0):
@@ -284,12 +302,12 @@ def _recession(wide, tip, fwd, up, scale):
     return total
 
 
-def _dorsum_frame(mid, tip, fwd, up, n, scale):
+def _dorsum_frame(mid, tip, fwd, up, n, scale, deep_frac=NASION_DEEP_FRAC):
     """(tip, nasion, fwd, up): the nose frame iterated to a fixed point, up = the dorsum tilted by DORSUM_TILT_DEG.
     """
     c, s_ = np.cos(np.radians(DORSUM_TILT_DEG)), np.sin(np.radians(DORSUM_TILT_DEG))
     for _ in range(3):
-        nasion = _nasion_on_profile(mid, tip, fwd, up, scale)
+        nasion = _nasion_on_profile(mid, tip, fwd, up, scale, deep_frac=deep_frac)
         dors = nasion - tip
         dors -= n * (dors @ n)
         dors /= np.linalg.norm(dors)
@@ -309,8 +327,10 @@ def _cap_centre(points, direction, depth):
     return points[h >= h.max() - depth].mean(axis=0)
 
 
-def _nasion_on_profile(mid, tip, fwd, up, scale):
-    """The nasion (3,): the deepest point of the midline profile under its upper hull above the nose tip."""
+def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_DEEP_FRAC):
+    """The nasion (3,): the deepest point of the midline profile under its upper hull above the nose tip; with
+    ``bottom``, the middle of the hollow's flat bottom in this frame (the final estimate; the frame's own fixed point
+    uses the deepest point, which does not feed back into the frame's pitch)."""
     hh = (mid - tip) @ up
     ff = (mid - tip) @ fwd
     step = 0.015 * scale
@@ -344,7 +364,37 @@ def _nasion_on_profile(mid, tip, fwd, up, scale):
     k = int(np.argmax(depth))
     if depth[k] < 0.01 * scale:
         raise GeometryError("no nasion (the hollow between forehead and nose) was found on the scan; " + _INCOMPLETE)
-    return mid[j[k]]
+    lo, hi = _run_start(depth, k), _run_end(depth, k)
+    if not bottom:
+        # depth under the hull segment is frame-free (proportional to the distance from its chord); the bins near the
+        # deepest, weighted by how near, give a point that moves continuously with the data instead of jumping
+        # between near-tied bins
+        w = np.maximum(depth[lo: hi + 1] - (depth[k] - deep_frac * scale), 0.0)
+    else:
+        # the hollow's bottom is long and flat on many faces, and the hull from the nose tip pulls its deepest point
+        # down; the soft-tissue nasion is the most posterior point of the hollow (the profile's tangent parallel to
+        # up): the bins near the most posterior one (3-bin smoothed profile), weighted by how near
+        fs = np.convolve(np.pad(f, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")[lo: hi + 1]
+        w = np.maximum(fs.min() + NASION_FLAT_FRAC * scale - fs, 0.0)
+    zc = float((w * z[lo: hi + 1]).sum() / w.sum())
+    # the profile's point at that height, interpolated between the bins' points
+    prof = mid[j]
+    return np.array([np.interp(zc, z, prof[:, c]) for c in range(3)])
+
+
+def _run_start(depth, k):
+    """First index of the run around k where depth stays at least half of depth[k] (the hollow around k)."""
+    lo = k
+    while lo > 0 and depth[lo - 1] >= 0.5 * depth[k]:
+        lo -= 1
+    return lo
+
+
+def _run_end(depth, k):
+    hi = k
+    while hi < len(depth) - 1 and depth[hi + 1] >= 0.5 * depth[k]:
+        hi += 1
+    return hi
 
 
 def estimate_axes(points):
@@ -456,9 +506,15 @@ def estimate_landmarks(head: Head) -> Landmarks:
     mid = pts[mid_band]
     if len(mid) < 100:
         raise GeometryError("the scan is too sparse along the face's midline to estimate the nasion; " + _INCOMPLETE)
+    # the frame's pitch again from the dense profile (the even points hold one or two points per profile bin)
+    # (in mm from here: the rms radius of a head alone, so that shoulders or a torso in the scan change nothing)
+    scale_mm = HEAD_RMS_RADIUS_MM
+    _, _, fwd_d, up_d = _dorsum_frame(mid, fr["tip"], fr["fwd"], fr["up"], n, scale_mm, NASION_FLAT_FRAC)
+    right_d = np.cross(fwd_d, up_d)
+    fr.update(fwd=fwd_d, up=up_d, right=right_d / np.linalg.norm(right_d))
     tip_band = mid[np.linalg.norm(mid - fr["tip"], axis=1) < 15.0]
     tip = _cap_centre(tip_band, fr["fwd"], 2.0) if len(tip_band) else fr["tip"]
-    nasion = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], fr["scale"])
+    nasion = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, bottom=True)
     nasion = nasion - n * (nasion @ n - fr["offset"])  # on the mirror plane
     # head length at the nasion's height: from the nasion to the back of the skull along the midline
     R = np.vstack([fr["right"], fr["fwd"], fr["up"]])
@@ -489,7 +545,8 @@ def estimate_landmarks(head: Head) -> Landmarks:
                             f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the scan may "
                             "not be in mm; " + _INCOMPLETE)
     srcs = {k: "estimated" for k in LANDMARK_KEYS}
-    return Landmarks(nasion=nasion, lpa=lpa, rpa=rpa, glabella=glabella, vertex=vertex, inion=inion, sources=srcs)
+    return Landmarks(nasion=nasion, lpa=lpa, rpa=rpa, glabella=glabella, vertex=vertex, inion=inion, sources=srcs,
+                     face_axes=R)
 
 
 def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:

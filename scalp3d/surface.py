@@ -396,6 +396,11 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
             lm = Landmarks(nasion=np.asarray(landmarks["nasion"], float), lpa=np.asarray(landmarks["lpa"], float),
                            rpa=np.asarray(landmarks["rpa"], float))
         origin, R = lm.frame()
+        if lm.face_axes is not None:
+            # sections across the neck are cut square to a standing head's vertical; the frame's z leans back or
+            # forth with the nasion's height above the ears (about 15 degrees on the real head), enough to slice
+            # the trapezius at the back
+            R = np.asarray(lm.face_axes, dtype=np.float64)
     except (GeometryError, InputError, KeyError) as exc:
         notes.append(f"not cropped below the neck: {exc}")
         report["neck_cut_mm"] = None

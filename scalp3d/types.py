@@ -60,6 +60,10 @@ class Landmarks:
     vertex: np.ndarray | None = None
     inion: np.ndarray | None = None
     sources: dict = field(default_factory=dict)
+    #: estimated only: the face's own upright axes (3,3), rows right, forward, up (up = the nasal dorsum tilted back
+    #: by a typical angle: close to a standing head's vertical, unlike the frame's z, which leans with the nasion's
+    #: height above the ears); None when the landmarks came from a file
+    face_axes: np.ndarray | None = None
 
     def frame(self):
         """Head frame (origin (3,), rotation (3,3)) with rows x = towards RPA, y = forwards (nasion), z = up.
