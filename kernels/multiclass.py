@@ -11,7 +11,7 @@ constraints until the violation is gone.
 One sweep (Jacobi): every movable dot i sums, over its neighbours j closer than t_ij, a push of half the shortfall
 (all of it when j is fixed) along the pair direction, keeps the tangent part, scales it by ``omega``, caps it at
 ``max_step * r_i``, and is put back onto the mesh: projected onto its own face's plane when it stays inside that face
-(allocation-free fast path), otherwise snapped by :func:`scalp3d.kernels.relax.snap_to_mesh` walking from its face
+(allocation-free fast path), otherwise snapped by :func:`scalp3d.kernels.relax.snap_xyz` walking from its face
 (never onto a face whose ``face_ok`` is False: the dot then stays). Pairs whose normals satisfy n_i . n_j < ``fold_cos``
 (opposite sides of a fold) never interact. New positions depend on the old ones only, so the result does not depend on
 the thread count.
@@ -22,13 +22,107 @@ import numpy as np
 from numba import njit, prange
 
 from .grid import build_grid, cell_hash
-from .relax import snap_to_mesh
+from .relax import snap_xyz
+
+#: slots per row of the first pass of :func:`pair_lists`
+PAIR_ROW_CAP = 48
 
 
 @njit(parallel=True, cache=True)
+def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
+    """Neighbour lists (CSR) for the sweeps: j is listed for i when their chord is below the pair's target
+    t_ij = (r_i + r_j) / 2 * scale[c_i, c_j] plus ``reach`` (mm), and their normals are not across a fold.
+
+    The condition is symmetric. Rows are filled in the grid's fixed scan order, so the lists do not depend on the
+    thread count. Sweeps then visit only these pairs (about a third of the points the 27 grid cells hold) until a
+    dot has moved more than ``reach / 2`` (the caller rebuilds then).
+
+    Returns
+    -------
+    indptr : (n+1,) int64; indices : (nnz,) int64
+    """
+    n = points.shape[0]
+    K = scale.shape[0]
+    smax = 0.0
+    for a in range(K):
+        for b in range(K):
+            smax = max(smax, scale[a, b])
+    rmax = 0.0
+    for i in range(n):
+        rmax = max(rmax, radius[i])
+    cell = max(rmax * smax + reach, 1e-9)
+    origin, cells, start, order, mask = build_grid(points, cell)
+    # one pass into rows of PAIR_ROW_CAP slots (the usual case: 10-30 neighbours), compacted after; a second,
+    # counting pass only when some row overflows
+    counts = np.zeros(n + 1, dtype=np.int64)
+    rows = np.empty((n, PAIR_ROW_CAP), dtype=np.int64)
+    for i in prange(n):
+        counts[i + 1] = _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask,
+                                  rows[i], 0, PAIR_ROW_CAP)
+    indptr = np.cumsum(counts)
+    indices = np.empty(indptr[n], dtype=np.int64)
+    over = False
+    for i in range(n):
+        if counts[i + 1] > PAIR_ROW_CAP:
+            over = True
+            break
+    if not over:
+        for i in prange(n):
+            k0 = indptr[i]
+            for c in range(counts[i + 1]):
+                indices[k0 + c] = rows[i, c]
+        return indptr, indices
+    for i in prange(n):
+        _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask, indices,
+                  indptr[i], indptr[n])
+    return indptr, indices
+
+
+@njit(cache=True)
+def max_shift(a, b):
+    """Largest distance between matching rows of two (n,3) arrays."""
+    m = 0.0
+    for i in range(a.shape[0]):
+        d = (a[i, 0] - b[i, 0]) ** 2 + (a[i, 1] - b[i, 1]) ** 2 + (a[i, 2] - b[i, 2]) ** 2
+        if d > m:
+            m = d
+    return math.sqrt(m)
+
+
+@njit(cache=True)
+def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask, out, k0, limit):
+    """Count row i's neighbours; write them to out[k0 + c] while k0 + c < limit."""
+    c = 0
+    ci = cls[i]
+    for ox in range(-1, 2):
+        for oy in range(-1, 2):
+            for oz in range(-1, 2):
+                cx = cells[i, 0] + ox
+                cy = cells[i, 1] + oy
+                cz = cells[i, 2] + oz
+                b = cell_hash(cx, cy, cz, mask)
+                for s in range(start[b], start[b + 1]):
+                    j = order[s]
+                    if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
+                        continue
+                    if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
+                            + normals[i, 2] * normals[j, 2]) < fold_cos:
+                        continue
+                    t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]] + reach
+                    ex = points[i, 0] - points[j, 0]
+                    ey = points[i, 1] - points[j, 1]
+                    ez = points[i, 2] - points[j, 2]
+                    if ex * ex + ey * ey + ez * ez >= t * t:
+                        continue
+                    if k0 + c < limit:
+                        out[k0 + c] = j
+                    c += 1
+    return c
+
+
 def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
                     vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
-    """One Jacobi sweep of the joint multi-class relaxation.
+    """One Jacobi sweep of the joint multi-class relaxation (neighbour lists built for this sweep alone).
 
     Parameters
     ----------
@@ -44,17 +138,17 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
     new points, normals, face_ids, bary; worst : float, largest relative violation (t - d) / t over the pairs seen
     from a movable dot (before the move); moved : int, number of dots moved.
     """
+    ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
+    return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
+
+
+@njit(parallel=True, cache=True)
+def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+    """:func:`multiclass_step` over neighbour lists from :func:`pair_lists` (built with a reach covering every
+    move since); same arguments and returns, plus the lists."""
     n = points.shape[0]
-    K = scale.shape[0]
-    smax = 0.0
-    for a in range(K):
-        for b in range(K):
-            smax = max(smax, scale[a, b])
-    rmax = 0.0
-    for i in range(n):
-        rmax = max(rmax, radius[i])
-    cell = max(rmax * smax, 1e-9)
-    origin, cells, start, order, mask = build_grid(points, cell)
     new_p = points.copy()
     new_n = normals.copy()
     new_f = face_ids.copy()
@@ -69,38 +163,29 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
         dz = 0.0
         wi = 0.0
         ci = cls[i]
-        for ox in range(-1, 2):
-            for oy in range(-1, 2):
-                for oz in range(-1, 2):
-                    cx = cells[i, 0] + ox
-                    cy = cells[i, 1] + oy
-                    cz = cells[i, 2] + oz
-                    b = cell_hash(cx, cy, cz, mask)
-                    for s in range(start[b], start[b + 1]):
-                        j = order[s]
-                        if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                            continue
-                        if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
-                                + normals[i, 2] * normals[j, 2]) < fold_cos:
-                            continue
-                        t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
-                        ex = points[i, 0] - points[j, 0]
-                        ey = points[i, 1] - points[j, 1]
-                        ez = points[i, 2] - points[j, 2]
-                        d2 = ex * ex + ey * ey + ez * ez
-                        if d2 >= t * t:
-                            continue
-                        d = math.sqrt(d2)
-                        w = (t - d) / t
-                        if w > wi:
-                            wi = w
-                        if d < 1e-12:
-                            continue  # coincident: the direction is undefined; the neighbours resolve it
-                        share = 0.5 if movable[j] else 1.0
-                        f = share * (t - d) / d
-                        dx += f * ex
-                        dy += f * ey
-                        dz += f * ez
+        for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
+            j = nbr_idx[s]
+            if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
+                    + normals[i, 2] * normals[j, 2]) < fold_cos:
+                continue
+            t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
+            ex = points[i, 0] - points[j, 0]
+            ey = points[i, 1] - points[j, 1]
+            ez = points[i, 2] - points[j, 2]
+            d2 = ex * ex + ey * ey + ez * ez
+            if d2 >= t * t:
+                continue
+            d = math.sqrt(d2)
+            w = (t - d) / t
+            if w > wi:
+                wi = w
+            if d < 1e-12:
+                continue  # coincident: the direction is undefined; the neighbours resolve it
+            share = 0.5 if movable[j] else 1.0
+            f = share * (t - d) / d
+            dx += f * ex
+            dy += f * ey
+            dz += f * ez
         worst_i[i] = wi
         # tangent plane
         nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
@@ -149,19 +234,9 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
             py = vertices[a0, 1] + b1 * aby + b2 * acy
             pz = vertices[a0, 2] + b1 * abz + b2 * acz
         else:
-            q = np.empty(3)
-            q[0] = qx
-            q[1] = qy
-            q[2] = qz
-            pt, f, bc = snap_to_mesh(q, face_ids[i], vertices, faces, vf_indptr, vf_indices)
+            px, py, pz, f, b0, b1, b2 = snap_xyz(qx, qy, qz, face_ids[i], vertices, faces, vf_indptr, vf_indices)
             if not face_ok[f]:
                 continue
-            px = pt[0]
-            py = pt[1]
-            pz = pt[2]
-            b0 = bc[0]
-            b1 = bc[1]
-            b2 = bc[2]
         u0 = faces[f, 0]
         u1 = faces[f, 1]
         u2 = faces[f, 2]
@@ -187,6 +262,8 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
         if worst_i[i] > worst:
             worst = worst_i[i]
     return new_p, new_n, new_f, new_b, worst, moved.sum()
+
+
 
 
 def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.97, first_two_floor=None,

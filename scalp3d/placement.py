@@ -68,8 +68,8 @@ def _fractions(sessions):
 
 
 def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3, seed=0, fixed=None,
-               vertex_normals=None, candidates_per_dot=config.CANDIDATES_PER_DOT, fold_cos=config.FOLD_COS,
-               relax_passes=config.RELAX_PASSES, session_mode=config.SESSION_MODE):
+               vertex_normals=None, candidates_per_dot=None, fold_cos=config.FOLD_COS, relax_passes=None,
+               session_mode=config.SESSION_MODE):
     """Place blue-noise dots on a triangle mesh in millimetres.
 
     Parameters
@@ -86,7 +86,11 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     fixed : (k,3) float array, optional. Dots already on the skin (mm, on this mesh); new dots interleave with them
         at the spacing of the final density and are split into sessions among themselves.
     vertex_normals : (n,3) float array, optional (computed, area-weighted, when omitted).
-    relax_passes : int, relaxation passes after selection (0 = pure sample elimination).
+    candidates_per_dot : int, candidate pool per dot for the elimination (default: ``config.CANDIDATES_PER_DOT``,
+        ``config.JOINT_CANDIDATES_PER_DOT`` in joint mode without fixed dots).
+    relax_passes : int, relaxation passes after selection (0 = pure sample elimination; default:
+        ``config.RELAX_PASSES``; 0 in joint mode without fixed dots, whose own relaxation then starts from the
+        selection directly).
     session_mode : "joint" (default, ``config.SESSION_MODE``) starts from sessions picked as well-spread subsets of the
         relaxed union and relaxes all dots again jointly with a target distance per pair of sessions (see
         :func:`_relax_joint`), so that every session is well spread on its own as well as the union; "subsets" stops
@@ -113,6 +117,13 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     fractions = _fractions(sessions)
     if session_mode not in ("subsets", "joint"):
         raise InputError(f"session_mode must be 'subsets' or 'joint', not {session_mode!r}")
+    joint = session_mode == "joint" and len(fractions) > 1
+    # the joint relaxation evens out a rough start by itself, except around fixed dots, which cannot make room
+    lean = joint and (fixed is None or len(fixed) == 0)
+    if candidates_per_dot is None:
+        candidates_per_dot = config.JOINT_CANDIDATES_PER_DOT if lean else config.CANDIDATES_PER_DOT
+    if relax_passes is None:
+        relax_passes = 0 if lean else config.RELAX_PASSES
     vn = vertex_normals_of(v, f) if vertex_normals is None else np.ascontiguousarray(vertex_normals, np.float64)
     if vn.shape != v.shape:
         raise InputError(f"vertex_normals must have the shape of vertices {v.shape}, not {vn.shape}")
@@ -193,7 +204,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     session = _assign_sessions(pos, nor, rad * math.sqrt((n_new + n_fix) / n_new), fractions, fold_cos)
 
     # 4. joint mode: relax all dots again, each pair at a target set by its two sessions
-    if session_mode == "joint" and len(fractions) > 1:
+    if joint:
         pos, nor, fid, bar = _relax_joint(v, vn, f, dens_f > 0, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar,
                                           rad, session, fractions, n_new / (n_new + n_fix), fold_cos,
                                           dens_v=None if density_per_cm2 is None else dens_v * scale)
@@ -255,6 +266,7 @@ JOINT_HARD_PATIENCE = 20    # every this many projection sweeps, the hard target
 JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this fraction of its last check (a stall:
 JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
 JOINT_MAX_STEP = 0.3
+JOINT_LIST_REACH = 1.0      # neighbour lists reach this far (x the median d_max) beyond each pair's target
 
 
 def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, session, fractions,
@@ -271,7 +283,7 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
     vertex, dots per cm2), the new dots' local spacing follows them as they move (sweeps move dots across density
     bands).
     """
-    from scalp3d.kernels.multiclass import multiclass_step, session_scales
+    from scalp3d.kernels.multiclass import max_shift, multiclass_sweep, pair_lists, session_scales
     from scalp3d.kernels.relax import vertex_faces
 
     soft_sweeps = JOINT_SOFT_SWEEPS if soft_sweeps is None else soft_sweeps
@@ -304,18 +316,30 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
         r[movable] = spacing_for_density(np.maximum((b[movable] * dens_v[f[fi[movable]]]).sum(axis=1), 1e-3))
         return r
 
+    # neighbour lists reused across sweeps: they hold every pair within its largest target plus a reach, and are
+    # rebuilt once dots have moved (or grown their spacing) enough to bring an unlisted pair within its target
+    list_scale = np.maximum(soft, hard)
+    smax = float(list_scale.max())
+    reach = JOINT_LIST_REACH * float(np.median(r))
+    built = {"p": None}
+
+    def sweep(p, n, fi, b, r, scale, omega):
+        if built["p"] is None or (2.0 * max_shift(p, built["p"])
+                                  + smax * max(float((r - built["r"]).max()), 0.0)) >= reach:
+            built["ptr"], built["idx"] = pair_lists(p, n, cls, r, list_scale, reach, fold_cos)
+            built["p"], built["r"] = p, r
+        return multiclass_sweep(p, n, fi, b, movable, cls, r, scale, fold_cos, omega, JOINT_MAX_STEP,
+                                built["ptr"], built["idx"], v, vn, f, vf_ptr, vf_idx, ok)
+
     worst = float("nan")
     for _ in range(soft_sweeps):
-        p, n, fi, b, worst, moved = multiclass_step(p, n, fi, b, movable, cls, r, soft, fold_cos, JOINT_SOFT_OMEGA,
-                                                    JOINT_MAX_STEP, v, vn, f, vf_ptr, vf_idx, ok)
+        p, n, fi, b, worst, moved = sweep(p, n, fi, b, r, soft, JOINT_SOFT_OMEGA)
         r = follow_density(r, fi, b)
     # projection; when it stalls (infeasible targets, e.g. around fixed dots that cannot make room), the hard targets
     # are lowered a little at a time, so the sweeps always end on a consistent state rather than an oscillating one
     done, level, ref = 0, 1.0, np.inf
     for done in range(1, hard_sweeps + 1):
-        p2, n2, fi2, b2, worst, moved = multiclass_step(p, n, fi, b, movable, cls, r, hard * level, fold_cos,
-                                                        JOINT_HARD_OMEGA, JOINT_MAX_STEP, v, vn, f, vf_ptr, vf_idx,
-                                                        ok)
+        p2, n2, fi2, b2, worst, moved = sweep(p, n, fi, b, r, hard * level, JOINT_HARD_OMEGA)
         if worst < tol:
             break  # the old positions already satisfy the targets: keep them
         p, n, fi, b = p2, n2, fi2, b2
