@@ -15,6 +15,11 @@ One sweep (Jacobi): every movable dot i sums, over its neighbours j closer than 
 (never onto a face whose ``face_ok`` is False: the dot then stays). Pairs whose normals satisfy n_i . n_j < ``fold_cos``
 (opposite sides of a fold) never interact. New positions depend on the old ones only, so the result does not depend on
 the thread count.
+
+Neighbours come from lists (:func:`pair_lists`, CSR) rather than from the grid at every sweep: a caller builds them
+with a ``reach`` beyond every pair's target and reuses them until a pair could have come within its target unseen
+(twice the largest move since the build, plus the growth of the spacing, exceeds the reach); :func:`multiclass_step`
+builds lists for one sweep (reach 0: only the pairs within their targets).
 """
 import math
 

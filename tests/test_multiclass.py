@@ -6,7 +6,7 @@ import pytest
 
 from scalp3d import kernels as K
 from scalp3d.errors import InputError
-from scalp3d.kernels.multiclass import multiclass_step, session_scales
+from scalp3d.kernels.multiclass import PAIR_ROW_CAP, multiclass_step, multiclass_sweep, pair_lists, session_scales
 from scalp3d.kernels.relax import vertex_faces
 from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
@@ -21,6 +21,57 @@ def faces_of(p):
     ix = np.floor(p[:, 0]).astype(int)
     iy = np.floor(p[:, 1]).astype(int)
     return (iy * 20 + ix) * 2 + ((p[:, 1] - iy) > (p[:, 0] - ix))
+
+
+def _plane_case(seed, n=160):
+    rng = np.random.default_rng(seed)
+    p = np.column_stack([rng.random(n) * 12 + 4, rng.random(n) * 12 + 4, np.zeros(n)])
+    nrm = np.tile([0, 0, 1.0], (n, 1))
+    nrm[:10] = [0, 0, -1.0]
+    cls = rng.integers(0, 4, n)
+    radius = 1.2 + rng.random(n) * 0.6
+    scale = session_scales([0.3, 0.4, 0.3], 1.0, 0.85, 1.0, 0.97, fixed_class=True)
+    return rng, p, nrm, cls, radius, scale
+
+
+@pytest.mark.parametrize("reach", [0.0, 0.7, 6.0])  # 6 mm: rows overflow PAIR_ROW_CAP, the counting pass runs
+def test_pair_lists_match_brute_force(reach):
+    _, p, nrm, cls, radius, scale = _plane_case(4)
+    ptr, idx = pair_lists(p, nrm, cls, radius, scale, reach, 0.0)
+    d = np.linalg.norm(p[:, None] - p[None], axis=2)
+    t = 0.5 * (radius[:, None] + radius[None]) * scale[cls[:, None], cls[None]] + reach
+    want = (d < t) & (nrm @ nrm.T >= 0.0) & ~np.eye(len(p), dtype=bool)
+    got = np.zeros_like(want)
+    for i in range(len(p)):
+        row = idx[ptr[i]:ptr[i + 1]]
+        assert len(np.unique(row)) == len(row)
+        got[i, row] = True
+    assert np.array_equal(got, want) and np.array_equal(want, want.T)
+    assert (reach < 6.0) or np.diff(ptr).max() > PAIR_ROW_CAP
+
+
+def test_sweep_on_reused_lists_equals_a_fresh_sweep():
+    """Lists built with a reach, after the dots moved less than half of it, give the fresh sweep's result (up to the
+    order in which the pushes are summed)."""
+    v, f = grid_mesh()
+    vn = vertex_normals_of(v, f)
+    rng, p, nrm, cls, radius, scale = _plane_case(5)
+    nrm[:] = [0, 0, 1.0]
+    n = len(p)
+    movable = rng.random(n) > 0.2
+    vf = vertex_faces(len(v), f)
+    ok = np.ones(len(f), bool)
+    ptr, idx = pair_lists(p, nrm, cls, radius, scale, 1.0, 0.0)
+    q = p.copy()
+    q[:, :2] += rng.uniform(-0.2, 0.2, (n, 2))  # every move < reach / 2
+    fq = faces_of(q)
+    bq = np.full((n, 3), 1 / 3)
+    a = multiclass_step(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, v, vn, f, vf[0], vf[1], ok)
+    b = multiclass_sweep(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, ptr, idx, v, vn, f, vf[0],
+                         vf[1], ok)
+    for x, y in zip(a, b):
+        assert np.allclose(x, y, rtol=0, atol=1e-12)
+    assert np.array_equal(a[2], b[2]) and a[5] == b[5] > 20  # same faces; dots did move
 
 
 def test_session_scales():
