@@ -95,8 +95,8 @@ TILT_LIMIT_DEG = 5.0                  # needle axis vs skin normal
 
 # --- placement ---------------------------------------------------------------------------------------------------
 CANDIDATES_PER_DOT = 5                # weighted sample elimination pool size (FINDINGS: 5 -> rho 0.70)
-JOINT_CANDIDATES_PER_DOT = 3          # the same when sessions are relaxed jointly, which evens the start out anyway
-                                      # (benchmark cap: union rho 0.812 with 3 or 5, 0.5 s less)
+JOINT_CANDIDATES_PER_DOT = 2          # the same when sessions are relaxed jointly, which evens the start out anyway
+                                      # (benchmark cap: union rho 0.812-0.814 with 2, 3 or 5; 2 is 0.6 s faster)
 ELIMINATION_ALPHA = 8.0               # weight exponent (Yuksel 2015)
 ELIMINATION_BETA = 0.65               # r_min = r_max * (1 - (N/M)^gamma) * beta clamp (Yuksel 2015)
 ELIMINATION_GAMMA = 1.5
