@@ -7,6 +7,10 @@ compiled on first use, never at import, so ``import scalp3d.kernels.cuda`` works
 simulator; only calling a public function there raises ``RuntimeError``. This module must not be imported by
 ``scalp3d.kernels`` itself, and, like every kernel, it trusts its input's shapes and indices (validated upstream).
 
+The sweep of the joint session relaxation (:func:`multiclass_sweep_cuda`) is not written twice: its kernel calls the
+CPU sweep's per-dot function (:func:`scalp3d.kernels.multiclass.update_dot`) and the mesh walk it uses, recompiled
+from their Python source as device functions with their callees swapped for the device versions (``_on_device``).
+
 On a machine without a GPU the kernels run on numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is in the
 environment before numba is first imported (slow: keep inputs to a few hundred elements).
 """
@@ -118,6 +122,50 @@ def _nearest_distance_kernel(queries, points, exclude_self, dist, index):
         index[i] = bj
 
 
+_update_dot_device = None  # built on first use by _device_functions
+
+_SWEEP_SIGNATURE = ("void(float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], boolean[::1], int64[::1], "
+                    "float64[::1], float64[:, ::1], float64, float64, float64, int64[::1], int64[::1], "
+                    "float64[:, ::1], float64[:, ::1], int64[:, ::1], int64[::1], int64[::1], boolean[::1], "
+                    "float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], int64[::1], float64[::1])")
+
+
+@_kernel(_SWEEP_SIGNATURE)
+def _multiclass_sweep_kernel(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                             nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok,
+                             new_p, new_n, new_f, new_b, moved, worst_i):
+    # one dot per thread: the CPU sweep's own per-dot source, compiled for the device (see _device_functions)
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, points.shape[0], stride):
+        _update_dot_device(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                           nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p,
+                           new_n, new_f, new_b, moved, worst_i)
+
+
+def _on_device(fn, **callees):
+    """The Python source of the numba function ``fn`` compiled as a CUDA device function, with the numba functions it
+    calls (by global name) replaced by their device versions: one source for both targets, no copy to drift."""
+    import types
+
+    py = fn.py_func
+    scope = dict(py.__globals__)
+    scope.update(callees)
+    return cuda.jit(device=True)(types.FunctionType(py.__code__, scope, py.__name__, py.__defaults__, py.__closure__))
+
+
+def _device_functions():
+    """Build the sweep's device functions once (they need numba.cuda, so not at import)."""
+    if _update_dot_device is None:
+        from .multiclass import update_dot
+        from .relax import _closest_on_face, closest_xyz, snap_xyz
+
+        closest = _on_device(closest_xyz)
+        on_face = _on_device(_closest_on_face, closest_xyz=closest)
+        snap = _on_device(snap_xyz, _closest_on_face=on_face)
+        globals()["_update_dot_device"] = _on_device(update_dot, snap_xyz=snap)
+
+
 # ---------------------------------------------------------------------------------------------------- host launchers
 
 def _launch(kernel, n, *args):
@@ -156,6 +204,25 @@ def _nearest_distance(queries, points, exclude_self):
     _launch(_compiled(_nearest_distance_kernel), q, cuda.to_device(queries), cuda.to_device(points),
             exclude_self, d_dist, d_index)
     return d_dist.copy_to_host(), d_index.copy_to_host()
+
+
+def _multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+    n = points.shape[0]
+    if n == 0:
+        return points.copy(), normals.copy(), face_ids.copy(), bary.copy(), 0.0, 0
+    _device_functions()
+    d_new = [cuda.to_device(a) for a in (points, normals, face_ids, bary)]  # dots that do not move keep their row
+    d_moved = cuda.to_device(np.zeros(n, dtype=np.int64))
+    d_worst = cuda.to_device(np.zeros(n))
+    args = [cuda.to_device(a) for a in (points, normals, face_ids, bary, movable, cls, radius, scale)]
+    args += [float(fold_cos), float(omega), float(max_step)]
+    args += [cuda.to_device(a) for a in (nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices,
+                                         face_ok)]
+    _launch(_compiled(_multiclass_sweep_kernel), n, *args, *d_new, d_moved, d_worst)
+    new = [d.copy_to_host() for d in d_new]
+    worst = d_worst.copy_to_host()
+    return new[0], new[1], new[2], new[3], float(worst.max()), int(d_moved.copy_to_host().sum())
 
 
 # ---------------------------------------------------------------------------------------------------- public wrappers
@@ -251,3 +318,33 @@ def nearest_distance_cuda(queries, points, cell, exclude_self):
     """
     _require_device()
     return _nearest_distance(_f64(queries), _f64(points), bool(exclude_self))
+
+
+def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                          nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+    """One Jacobi sweep of the joint multi-class relaxation over neighbour lists, on the GPU (one dot per thread);
+    twin of :func:`scalp3d.kernels.multiclass.multiclass_sweep`, from the same per-dot source
+    (:func:`scalp3d.kernels.multiclass.update_dot` and the mesh snapping it calls, compiled as device functions).
+
+    Parameters
+    ----------
+    As :func:`scalp3d.kernels.multiclass.multiclass_sweep`: the dots (points, normals (n,3), face_ids (n,),
+    bary (n,3), movable (n,) bool, cls (n,), radius (n,)), scale (K,K), fold_cos, omega, max_step, the neighbour
+    lists from :func:`scalp3d.kernels.multiclass.pair_lists`, and the mesh (vertices, vertex_normals, faces, its
+    vertex -> faces CSR, face_ok (F,) bool).
+
+    Returns
+    -------
+    new points, normals, face_ids, bary; worst : float, the largest relative violation; moved : int
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    _require_device()
+    return _multiclass_sweep(_f64(points), _f64(normals), _i64(face_ids), _f64(bary),
+                             np.ascontiguousarray(movable, dtype=np.bool_), _i64(cls), _f64(radius), _f64(scale),
+                             fold_cos, omega, max_step, _i64(nbr_ptr), _i64(nbr_idx), _f64(vertices),
+                             _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
+                             np.ascontiguousarray(face_ok, dtype=np.bool_))

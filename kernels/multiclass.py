@@ -148,6 +148,116 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
                             ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
 
 
+@njit(cache=True, inline="always")
+def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
+               nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f, new_b,
+               moved, worst_i):
+    """Dot i's part of a sweep: writes its largest violation to worst_i[i] and, when it moves, its new point, normal,
+    face and barycentric coordinates to new_*[i] and 1 to moved[i]. Scalars and indexing only: the CUDA twin
+    (:mod:`scalp3d.kernels.cuda`) compiles this same source as a device function."""
+    if not movable[i]:
+        return
+    dx = 0.0
+    dy = 0.0
+    dz = 0.0
+    wi = 0.0
+    ci = cls[i]
+    for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
+        j = nbr_idx[s]
+        if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
+                + normals[i, 2] * normals[j, 2]) < fold_cos:
+            continue
+        t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
+        ex = points[i, 0] - points[j, 0]
+        ey = points[i, 1] - points[j, 1]
+        ez = points[i, 2] - points[j, 2]
+        d2 = ex * ex + ey * ey + ez * ez
+        if d2 >= t * t:
+            continue
+        d = math.sqrt(d2)
+        w = (t - d) / t
+        if w > wi:
+            wi = w
+        if d < 1e-12:
+            continue  # coincident: the direction is undefined; the neighbours resolve it
+        share = 0.5 if movable[j] else 1.0
+        f = share * (t - d) / d
+        dx += f * ex
+        dy += f * ey
+        dz += f * ez
+    worst_i[i] = wi
+    # tangent plane
+    nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
+    dx = omega * (dx - nd * normals[i, 0])
+    dy = omega * (dy - nd * normals[i, 1])
+    dz = omega * (dz - nd * normals[i, 2])
+    length = math.sqrt(dx * dx + dy * dy + dz * dz)
+    if length == 0.0:
+        return
+    cap = max_step * radius[i]
+    if length > cap:
+        dx *= cap / length
+        dy *= cap / length
+        dz *= cap / length
+    qx = points[i, 0] + dx
+    qy = points[i, 1] + dy
+    qz = points[i, 2] + dz
+    # most moves stay over the dot's own face: project onto its plane without allocating; otherwise walk
+    f = face_ids[i]
+    a0 = faces[f, 0]
+    a1 = faces[f, 1]
+    a2 = faces[f, 2]
+    abx = vertices[a1, 0] - vertices[a0, 0]
+    aby = vertices[a1, 1] - vertices[a0, 1]
+    abz = vertices[a1, 2] - vertices[a0, 2]
+    acx = vertices[a2, 0] - vertices[a0, 0]
+    acy = vertices[a2, 1] - vertices[a0, 1]
+    acz = vertices[a2, 2] - vertices[a0, 2]
+    aqx = qx - vertices[a0, 0]
+    aqy = qy - vertices[a0, 1]
+    aqz = qz - vertices[a0, 2]
+    d00 = abx * abx + aby * aby + abz * abz
+    d01 = abx * acx + aby * acy + abz * acz
+    d11 = acx * acx + acy * acy + acz * acz
+    d20 = aqx * abx + aqy * aby + aqz * abz
+    d21 = aqx * acx + aqy * acy + aqz * acz
+    den = d00 * d11 - d01 * d01
+    b1 = -1.0
+    b2 = -1.0
+    if den > 0.0:
+        b1 = (d11 * d20 - d01 * d21) / den
+        b2 = (d00 * d21 - d01 * d20) / den
+    b0 = 1.0 - b1 - b2
+    if b0 > 1e-9 and b1 > 1e-9 and b2 > 1e-9:
+        px = vertices[a0, 0] + b1 * abx + b2 * acx
+        py = vertices[a0, 1] + b1 * aby + b2 * acy
+        pz = vertices[a0, 2] + b1 * abz + b2 * acz
+    else:
+        px, py, pz, f, b0, b1, b2 = snap_xyz(qx, qy, qz, face_ids[i], vertices, faces, vf_indptr, vf_indices)
+        if not face_ok[f]:
+            return
+    u0 = faces[f, 0]
+    u1 = faces[f, 1]
+    u2 = faces[f, 2]
+    nx = b0 * vertex_normals[u0, 0] + b1 * vertex_normals[u1, 0] + b2 * vertex_normals[u2, 0]
+    ny = b0 * vertex_normals[u0, 1] + b1 * vertex_normals[u1, 1] + b2 * vertex_normals[u2, 1]
+    nz = b0 * vertex_normals[u0, 2] + b1 * vertex_normals[u1, 2] + b2 * vertex_normals[u2, 2]
+    s = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if s == 0.0:
+        return
+    new_p[i, 0] = px
+    new_p[i, 1] = py
+    new_p[i, 2] = pz
+    new_n[i, 0] = nx / s
+    new_n[i, 1] = ny / s
+    new_n[i, 2] = nz / s
+    new_f[i] = f
+    new_b[i, 0] = b0
+    new_b[i, 1] = b1
+    new_b[i, 2] = b2
+    moved[i] = 1
+
+
 @njit(parallel=True, cache=True)
 def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
@@ -161,114 +271,14 @@ def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scal
     moved = np.zeros(n, dtype=np.int64)
     worst_i = np.zeros(n)
     for i in prange(n):
-        if not movable[i]:
-            continue
-        dx = 0.0
-        dy = 0.0
-        dz = 0.0
-        wi = 0.0
-        ci = cls[i]
-        for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
-            j = nbr_idx[s]
-            if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
-                    + normals[i, 2] * normals[j, 2]) < fold_cos:
-                continue
-            t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
-            ex = points[i, 0] - points[j, 0]
-            ey = points[i, 1] - points[j, 1]
-            ez = points[i, 2] - points[j, 2]
-            d2 = ex * ex + ey * ey + ez * ez
-            if d2 >= t * t:
-                continue
-            d = math.sqrt(d2)
-            w = (t - d) / t
-            if w > wi:
-                wi = w
-            if d < 1e-12:
-                continue  # coincident: the direction is undefined; the neighbours resolve it
-            share = 0.5 if movable[j] else 1.0
-            f = share * (t - d) / d
-            dx += f * ex
-            dy += f * ey
-            dz += f * ez
-        worst_i[i] = wi
-        # tangent plane
-        nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
-        dx = omega * (dx - nd * normals[i, 0])
-        dy = omega * (dy - nd * normals[i, 1])
-        dz = omega * (dz - nd * normals[i, 2])
-        length = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if length == 0.0:
-            continue
-        cap = max_step * radius[i]
-        if length > cap:
-            dx *= cap / length
-            dy *= cap / length
-            dz *= cap / length
-        qx = points[i, 0] + dx
-        qy = points[i, 1] + dy
-        qz = points[i, 2] + dz
-        # most moves stay over the dot's own face: project onto its plane without allocating; otherwise walk
-        f = face_ids[i]
-        a0 = faces[f, 0]
-        a1 = faces[f, 1]
-        a2 = faces[f, 2]
-        abx = vertices[a1, 0] - vertices[a0, 0]
-        aby = vertices[a1, 1] - vertices[a0, 1]
-        abz = vertices[a1, 2] - vertices[a0, 2]
-        acx = vertices[a2, 0] - vertices[a0, 0]
-        acy = vertices[a2, 1] - vertices[a0, 1]
-        acz = vertices[a2, 2] - vertices[a0, 2]
-        aqx = qx - vertices[a0, 0]
-        aqy = qy - vertices[a0, 1]
-        aqz = qz - vertices[a0, 2]
-        d00 = abx * abx + aby * aby + abz * abz
-        d01 = abx * acx + aby * acy + abz * acz
-        d11 = acx * acx + acy * acy + acz * acz
-        d20 = aqx * abx + aqy * aby + aqz * abz
-        d21 = aqx * acx + aqy * acy + aqz * acz
-        den = d00 * d11 - d01 * d01
-        b1 = -1.0
-        b2 = -1.0
-        if den > 0.0:
-            b1 = (d11 * d20 - d01 * d21) / den
-            b2 = (d00 * d21 - d01 * d20) / den
-        b0 = 1.0 - b1 - b2
-        if b0 > 1e-9 and b1 > 1e-9 and b2 > 1e-9:
-            px = vertices[a0, 0] + b1 * abx + b2 * acx
-            py = vertices[a0, 1] + b1 * aby + b2 * acy
-            pz = vertices[a0, 2] + b1 * abz + b2 * acz
-        else:
-            px, py, pz, f, b0, b1, b2 = snap_xyz(qx, qy, qz, face_ids[i], vertices, faces, vf_indptr, vf_indices)
-            if not face_ok[f]:
-                continue
-        u0 = faces[f, 0]
-        u1 = faces[f, 1]
-        u2 = faces[f, 2]
-        nx = b0 * vertex_normals[u0, 0] + b1 * vertex_normals[u1, 0] + b2 * vertex_normals[u2, 0]
-        ny = b0 * vertex_normals[u0, 1] + b1 * vertex_normals[u1, 1] + b2 * vertex_normals[u2, 1]
-        nz = b0 * vertex_normals[u0, 2] + b1 * vertex_normals[u1, 2] + b2 * vertex_normals[u2, 2]
-        s = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if s == 0.0:
-            continue
-        new_p[i, 0] = px
-        new_p[i, 1] = py
-        new_p[i, 2] = pz
-        new_n[i, 0] = nx / s
-        new_n[i, 1] = ny / s
-        new_n[i, 2] = nz / s
-        new_f[i] = f
-        new_b[i, 0] = b0
-        new_b[i, 1] = b1
-        new_b[i, 2] = b2
-        moved[i] = 1
+        update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
+                   nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f,
+                   new_b, moved, worst_i)
     worst = 0.0
     for i in range(n):
         if worst_i[i] > worst:
             worst = worst_i[i]
     return new_p, new_n, new_f, new_b, worst, moved.sum()
-
-
 
 
 def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.97, first_two_floor=None,

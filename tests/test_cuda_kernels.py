@@ -28,6 +28,8 @@ from numba import cuda  # noqa: E402
 import naive  # noqa: E402
 import scalp3d.kernels.cuda as kcuda  # noqa: E402
 from scalp3d.kernels import interpolate_on_faces, nearest_distance, triangle_areas  # noqa: E402
+from scalp3d.kernels.multiclass import multiclass_sweep, pair_lists, session_scales  # noqa: E402
+from scalp3d.kernels.relax import vertex_faces  # noqa: E402
 
 SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")
 USABLE = SIMULATOR or cuda.is_available()
@@ -163,6 +165,51 @@ def test_nearest_distance_cuda_matches_cpu_and_naive(exclude_self):
     np.testing.assert_allclose(dist, ref_dist, rtol=RTOL)
     if exclude_self:
         assert (index != np.arange(len(points))).all()
+
+
+@needs_cuda
+@pytest.mark.parametrize("shape", ["plane", "sphere"])
+def test_multiclass_sweep_cuda_matches_cpu(icosphere, shape):
+    """The sweep's CUDA twin against the CPU kernel: pushes across sessions, fixed dots, a fold, moves that leave their
+    face (the mesh walk), a forbidden face; the same new dots, violation and count."""
+    from scalp3d.placement import vertex_normals_of
+
+    rng = np.random.default_rng(7)
+    n = 120
+    if shape == "plane":
+        import trimesh
+
+        grid = trimesh.creation.box(extents=(12.0, 12.0, 0.1)).subdivide().subdivide().subdivide()
+        v = np.ascontiguousarray(grid.vertices, dtype=np.float64)
+        f = np.ascontiguousarray(grid.faces, dtype=np.int64)
+        top = np.flatnonzero(v[f].mean(axis=1)[:, 2] > 0.0)
+    else:
+        v, _, f = icosphere
+        top = np.arange(len(f))
+    vn = vertex_normals_of(v, f)
+    fid = rng.choice(top, n)
+    bary = rng.dirichlet(np.ones(3), n)
+    tri = v[f[fid]]
+    p = np.einsum("ij,ijk->ik", bary, tri)
+    nrm = np.einsum("ij,ijk->ik", bary, vn[f[fid]])
+    nrm /= np.linalg.norm(nrm, axis=1)[:, None]
+    nrm[:5] *= -1.0  # across a fold: no interaction with the rest
+    movable = rng.random(n) > 0.15
+    cls = rng.integers(0, 4, n)
+    radius = np.full(n, 2.5 if shape == "plane" else 3.0) * (0.9 + 0.2 * rng.random(n))
+    scale = session_scales([0.3, 0.4, 0.3], 1.0, 0.85, 1.0, 0.97, fixed_class=True)
+    ok = np.ones(len(f), bool)
+    ok[fid[7]] = False
+    vf = vertex_faces(len(v), f)
+    ptr, idx = pair_lists(p, nrm, cls, radius, scale, 0.5, 0.0)
+    args = (p, nrm, fid, bary, movable, cls, radius, scale, 0.0, 0.7, 0.3, ptr, idx, v, vn, f, vf[0], vf[1], ok)
+    cpu = multiclass_sweep(*args)
+    gpu = kcuda.multiclass_sweep_cuda(*args)
+    for a, b in zip(cpu[:4], gpu[:4]):
+        np.testing.assert_allclose(b, a, rtol=RTOL, atol=1e-12)
+    np.testing.assert_array_equal(gpu[2], cpu[2])
+    assert np.isclose(gpu[4], cpu[4], rtol=RTOL) and gpu[4] > 0.05 and gpu[5] == cpu[5] > 20
+    assert (gpu[2] != fid).sum() > 5  # some dots walked onto another face
 
 
 @needs_cuda
