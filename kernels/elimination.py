@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .grid import build_grid, cell_hash
+from .grid import build_grid, cube_cell
 
 
 @njit(cache=True)
@@ -63,23 +63,18 @@ def _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, s
               out_idx, out_w, k0, write):
     """Conflicts of point i with the points of the 27 cells around it; written from k0 when ``write``."""
     c = 0
-    for ox in range(-1, 2):
-        for oy in range(-1, 2):
-            for oz in range(-1, 2):
-                cx = cells[i, 0] + ox
-                cy = cells[i, 1] + oy
-                cz = cells[i, 2] + oz
-                b = cell_hash(cx, cy, cz, mask)
-                for s in range(start[b], start[b + 1]):
-                    j = order[s]
-                    if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                        continue
-                    w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
-                    if w > 0.0:
-                        if write:
-                            out_idx[k0 + c] = j
-                            out_w[k0 + c] = w
-                        c += 1
+    for t in range(27):
+        lo, hi = cube_cell(t, 1, False, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
+        for s in range(lo, hi):
+            j = order[s]
+            if j == i:
+                continue
+            w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
+            if w > 0.0:
+                if write:
+                    out_idx[k0 + c] = j
+                    out_w[k0 + c] = w
+                c += 1
     return c
 
 

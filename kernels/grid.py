@@ -1,8 +1,10 @@
 """Spatial hash grid on plain arrays (numba).
 
 Points are binned into cubic cells of side ``cell``; cells are hashed into a table of ``2**k`` buckets and the points
-are sorted by bucket with a counting sort (serial, deterministic). Queries visit the 27 cells around a point and skip
-points whose own cell differs from the cell being visited, so hash collisions never yield a point twice.
+are sorted by bucket with a counting sort (serial, deterministic), then by cell within a bucket (stable: a cell's
+points stay in index order), so every cell's points are one contiguous run. Queries walk the cube of cells around a
+point (:func:`cube_cell`: all 27 cells, or only the shell at one Chebyshev distance for searches that grow ring by
+ring), so hash collisions never yield a point twice.
 """
 import numpy as np
 from numba import njit
@@ -54,7 +56,57 @@ def build_grid(points, cell):
         b = bucket[i]
         order[fill[b]] = i
         fill[b] += 1
+    # group each bucket by cell (insertion sort, stable; buckets hold about one point)
+    for b in range(table):
+        for s in range(start[b] + 1, start[b + 1]):
+            j = order[s]
+            t = s
+            while t > start[b] and _cell_before(cells, j, order[t - 1]):
+                order[t] = order[t - 1]
+                t -= 1
+            order[t] = j
     return origin, cells, start, order, mask
+
+
+@njit(cache=True)
+def _cell_before(cells, a, b):
+    for k in range(3):
+        if cells[a, k] != cells[b, k]:
+            return cells[a, k] < cells[b, k]
+    return False
+
+
+@njit(cache=True, inline="always")
+def cube_cell(t, ring, shell_only, c0, c1, c2, cells, start, order, mask):
+    """The points of the t-th cell (x-major, t < (2 ring + 1)**3) of the cube of cells within Chebyshev distance
+    ``ring`` of cell (c0, c1, c2): (lo, hi) such that order[lo:hi] are exactly that cell's points, in index order.
+    With ``shell_only``, cells nearer than ``ring`` give (0, 0) (a search growing ring by ring has seen them).
+
+    Examples
+    --------
+    >>> for t in range(27):  # doctest: +SKIP
+    ...     lo, hi = cube_cell(t, 1, False, c0, c1, c2, cells, start, order, mask)
+    ...     for s in range(lo, hi):
+    ...         j = order[s]
+    """
+    w = 2 * ring + 1
+    ox = t // (w * w) - ring
+    oy = (t // w) % w - ring
+    oz = t % w - ring
+    if shell_only and max(abs(ox), max(abs(oy), abs(oz))) != ring:
+        return 0, 0
+    cx = c0 + ox
+    cy = c1 + oy
+    cz = c2 + oz
+    b = cell_hash(cx, cy, cz, mask)
+    lo = start[b]
+    hi = start[b + 1]
+    while lo < hi and (cells[order[lo], 0] != cx or cells[order[lo], 1] != cy or cells[order[lo], 2] != cz):
+        lo += 1
+    end = lo
+    while end < hi and cells[order[end], 0] == cx and cells[order[end], 1] == cy and cells[order[end], 2] == cz:
+        end += 1
+    return lo, end
 
 
 @njit(cache=True)

@@ -4,7 +4,18 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .grid import build_grid, cell_hash, sq_dist
+from .grid import build_grid, cube_cell, sq_dist
+
+
+@njit(cache=True, inline="always")
+def _offer(j, i, points, queries, exclude_self, best, bj):
+    """(best, bj) after point j is offered to query i: nearer wins, ties go to the smaller index."""
+    if exclude_self and j == i:
+        return best, bj
+    d = sq_dist(points, j, queries, i)
+    if d < best or (d == best and j < bj):
+        return d, j
+    return best, bj
 
 
 @njit(parallel=True, cache=True)
@@ -37,25 +48,10 @@ def nearest_distance(queries, points, cell, exclude_self):
         ring = 0
         while True:
             # visit the shell of cells at Chebyshev distance ``ring``
-            for ox in range(-ring, ring + 1):
-                for oy in range(-ring, ring + 1):
-                    for oz in range(-ring, ring + 1):
-                        if max(abs(ox), max(abs(oy), abs(oz))) != ring:
-                            continue
-                        cx = qc0 + ox
-                        cy = qc1 + oy
-                        cz = qc2 + oz
-                        b = cell_hash(cx, cy, cz, mask)
-                        for s in range(start[b], start[b + 1]):
-                            j = order[s]
-                            if cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                                continue
-                            if exclude_self and j == i:
-                                continue
-                            d = sq_dist(points, j, queries, i)
-                            if d < best or (d == best and j < bj):
-                                best = d
-                                bj = j
+            for t in range((2 * ring + 1) ** 3):
+                lo, hi = cube_cell(t, ring, True, qc0, qc1, qc2, cells, start, order, mask)
+                for s in range(lo, hi):
+                    best, bj = _offer(order[s], i, points, queries, exclude_self, best, bj)
             # every point not yet seen is at least ring * cell away
             if bj >= 0 and math.sqrt(best) <= ring * cell:
                 break
@@ -63,12 +59,7 @@ def nearest_distance(queries, points, cell, exclude_self):
             if ring > 8:
                 # far from everything: finish by brute force
                 for j in range(n):
-                    if exclude_self and j == i:
-                        continue
-                    d = sq_dist(points, j, queries, i)
-                    if d < best or (d == best and j < bj):
-                        best = d
-                        bj = j
+                    best, bj = _offer(j, i, points, queries, exclude_self, best, bj)
                 break
         dist[i] = math.sqrt(best)
         index[i] = bj

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .grid import build_grid, cell_hash
+from .grid import build_grid, cube_cell
 from .relax import snap_xyz
 
 #: slots per row of the first pass of :func:`pair_lists`
@@ -99,29 +99,22 @@ def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, st
     """Count row i's neighbours; write them to out[k0 + c] while k0 + c < limit."""
     c = 0
     ci = cls[i]
-    for ox in range(-1, 2):
-        for oy in range(-1, 2):
-            for oz in range(-1, 2):
-                cx = cells[i, 0] + ox
-                cy = cells[i, 1] + oy
-                cz = cells[i, 2] + oz
-                b = cell_hash(cx, cy, cz, mask)
-                for s in range(start[b], start[b + 1]):
-                    j = order[s]
-                    if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                        continue
-                    if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
-                            + normals[i, 2] * normals[j, 2]) < fold_cos:
-                        continue
-                    t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]] + reach
-                    ex = points[i, 0] - points[j, 0]
-                    ey = points[i, 1] - points[j, 1]
-                    ez = points[i, 2] - points[j, 2]
-                    if ex * ex + ey * ey + ez * ez >= t * t:
-                        continue
-                    if k0 + c < limit:
-                        out[k0 + c] = j
-                    c += 1
+    for q in range(27):
+        lo, hi = cube_cell(q, 1, False, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
+        for s in range(lo, hi):
+            j = order[s]
+            if j == i or (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
+                          + normals[i, 2] * normals[j, 2]) < fold_cos:
+                continue
+            t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]] + reach
+            ex = points[i, 0] - points[j, 0]
+            ey = points[i, 1] - points[j, 1]
+            ez = points[i, 2] - points[j, 2]
+            if ex * ex + ey * ey + ez * ez >= t * t:
+                continue
+            if k0 + c < limit:
+                out[k0 + c] = j
+            c += 1
     return c
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .grid import build_grid, cell_hash, sq_dist
+from .grid import build_grid, cube_cell, sq_dist
 
 
 @njit(cache=True)
@@ -44,23 +44,17 @@ def nearest_neighbour_tour(points, start_index, cell):
         bj = -1
         found = False
         for ring in range(0, 4):
-            for ox in range(-ring, ring + 1):
-                for oy in range(-ring, ring + 1):
-                    for oz in range(-ring, ring + 1):
-                        if max(abs(ox), max(abs(oy), abs(oz))) != ring:
-                            continue
-                        cx = cells[cur, 0] + ox
-                        cy = cells[cur, 1] + oy
-                        cz = cells[cur, 2] + oz
-                        b = cell_hash(cx, cy, cz, mask)
-                        for s in range(start[b], start[b + 1]):
-                            j = bucket_order[s]
-                            if visited[j] or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                                continue
-                            d = sq_dist(points, j, points, cur)
-                            if d < best or (d == best and j < bj):
-                                best = d
-                                bj = j
+            for t in range((2 * ring + 1) ** 3):
+                lo, hi = cube_cell(t, ring, True, cells[cur, 0], cells[cur, 1], cells[cur, 2], cells, start,
+                                   bucket_order, mask)
+                for s in range(lo, hi):
+                    j = bucket_order[s]
+                    if visited[j]:
+                        continue
+                    d = sq_dist(points, j, points, cur)
+                    if d < best or (d == best and j < bj):
+                        best = d
+                        bj = j
             if bj >= 0 and math.sqrt(best) <= ring * cell:
                 found = True
                 break
@@ -107,29 +101,22 @@ def knn_lists(points, k, cell):
         bj = np.full(k, -1, dtype=np.int64)
         ring = 0
         while True:
-            for ox in range(-ring, ring + 1):
-                for oy in range(-ring, ring + 1):
-                    for oz in range(-ring, ring + 1):
-                        if max(abs(ox), max(abs(oy), abs(oz))) != ring:
-                            continue
-                        cx = cells[i, 0] + ox
-                        cy = cells[i, 1] + oy
-                        cz = cells[i, 2] + oz
-                        b = cell_hash(cx, cy, cz, mask)
-                        for s in range(start[b], start[b + 1]):
-                            j = order[s]
-                            if j == i or cells[j, 0] != cx or cells[j, 1] != cy or cells[j, 2] != cz:
-                                continue
-                            d = sq_dist(points, j, points, i)
-                            if d < bd[k - 1] or (d == bd[k - 1] and j < bj[k - 1]):
-                                # insert in order
-                                t = k - 1
-                                while t > 0 and (d < bd[t - 1] or (d == bd[t - 1] and j < bj[t - 1])):
-                                    bd[t] = bd[t - 1]
-                                    bj[t] = bj[t - 1]
-                                    t -= 1
-                                bd[t] = d
-                                bj[t] = j
+            for q in range((2 * ring + 1) ** 3):
+                lo, hi = cube_cell(q, ring, True, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
+                for s in range(lo, hi):
+                    j = order[s]
+                    if j == i:
+                        continue
+                    d = sq_dist(points, j, points, i)
+                    if d < bd[k - 1] or (d == bd[k - 1] and j < bj[k - 1]):
+                        # insert in order
+                        t = k - 1
+                        while t > 0 and (d < bd[t - 1] or (d == bd[t - 1] and j < bj[t - 1])):
+                            bd[t] = bd[t - 1]
+                            bj[t] = bj[t - 1]
+                            t -= 1
+                        bd[t] = d
+                        bj[t] = j
             if bj[k - 1] >= 0 and math.sqrt(bd[k - 1]) <= ring * cell:
                 break
             ring += 1

@@ -68,7 +68,8 @@ def cell_hash(ix, iy, iz, mask):
 
 
 def build_grid(points, cell):
-    """Cells by floor division from the lowest corner, buckets by hash, points stably sorted by bucket."""
+    """Cells by floor division from the lowest corner, buckets by hash, points sorted by bucket, then by cell
+    (x, y, z), then by index."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     n = len(points)
     origin = points.min(axis=0) if n else np.zeros(3)
@@ -78,7 +79,8 @@ def build_grid(points, cell):
     mask = np.int64(table - 1)
     cells = np.floor((points - origin) / cell).astype(np.int64)
     bucket = np.array([cell_hash(*c, mask) for c in cells], dtype=np.int64)
-    order = np.argsort(bucket, kind="stable").astype(np.int64)
+    order = np.lexsort((np.arange(n), cells[:, 2], cells[:, 1], cells[:, 0], bucket)).astype(np.int64) if n else \
+        np.zeros(0, np.int64)
     start = np.zeros(table + 1, dtype=np.int64)
     start[1:] = np.cumsum(np.bincount(bucket, minlength=table))
     return origin, cells, start, order, mask

@@ -187,6 +187,30 @@ def test_build_grid_matches_naive(n, cell):
         assert i in order[start[b]:start[b + 1]]
 
 
+@pytest.mark.parametrize("ring, shell_only", [(1, False), (0, True), (1, True), (2, True)])
+def test_cube_cell_spans_exactly_one_cell(ring, shell_only):
+    """Every cell of the cube around every point is one contiguous run of exactly its points, in index order, even
+    where cells share a hash bucket (a table of 2n buckets for 300 clustered points has many collisions)."""
+    from scalp3d.kernels.grid import cube_cell
+
+    rng = np.random.default_rng(11)
+    points = np.ascontiguousarray(rng.normal(size=(300, 3)) * [3.0, 3.0, 0.5])
+    origin, cells, start, order, mask = build_grid(points, 0.7)
+    w = 2 * ring + 1
+    collisions = 0
+    for b in range(mask + 1):
+        collisions += len({tuple(cells[j]) for j in order[start[b]:start[b + 1]]}) > 1
+    assert collisions > 0
+    for i in range(0, 300, 7):
+        for t in range(w ** 3):
+            off = np.array([t // (w * w), (t // w) % w, t % w]) - ring
+            lo, hi = cube_cell(t, ring, shell_only, *cells[i], cells, start, order, mask)
+            want = np.flatnonzero((cells == cells[i] + off).all(axis=1))
+            if shell_only and np.abs(off).max() != ring:
+                want = want[:0]
+            assert order[lo:hi].tolist() == want.tolist()
+
+
 # ------------------------------------------------------------------------------------------------------------ metrics
 
 @pytest.mark.parametrize("cell", [0.004, 0.05, 0.3, 10.0])
