@@ -83,6 +83,24 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     return indptr, indices
 
 
+@njit(parallel=True, cache=True)
+def list_nearest(points, nbr_ptr, nbr_idx):
+    """Distance from every point to its nearest listed neighbour (inf when its list is empty): the nearest distance
+    wherever it is below the lists' reach."""
+    n = points.shape[0]
+    out = np.full(n, np.inf)
+    for i in prange(n):
+        best = np.inf
+        for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
+            j = nbr_idx[s]
+            d = (points[i, 0] - points[j, 0]) ** 2 + (points[i, 1] - points[j, 1]) ** 2 \
+                + (points[i, 2] - points[j, 2]) ** 2
+            if d < best:
+                best = d
+        out[i] = math.sqrt(best)
+    return out
+
+
 @njit(cache=True)
 def max_shift(a, b):
     """Largest distance between matching rows of two (n,3) arrays."""
@@ -138,7 +156,8 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
     """
     ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
     return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
+                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok,
+                            np.zeros(len(points)))
 
 
 @njit(cache=True, inline="always")
@@ -174,10 +193,10 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
         if d < 1e-12:
             continue  # coincident: the direction is undefined; the neighbours resolve it
         share = 0.5 if movable[j] else 1.0
-        f = share * (t - d) / d
-        dx += f * ex
-        dy += f * ey
-        dz += f * ez
+        push = share * (t - d) / d
+        dx += push * ex
+        dy += push * ey
+        dz += push * ez
     worst_i[i] = wi
     # tangent plane
     nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
@@ -253,16 +272,17 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
 
 @njit(parallel=True, cache=True)
 def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, worst_i):
     """:func:`multiclass_step` over neighbour lists from :func:`pair_lists` (built with a reach covering every
-    move since); same arguments and returns, plus the lists."""
+    move since); same arguments and returns, plus the lists and ``worst_i`` (n,) float64, filled with each dot's
+    largest relative violation (0 for dots that cannot move)."""
     n = points.shape[0]
     new_p = points.copy()
     new_n = normals.copy()
     new_f = face_ids.copy()
     new_b = bary.copy()
     moved = np.zeros(n, dtype=np.int64)
-    worst_i = np.zeros(n)
+    worst_i[:] = 0.0
     for i in prange(n):
         update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
                    nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f,

@@ -95,15 +95,14 @@ TILT_LIMIT_DEG = 5.0                  # needle axis vs skin normal
 
 # --- placement ---------------------------------------------------------------------------------------------------
 CANDIDATES_PER_DOT = 5                # weighted sample elimination pool size (FINDINGS: 5 -> rho 0.70)
-JOINT_CANDIDATES_PER_DOT = 2          # the same when sessions are relaxed jointly, which evens the start out anyway
-                                      # (benchmark cap: union rho 0.812-0.814 with 2, 3 or 5; 2 is 0.6 s faster)
+JOINT_CANDIDATES_PER_DOT = 2          # the same when sessions are relaxed jointly, which evens the start out (cap:
+                                      # union rho 0.81 with 2 or 5, 0.8 s less; sample head: sessions alone better)
 ELIMINATION_ALPHA = 8.0               # weight exponent (Yuksel 2015)
 ELIMINATION_BETA = 0.65               # r_min = r_max * (1 - (N/M)^gamma) * beta clamp (Yuksel 2015)
 ELIMINATION_GAMMA = 1.5
 SESSION_MODE = "joint"                # sessions relaxed together: each alone as well spread as the union ("subsets":
 #                                       faster, sessions picked from the relaxed union; sessions alone less even)
 RELAX_PASSES = 16                     # relaxation passes after selection: rho 0.70 -> 0.78 on the benchmark cap
-                                      # (session_mode "subsets"; the joint relaxation needs none before it)
 RELAX_TARGET = 0.82                   # pairs closer than this fraction of the local d_max are pushed apart
 RELAX_MAX_STEP = 0.3                  # a dot moves at most this fraction of its d_max per pass
 FOLD_COS = 0.0                        # dots whose normals differ by more than 90 degrees never block each other

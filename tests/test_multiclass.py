@@ -68,7 +68,7 @@ def test_sweep_on_reused_lists_equals_a_fresh_sweep():
     bq = np.full((n, 3), 1 / 3)
     a = multiclass_step(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, v, vn, f, vf[0], vf[1], ok)
     b = multiclass_sweep(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, ptr, idx, v, vn, f, vf[0],
-                         vf[1], ok)
+                         vf[1], ok, np.zeros(n))
     for x, y in zip(a, b):
         assert np.allclose(x, y, rtol=0, atol=1e-12)
     assert np.array_equal(a[2], b[2]) and a[5] == b[5] > 20  # same faces; dots did move
