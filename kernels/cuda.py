@@ -207,7 +207,7 @@ def _nearest_distance(queries, points, exclude_self):
 
 
 def _multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, worst_i):
+                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
     n = points.shape[0]
     if n == 0:
         return points.copy(), normals.copy(), face_ids.copy(), bary.copy(), 0.0, 0
@@ -221,8 +221,7 @@ def _multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, sca
                                          face_ok)]
     _launch(_compiled(_multiclass_sweep_kernel), n, *args, *d_new, d_moved, d_worst)
     new = [d.copy_to_host() for d in d_new]
-    worst_i[:] = d_worst.copy_to_host()
-    return new[0], new[1], new[2], new[3], float(worst_i.max()), int(d_moved.copy_to_host().sum())
+    return new[0], new[1], new[2], new[3], float(d_worst.copy_to_host().max()), int(d_moved.copy_to_host().sum())
 
 
 # ---------------------------------------------------------------------------------------------------- public wrappers
@@ -321,7 +320,7 @@ def nearest_distance_cuda(queries, points, cell, exclude_self):
 
 
 def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                          nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, worst_i):
+                          nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists, on the GPU (one dot per thread);
     twin of :func:`scalp3d.kernels.multiclass.multiclass_sweep`, from the same per-dot source
     (:func:`scalp3d.kernels.multiclass.update_dot` and the mesh snapping it calls, compiled as device functions).
@@ -331,7 +330,7 @@ def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius,
     As :func:`scalp3d.kernels.multiclass.multiclass_sweep`: the dots (points, normals (n,3), face_ids (n,),
     bary (n,3), movable (n,) bool, cls (n,), radius (n,)), scale (K,K), fold_cos, omega, max_step, the neighbour
     lists from :func:`scalp3d.kernels.multiclass.pair_lists`, and the mesh (vertices, vertex_normals, faces, its
-    vertex -> faces CSR, face_ok (F,) bool), worst_i (n,) float64 filled with each dot's largest violation.
+    vertex -> faces CSR, face_ok (F,) bool).
 
     Returns
     -------
@@ -347,4 +346,4 @@ def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius,
                              np.ascontiguousarray(movable, dtype=np.bool_), _i64(cls), _f64(radius), _f64(scale),
                              fold_cos, omega, max_step, _i64(nbr_ptr), _i64(nbr_idx), _f64(vertices),
                              _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
-                             np.ascontiguousarray(face_ok, dtype=np.bool_), worst_i)
+                             np.ascontiguousarray(face_ok, dtype=np.bool_))

@@ -3,10 +3,10 @@
 The dots of every session are relaxed together, each pair at a target distance chosen by the two dots' classes (an
 "r-matrix", Wei 2010): t_ij = (r_i + r_j) / 2 * scale[c_i, c_j], with r the local union spacing d_max of each dot
 (from the density field, so density gradients work) and ``scale`` holding the class factors (e.g. 0.85 / sqrt(share)
-for two dots of the same session: 0.85 of the session's own d_max). It generalises
-:func:`scalp3d.kernels.relax.relax_step` with a relaxation factor ``omega`` and returns the largest relative
-violation max (t_ij - d_ij) / t_ij, so a caller can run over-compressed soft sweeps and then project onto hard
-constraints until the violation is gone.
+for two dots of the same session: 0.85 of the session's own d_max). With a relaxation factor ``omega`` (1 for a plain
+pass: the light relaxation of :func:`scalp3d.placement.place_dots` is this sweep with one class) it returns the
+largest relative violation max (t_ij - d_ij) / t_ij, so a caller can run over-compressed soft sweeps and then project
+onto hard constraints until the violation is gone.
 
 One sweep (Jacobi): every movable dot i sums, over its neighbours j closer than t_ij, a push of half the shortfall
 (all of it when j is fixed) along the pair direction, keeps the tangent part, scales it by ``omega``, caps it at
@@ -156,8 +156,7 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
     """
     ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
     return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok,
-                            np.zeros(len(points)))
+                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
 
 
 @njit(cache=True, inline="always")
@@ -272,17 +271,16 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
 
 @njit(parallel=True, cache=True)
 def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, worst_i):
+                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
     """:func:`multiclass_step` over neighbour lists from :func:`pair_lists` (built with a reach covering every
-    move since); same arguments and returns, plus the lists and ``worst_i`` (n,) float64, filled with each dot's
-    largest relative violation (0 for dots that cannot move)."""
+    move since); same arguments and returns, plus the lists."""
     n = points.shape[0]
     new_p = points.copy()
     new_n = normals.copy()
     new_f = face_ids.copy()
     new_b = bary.copy()
     moved = np.zeros(n, dtype=np.int64)
-    worst_i[:] = 0.0
+    worst_i = np.zeros(n)
     for i in prange(n):
         update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
                    nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f,

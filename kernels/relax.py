@@ -1,34 +1,17 @@
-"""Light relaxation of dots on a triangle mesh (numba): pushes too-close pairs apart along the skin.
+"""Putting dots back onto a triangle mesh (numba), for the relaxation sweeps of :mod:`scalp3d.kernels.multiclass`.
 
-Each movable dot i is pushed away from every neighbour j closer than the pair's target spacing
-t_ij = (r_i + r_j) / 2 * scale[c_i, c_j] (r: the local spacing d_max, c: the dot's class, i.e. its session), by half the
-shortfall (all of it when j is fixed), in its tangent plane; the step is capped, and the dot is then snapped back onto
-the mesh by walking from its face to the closest point among the faces around it. A dot never moves onto a face whose
-``face_ok`` is False (zero density). Every dot's new position is computed from the old positions only (Jacobi), so
-the result does not depend on the thread count. A few passes lift the smallest distances while the pattern stays
-irregular (pairs already farther apart than their target do not interact: no lattice forms).
+:func:`closest_xyz` is the closest point of one triangle; :func:`snap_xyz` walks from a dot's face to the closest
+point among the faces around it (the sweeps call it when a move leaves the dot's own face); both work on scalars so
+that the parallel sweeps never allocate. :func:`vertex_faces` builds the vertex -> faces table the walk uses.
 """
 import numpy as np
 from numba import njit
 
 
 @njit(cache=True)
-def closest_on_triangle(p, a, b, c):
-    """Closest point to p on triangle abc and its barycentric coordinates (Ericson, Real-Time Collision Detection).
-
-    Returns (point (3,), u, v, w). Array wrapper of :func:`closest_xyz`.
-    """
-    x, y, z, u, v, w = closest_xyz(p[0], p[1], p[2], a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2])
-    out = np.empty(3)
-    out[0] = x
-    out[1] = y
-    out[2] = z
-    return out, u, v, w
-
-
-@njit(cache=True)
 def closest_xyz(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
-    """:func:`closest_on_triangle` on scalars, allocation-free: returns (x, y, z, u, v, w)."""
+    """Closest point to p on triangle abc and its barycentric coordinates (Ericson, Real-Time Collision Detection),
+    on scalars (allocation-free: it runs inside the parallel sweeps): returns (x, y, z, u, v, w)."""
     abx, aby, abz = bx - ax, by - ay, bz - az
     acx, acy, acz = cx - ax, cy - ay, cz - az
     apx, apy, apz = px - ax, py - ay, pz - az
@@ -77,27 +60,9 @@ def _closest_on_face(qx, qy, qz, f, vertices, faces):
 
 
 @njit(cache=True)
-def snap_to_mesh(q, face, vertices, faces, vf_indptr, vf_indices):
-    """Walk from ``face`` to the closest point of the mesh to q among neighbouring faces.
-
-    Returns (point (3,), face, barycentric (3,)). Array wrapper of :func:`snap_xyz`.
-    """
-    x, y, z, f, u, v, w = snap_xyz(q[0], q[1], q[2], face, vertices, faces, vf_indptr, vf_indices)
-    pt = np.empty(3)
-    pt[0] = x
-    pt[1] = y
-    pt[2] = z
-    bary = np.empty(3)
-    bary[0] = u
-    bary[1] = v
-    bary[2] = w
-    return pt, f, bary
-
-
-@njit(cache=True)
 def snap_xyz(qx, qy, qz, face, vertices, faces, vf_indptr, vf_indices):
-    """:func:`snap_to_mesh` on scalars, allocation-free (it runs inside the parallel sweeps): returns
-    (x, y, z, face, u, v, w)."""
+    """Walk from ``face`` to the closest point of the mesh to q among neighbouring faces, on scalars
+    (allocation-free: it runs inside the parallel sweeps): returns (x, y, z, face, u, v, w)."""
     # most moves are small: when q projects inside its own face, that is the answer
     x, y, z, u, v, w = _closest_on_face(qx, qy, qz, face, vertices, faces)
     if u > 1e-9 and v > 1e-9 and w > 1e-9:
@@ -120,28 +85,6 @@ def snap_xyz(qx, qy, qz, face, vertices, faces, vf_indptr, vf_indices):
         if best_face == start:
             break
     return bx, by, bz, best_face, bu, bv, bw
-
-
-def relax_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, max_step,
-               vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
-    """One Jacobi relaxation pass. Returns new (points, normals, face_ids, bary) and the number of moved dots.
-
-    The sweep of :func:`scalp3d.kernels.multiclass.multiclass_step` with no over- or under-relaxation (omega 1).
-
-    Parameters
-    ----------
-    points, normals : (n,3) float64; face_ids : (n,) int64; bary : (n,3) float64
-    movable : (n,) bool; cls : (n,) int64 in [0, K); radius : (n,) float64 local spacing d_max (mm)
-    scale : (K,K) float64 target spacing factors; fold_cos : float; max_step : float, step cap as a fraction of r_i
-    vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
-    face_ok : (F,) bool, faces a dot may move onto
-    """
-    from .multiclass import multiclass_step  # multiclass uses snap_to_mesh from here
-
-    p, n, f, b, _worst, moved = multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale,
-                                                fold_cos, 1.0, max_step, vertices, vertex_normals, faces,
-                                                vf_indptr, vf_indices, face_ok)
-    return p, n, f, b, moved
 
 
 def vertex_faces(n_vertices, faces):

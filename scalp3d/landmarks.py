@@ -328,9 +328,10 @@ def _cap_centre(points, direction, depth):
 
 
 def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_DEEP_FRAC):
-    """The nasion (3,): the deepest point of the midline profile under its upper hull above the nose tip; with
-    ``bottom``, the middle of the hollow's flat bottom in this frame (the final estimate; the frame's own fixed point
-    uses the deepest point, which does not feed back into the frame's pitch)."""
+    """The nasion (3,): the deepest stretch of the midline profile under its upper hull above the nose tip (the bins
+    within ``deep_frac`` of the scale of the deepest, weighted by depth); with ``bottom``, the middle of the hollow's
+    flat bottom in this frame (the final estimate; the frame's own fixed point uses the deepest stretch, which does
+    not feed back into the frame's pitch)."""
     hh = (mid - tip) @ up
     ff = (mid - tip) @ fwd
     step = 0.015 * scale
@@ -364,7 +365,7 @@ def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_
     k = int(np.argmax(depth))
     if depth[k] < 0.01 * scale:
         raise GeometryError("no nasion (the hollow between forehead and nose) was found on the scan; " + _INCOMPLETE)
-    lo, hi = _run_start(depth, k), _run_end(depth, k)
+    lo, hi = _hollow_around(depth, k)
     if not bottom:
         # depth under the hull segment is frame-free (proportional to the distance from its chord); the bins near the
         # deepest, weighted by how near, give a point that moves continuously with the data instead of jumping
@@ -382,19 +383,14 @@ def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_
     return np.array([np.interp(zc, z, prof[:, c]) for c in range(3)])
 
 
-def _run_start(depth, k):
-    """First index of the run around k where depth stays at least half of depth[k] (the hollow around k)."""
-    lo = k
+def _hollow_around(depth, k):
+    """(first, last) index of the run around k where depth stays at least half of depth[k] (the hollow around k)."""
+    lo, hi = k, k
     while lo > 0 and depth[lo - 1] >= 0.5 * depth[k]:
         lo -= 1
-    return lo
-
-
-def _run_end(depth, k):
-    hi = k
     while hi < len(depth) - 1 and depth[hi + 1] >= 0.5 * depth[k]:
         hi += 1
-    return hi
+    return lo, hi
 
 
 def estimate_axes(points):

@@ -220,7 +220,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, passes, fold_cos):
     """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.relax`); fixed dots push but never move."""
     from scalp3d import kernels as K
-    from scalp3d.kernels.multiclass import list_nearest, max_shift, multiclass_sweep, pair_lists
+    from scalp3d.kernels.multiclass import list_nearest, multiclass_sweep
     from scalp3d.kernels.relax import vertex_faces
 
     n_fix = len(fixed_pts)
@@ -236,30 +236,19 @@ def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar
     ok = np.ascontiguousarray(face_ok)
     cell = float(np.median(r))
     nn_old, _ = K.nearest_distance(p, p, cell, True)
-    # neighbour lists (every pair within its target plus a reach) serve the sweeps and the guard's nearest distances
-    # (a pair closer than the guard's limit is always listed) until a dot has moved half the reach from the build
-    reach = RELAX_LIST_REACH * cell
-    lists = {"at": None}
-    worst_i = np.zeros(len(p))
-
-    def listed(q):
-        if lists["at"] is None or 2.0 * max_shift(q, lists["at"]) >= reach:
-            lists["ptr"], lists["idx"] = pair_lists(q, n, cls, r, target, reach, fold_cos)
-            lists["at"] = q
-        return lists["ptr"], lists["idx"]
-
+    # the lists serve the sweeps and the guard's nearest distances (a pair closer than the guard's limit is listed)
+    lists = _PairLists(cls, target, LIST_REACH * cell, fold_cos)
     for _ in range(passes):
-        ptr, idx = listed(p)
         p2, n2, fi2, b2, _worst, moved = multiclass_sweep(p, n, fi, b, movable, cls, r, target, fold_cos, 1.0,
-                                                          config.RELAX_MAX_STEP, ptr, idx, v, vn, f, vf_ptr,
-                                                          vf_idx, ok, worst_i)
+                                                          config.RELAX_MAX_STEP, *lists.at(p, n, r), v, vn, f,
+                                                          vf_ptr, vf_idx, ok)
         if moved == 0:
             break
         # guard: no move may make a pair closer (relative to the local spacing) than the closest pair was before
         # the pass; offenders are reverted until none is left, so the worst spacing never gets worse
         limit = (nn_old / r).min() * r - 1e-9
         for _round in range(50):
-            nn_new = list_nearest(p2, *listed(p2))
+            nn_new = list_nearest(p2, *lists.at(p2, n, r))
             bad = (nn_new < limit) & (fi2 != fi) | (nn_new < limit) & (p2 != p).any(axis=1)
             if not bad.any():
                 break
@@ -269,7 +258,29 @@ def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar
     return p[n_fix:], n[n_fix:], fi[n_fix:], b[n_fix:]
 
 
-RELAX_LIST_REACH = 1.0      # the relaxation's neighbour lists reach this far (x the median d_max) beyond the target
+LIST_REACH = 1.0            # neighbour lists reach this far (x the median d_max) beyond each pair's target
+
+
+class _PairLists:
+    """Neighbour lists reused across sweeps (:func:`scalp3d.kernels.multiclass.pair_lists`): every pair within its
+    target (``scale``, (K,K) factors of the spacing) plus ``reach`` mm, rebuilt when twice the largest move since the
+    build plus the growth of the spacing could have brought an unlisted pair within its target."""
+
+    def __init__(self, cls, scale, reach, fold_cos):
+        self.cls, self.scale, self.reach, self.fold_cos = cls, scale, reach, fold_cos
+        self.smax = float(scale.max())
+        self.points = None
+
+    def at(self, points, normals, radius):
+        """(indptr, indices) valid for dots at ``points`` with spacings ``radius``."""
+        from scalp3d.kernels.multiclass import max_shift, pair_lists
+
+        if self.points is None or (2.0 * max_shift(points, self.points)
+                                   + self.smax * max(float((radius - self.radius).max()), 0.0)) >= self.reach:
+            self.lists = pair_lists(points, normals, self.cls, radius, self.scale, self.reach, self.fold_cos)
+            self.points, self.radius = points, radius
+        return self.lists
+
 
 # joint mode (issue 3; study: /tmp/mcstudy, method B2 started from the subsets result). Targets are in units of the
 # local union d_max: (same session x own d_max, any other pair, sessions 1-2 x d_max of their union, floor of 1-2)
@@ -284,7 +295,6 @@ JOINT_HARD_PATIENCE = 20    # every this many projection sweeps, the hard target
 JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this fraction of its last check (a stall:
 JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
 JOINT_MAX_STEP = 0.3
-JOINT_LIST_REACH = 1.0      # neighbour lists reach this far (x the median d_max) beyond each pair's target
 
 
 def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, session, fractions,
@@ -301,7 +311,7 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
     vertex, dots per cm2), the new dots' local spacing follows them as they move (sweeps move dots across density
     bands).
     """
-    from scalp3d.kernels.multiclass import max_shift, multiclass_sweep, pair_lists, session_scales
+    from scalp3d.kernels.multiclass import multiclass_sweep, session_scales
     from scalp3d.kernels.relax import vertex_faces
 
     soft_sweeps = JOINT_SOFT_SWEEPS if soft_sweeps is None else soft_sweeps
@@ -334,22 +344,12 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
         r[movable] = spacing_for_density(np.maximum((b[movable] * dens_v[f[fi[movable]]]).sum(axis=1), 1e-3))
         return r
 
-    # neighbour lists reused across sweeps: they hold every pair within its largest target plus a reach, and are
-    # rebuilt once dots have moved (or grown their spacing) enough to bring an unlisted pair within its target
-    list_scale = np.maximum(soft, hard)
-    smax = float(list_scale.max())
-    reach = JOINT_LIST_REACH * float(np.median(r))
-    built = {"p": None}
-
-    worst_i = np.zeros(len(p))
+    # one set of lists for both stages: each pair within the larger of its soft and hard targets
+    lists = _PairLists(cls, np.maximum(soft, hard), LIST_REACH * float(np.median(r)), fold_cos)
 
     def sweep(p, n, fi, b, r, scale, omega):
-        if built["p"] is None or (2.0 * max_shift(p, built["p"])
-                                  + smax * max(float((r - built["r"]).max()), 0.0)) >= reach:
-            built["ptr"], built["idx"] = pair_lists(p, n, cls, r, list_scale, reach, fold_cos)
-            built["p"], built["r"] = p, r
         return multiclass_sweep(p, n, fi, b, movable, cls, r, scale, fold_cos, omega, JOINT_MAX_STEP,
-                                built["ptr"], built["idx"], v, vn, f, vf_ptr, vf_idx, ok, worst_i)
+                                *lists.at(p, n, r), v, vn, f, vf_ptr, vf_idx, ok)
 
     worst = float("nan")
     for _ in range(soft_sweeps):

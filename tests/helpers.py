@@ -6,6 +6,13 @@ import sys
 import numpy as np
 
 
+def faces_of(p):
+    """Face of :func:`grid_mesh` (20 x 20 unit cells, two triangles each) under each point of the plane z = 0."""
+    ix = np.floor(p[:, 0]).astype(int)
+    iy = np.floor(p[:, 1]).astype(int)
+    return (iy * 20 + ix) * 2 + ((p[:, 1] - iy) > (p[:, 0] - ix))
+
+
 def grid_mesh(n=21, h=1.0):
     """A flat n x n grid of vertices h mm apart in the z = 0 plane, two triangles per square."""
     x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h)

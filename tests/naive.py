@@ -221,7 +221,7 @@ def path_length(points, order):
 
 
 def multiclass_step_on_plane(p, nrm, movable, cls, radius, scale, fold_cos, omega, max_step):
-    """multiclass_step (and relax_step, omega 1) on the plane z = 0 (no snapping needed): the rule, pair by pair.
+    """multiclass_step (omega 1: the plain relaxation pass) on the plane z = 0 (no snapping needed): the rule, pair by pair.
 
     Returns (new points, largest relative violation).
     """

@@ -68,11 +68,12 @@ def test_three_zone_field_with_band(cap):
         assert abs(got / want - 1) < 0.05, (lo, hi, got, want)
 
 
-def test_zero_density_hole_gets_no_dot(cap):
+@pytest.mark.parametrize("session_mode", ["joint", "subsets"])
+def test_zero_density_hole_gets_no_dot(cap, session_mode):
     v, f, vn, area = cap
     hole = np.linalg.norm(v[:, :2], axis=1) < 25  # a disc at the top
     dens = np.where(hole, 0.0, 50.0)
-    d = place_dots(v, f, density_per_cm2=dens, seed=0, vertex_normals=vn)
+    d = place_dots(v, f, density_per_cm2=dens, seed=0, vertex_normals=vn, session_mode=session_mode)
     open_face = ~(dens[f] <= 0).any(axis=1)
     assert open_face[d.face_ids].all()
     assert np.linalg.norm(d.positions[:, :2], axis=1).min() > 23
@@ -133,10 +134,11 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_same_seed_same_dots_any_thread_count(tmp_path):
+    # the default session mode: joint relaxation, neighbour lists, guarded passes
     code = ("import numpy as np, sys; from scalp3d.shapes import ellipsoid_cap; "
             "from scalp3d.placement import place_dots; v, f = ellipsoid_cap(40); "
             "d = place_dots(v, f, count=4000, seed=7); "
-            "np.save(sys.argv[1], np.column_stack([d.positions, d.normals, d.session, d.face_ids]))")
+            "np.save(sys.argv[1], np.column_stack([d.positions, d.normals, d.session, d.face_ids, d.bary]))")
     outs = arrays_with_threads(code, tmp_path)
     assert outs[0].tobytes() == outs[1].tobytes()
     v, f = ellipsoid_cap(40)
