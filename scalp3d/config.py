@@ -108,6 +108,21 @@ RELAX_MAX_STEP = 0.3                  # a dot moves at most this fraction of its
 FOLD_COS = 0.0                        # dots whose normals differ by more than 90 degrees never block each other
 MAX_DOTS = 2_000_000
 
+# --- safety: the spacing floor and the quality bars -----------------------------------------------------------
+#: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing
+#: (d_max of the local final density, the smaller of the two dots' spacings) and never under SPACING_FLOOR_MIN_MM.
+#: DOMAIN.md: a healed dot reads as a soft spot 0.3-0.5 mm wide and no source gives an overlap threshold; two
+#: punctures closer than about 0.4 mm heal as one blotch, and the engine's own bar (union rho 0.65) sits well above
+#: half the spacing, so a plan under the floor is a defect, never a trade-off. Each session alone is held to the same
+#: fraction of its own spacing (the union's d_max over sqrt of the session's share of the final density).
+SPACING_FLOOR_FRACTION = 0.5
+SPACING_FLOOR_MIN_MM = 0.4
+#: quality bars of the engine (rho = closest pair / local d_max): below these a plan prints a warning and is flagged
+#: in summary.json (plans of QUALITY_BAR_MIN_DOTS dots or more; a few dozen dots have no meaningful rho)
+QUALITY_BAR_UNION_RHO = 0.65
+QUALITY_BAR_SESSION_RHO = 0.6
+QUALITY_BAR_MIN_DOTS = 200
+
 # --- verification ------------------------------------------------------------------------------------------------
 PLUNGE_TOLERANCE_MM = 0.2             # a plunge tip must be this close to skin point + depth along the normal
 ROUND_MM = 4                          # decimals written for coordinates (0.1 micrometre)
