@@ -13,9 +13,52 @@ import time
 import numpy as np
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (exit 2): its usage block would bury the one thing to fix."""
+
+    def error(self, message):
+        msg = " ".join(str(message).split())
+        self.exit(2, f"scalp3d: error: {msg}; see `{self.prog} --help`\n")
+
+
+def _whole(lo, hi=None, what="a whole number"):
+    """An argparse type: a whole number in lo..hi (hi None: no upper bound)."""
+    rng = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
+
+    def parse(text):
+        try:
+            val = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what} {rng}, not {text!r}") from None
+        if val < lo or (hi is not None and val > hi):
+            raise argparse.ArgumentTypeError(f"must be {what} {rng}, not {val}")
+        return val
+
+    return parse
+
+
+def _number(what="a positive number"):
+    """An argparse type: a finite number above 0."""
+
+    def parse(text):
+        try:
+            val = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+        if not np.isfinite(val) or val <= 0:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return val
+
+    return parse
+
+
+_SEED = _whole(0, 2**31 - 1, "a whole-number seed")
+_SCALE = _number("a positive number of millimetres per scan unit")
+
+
 def _add_common(p):
     p.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise)")
-    p.add_argument("--seed", type=int, help="random seed (overrides the plan's)")
+    p.add_argument("--seed", type=_SEED, help="random seed (overrides the plan's)")
     p.add_argument("--overwrite", action="store_true", help="replace a plan already in the output folder")
     p.add_argument("--no-preview", dest="render", action="store_false", help="skip the PNG previews")
     _add_program_options(p)
@@ -24,12 +67,13 @@ def _add_common(p):
 def _add_program_options(p):
     p.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--chunk-dots", type=int, metavar="N", help="split each session into programs of N dots")
-    g.add_argument("--chunk-minutes", type=float, metavar="M", help="split each session into programs of M minutes")
+    g.add_argument("--chunk-dots", type=_whole(1), metavar="N", help="split each session into programs of N dots")
+    g.add_argument("--chunk-minutes", type=_number("a positive number of minutes"), metavar="M",
+                   help="split each session into programs of M minutes")
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="scalp3d", description="Plan scalp micropigmentation on a 3D head scan.")
+    ap = _Parser(prog="scalp3d", description="Plan scalp micropigmentation on a 3D head scan.")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="plan a whole treatment on the embedded sample head")
     d.add_argument("--out", default="scalp3d-demo", help="output folder (default ./scalp3d-demo)")
@@ -38,7 +82,7 @@ def build_parser():
     p.add_argument("scan", help="scan file: mesh (PLY OBJ STL OFF GLB) or point cloud (PLY PCD XYZ)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--units", choices=["mm", "cm", "m", "in"], help="the scan's unit (detected when omitted)")
-    p.add_argument("--scale", type=float, help="millimetres per scan unit (overrides --units)")
+    p.add_argument("--scale", type=_SCALE, help="millimetres per scan unit (overrides --units)")
     p.add_argument("--landmarks", dest="landmarks_path", metavar="L.json",
                    help="nasion, lpa, rpa (and optionally glabella, vertex, inion) in mm, scan axes")
     _add_common(p)
@@ -46,25 +90,27 @@ def build_parser():
     m.add_argument("scan", help="scan file: mesh (PLY OBJ STL OFF GLB) or point cloud (PLY PCD XYZ PTS)")
     m.add_argument("--out", required=True, metavar="HEAD.ply", help="the head surface to write (PLY)")
     m.add_argument("--units", choices=["mm", "cm", "m", "in"], help="the scan's unit (detected when omitted)")
-    m.add_argument("--scale", type=float, help="millimetres per scan unit (overrides --units)")
+    m.add_argument("--scale", type=_SCALE, help="millimetres per scan unit (overrides --units)")
     m.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="landmarks for the neck cut")
-    m.add_argument("--edge-mm", type=float, default=None, help="target edge length of the remeshing (default 1.0)")
+    m.add_argument("--edge-mm", type=_number("a positive length in mm"), default=None,
+                   help="target edge length of the remeshing (default 1.0)")
     m.add_argument("--overwrite", action="store_true", help="replace HEAD.ply if it exists")
     s = sub.add_parser("sample", help="the dot placement engine alone, on any mesh in mm")
     s.add_argument("mesh", help="mesh file (PLY OBJ STL OFF GLB)")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--count", type=int, help="exact number of dots")
-    g.add_argument("--density-per-cm2", type=float, help="dots per cm2 over the whole mesh")
-    s.add_argument("--sessions", type=int, default=3, help="number of sessions (default 3: 30/70/100 %%)")
-    s.add_argument("--seed", type=int, default=0)
+    g.add_argument("--count", type=_whole(1), help="exact number of dots")
+    g.add_argument("--density-per-cm2", type=_number("a positive density"), help="dots per cm2 over the whole mesh")
+    s.add_argument("--sessions", type=_whole(1, 8), default=3, help="number of sessions (default 3: 30/70/100 %%)")
+    s.add_argument("--seed", type=_SEED, default=0)
     s.add_argument("--fixed", metavar="DOTS.csv", help="dots already on the skin (columns x,y,z in mm)")
     s.add_argument("--units", choices=["mm", "cm", "m", "in"])
-    s.add_argument("--scale", type=float)
+    s.add_argument("--scale", type=_SCALE)
     s.add_argument("--out", required=True, metavar="DOTS.csv")
     e = sub.add_parser("export", help="re-export a planned session: in chunks, or resumed from a dot")
     e.add_argument("plan_dir", help="the folder `scalp3d plan` wrote")
-    e.add_argument("--session", type=int, required=True)
-    e.add_argument("--resume-from", type=int, metavar="DOT_ID", help="the first dot still to do (after an interruption)")
+    e.add_argument("--session", type=_whole(1), required=True)
+    e.add_argument("--resume-from", type=_whole(0), metavar="DOT_ID",
+                   help="the first dot still to do (after an interruption)")
     _add_program_options(e)
     v = sub.add_parser("verify", help="check an exported needle program against the head")
     v.add_argument("program", help="session-K.ngc")
@@ -170,30 +216,43 @@ def _export(args):
 
     d = Path(args.plan_dir)
     js_path = d / f"session-{args.session}.json"
-    if not js_path.exists():
+    if not js_path.is_file():
         raise InputError(f"{js_path}: not found; give the folder `scalp3d plan` wrote and a session it planned")
     try:
         js = json.loads(js_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{js_path}: not valid JSON ({exc}); re-run scalp3d plan") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise InputError(f"{js_path}: not valid JSON ({reason}); re-run scalp3d plan") from None
     machine = load_machine(args.machine)
-    written = np.asarray(js.get("machine", {}).get("scan_to_machine", np.eye(4)))
+    s = program_from_session(js, machine, str(js_path))
+    written = js.get("machine", {}).get("scan_to_machine", np.eye(4)) if isinstance(js.get("machine", {}), dict) \
+        else None
+    try:
+        written = np.asarray(written, dtype=np.float64)
+    except (TypeError, ValueError):
+        written = None
+    if written is None or written.shape != (4, 4) or not np.isfinite(written).all():
+        raise InputError(f"{js_path}: 'machine.scan_to_machine' is not a 4x4 matrix of numbers; re-run scalp3d plan")
     if not np.allclose(written, machine.scan_to_machine, atol=1e-6):
         raise InputError(f"{js_path}: was planned for another machine registration than --machine "
                          f"{args.machine or 'generic-5axis'}; give the same profile")
-    s = program_from_session(js, machine, str(js_path))
-    head = load_head(d / "head.ply")
-    surface = SurfaceQuery(machine.head_in_machine_frame(head))
-    nrm = s["normals"] / np.linalg.norm(s["normals"], axis=1, keepdims=True)
-    prog = build_program(s["session"], s["ids"], s["skin"], nrm, s["depth"], s["zone"], s["needle"], s["shade"],
-                         surface, s["settings"], machine)
+    if args.resume_from is not None and args.resume_from not in set(s["ids"].tolist()):
+        raise InputError(f"{js_path}: dot {args.resume_from} is not in session {s['session']}; give an id from its "
+                         f"'dots' (this session runs from dot {int(s['ids'][0])} to dot {int(s['ids'][-1])})")
     if args.resume_from is not None:
-        prog = resume_program(prog, surface, args.resume_from)
         out = d / f"session-{args.session}-from-{args.resume_from}"
     else:
         out = d / f"session-{args.session}-chunks"
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; move it away and export again")
+    head = load_head(d / "head.ply")
+    surface = SurfaceQuery(machine.head_in_machine_frame(head))
+    prog = build_program(s["session"], s["ids"], s["skin"], s["normals"], s["depth"], s["zone"], s["needle"],
+                         s["shade"], surface, s["settings"], machine)
+    if args.resume_from is not None:
+        prog = resume_program(prog, surface, args.resume_from)
     out.mkdir(exist_ok=True)
-    for line in write_session_programs(prog, out, surface, n_sessions=int(js["sessions"]), plan_sha=js["plan_sha256"],
+    for line in write_session_programs(prog, out, surface, n_sessions=s["sessions"], plan_sha=s["plan_sha256"],
                                        chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes):
         print(f"{out.name}/{line}")
     print(f"{len(prog):,} dots, estimated {prog.estimated_time_s / 60:.1f} min in all")

@@ -9,6 +9,8 @@ from __future__ import annotations
 #: plausible head width (left-right, across the skull), used to detect a scan's units
 HEAD_WIDTH_MIN_MM = 140.0
 HEAD_WIDTH_MAX_MM = 220.0
+#: the width a suggested --scale aims at, when a scan's unit is wrong or cannot be detected
+HEAD_WIDTH_TYPICAL_MM = 170.0
 #: units a scan may be given in, with their size in millimetres
 UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4}
 

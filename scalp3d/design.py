@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import PlanError
+from .errors import PlanError, one_line
 from .types import Field, Head, Landmarks
 
 if sys.version_info >= (3, 11):
@@ -120,13 +120,44 @@ LIST_SCHEMA = {
 }
 
 
+#: the largest coordinate (mm) a point in a plan may have: a metre from the scan's origin is already off any head
+MAX_COORD_MM = 1e4
+
+
+def _short(val, n=60) -> str:
+    """repr of a value a user wrote, cut to ``n`` characters (a message stays one readable line)."""
+    r = repr(val)
+    return r if len(r) <= n else r[:n - 3] + "..."
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _points(where, name, val, single=False):
-    arr = np.asarray(val, dtype=np.float64) if isinstance(val, list) else np.zeros(0)
-    ok = arr.shape == (3,) if single else (arr.ndim == 2 and arr.shape[1:] == (3,) and len(arr) >= 1)
-    if not ok or not np.isfinite(arr).all():
+    rows = [val] if single else val
+    ok = isinstance(val, list) and (single or len(val) >= 1) and all(
+        isinstance(r, list) and len(r) == 3 and all(_is_num(c) for c in r) for r in rows)
+    arr = np.asarray(rows, dtype=np.float64) if ok else None
+    if arr is None or not np.isfinite(arr).all() or np.abs(arr).max() > MAX_COORD_MM:
         form = "[x, y, z]" if single else "[[x, y, z], ...]"
-        raise PlanError(f"{where}: '{name}' must be {form} in mm, not {val!r}")
-    return arr
+        raise PlanError(f"{where}: '{name}' must be {form} in mm (finite, within {MAX_COORD_MM:g} mm of the scan's "
+                        f"origin), not {_short(val)}")
+    return arr[0] if single else arr
+
+
+#: characters refused in a plan's text values: line breaks and other control characters (plan.toml is written back
+#: from them) and parentheses (names and shades go into G-code comments, which must never nest)
+_BAD_TEXT = set(chr(c) for c in range(32)) | {chr(127), "\u2028", "\u2029", "\x85", "(", ")"}
+
+
+def _check_text(where, name, val, path=False):
+    """Refuse text a G-code comment or plan.toml cannot carry; ``path``: a file name (parentheses allowed)."""
+    bad = {c for c in val if c in _BAD_TEXT and not (path and c in "()")}
+    if bad or len(val) > (1000 if path else 200):
+        what = "a line break or control character" if bad - {"(", ")"} else "parentheses" if bad else "too long"
+        raise PlanError(f"{where}: '{name}' = {_short(val)} holds {what}; write it as one short line"
+                        + ("" if path else " without parentheses"))
 
 
 def _check_lists(where, data, plan, base=None):
@@ -198,12 +229,15 @@ def _check(where, data, schema, out, prefix=""):
         if not isinstance(val, typ) or (isinstance(val, bool) and typ is not bool):
             tname = {float: "a number", int: "a whole number", str: "text in quotes", list: "a list [..]",
                      bool: "true or false"}[typ]
-            raise PlanError(f"{where}: '{name}' must be {tname}, not {val!r}")
+            raise PlanError(f"{where}: '{name}' must be {tname}, not {_short(val)}")
+        if typ is str:
+            _check_text(where, name, val, path=key in ("polyline_file", "mask_ply"))
         if rng is not None and not (rng[0] <= val <= rng[1]):
             raise PlanError(f"{where}: '{name}' = {val} is out of range; allowed {rng[0]:g} to {rng[1]:g}")
         out[key] = val
 
 
+@one_line
 def load_plan(path=None, overrides: dict | None = None) -> dict:
     """The fully resolved plan: defaults, then the TOML file, then ``overrides`` (same nesting), all validated."""
     plan = _defaults(SCHEMA)
@@ -212,10 +246,18 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
         p = Path(path)
         if not p.exists():
             raise PlanError(f"{p}: plan file not found; check the path")
+        if not p.is_file():
+            raise PlanError(f"{p}: is a folder, not a plan file; give the TOML file")
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            raise PlanError(f"{p}: not UTF-8 text; save the plan as a TOML text file") from None
+        except tomllib.TOMLDecodeError as exc:
             raise PlanError(f"{p}: not valid TOML ({exc}); fix the line it names") from None
+        except RecursionError:
+            raise PlanError(f"{p}: not valid TOML (lists nested too deeply); fix the file") from None
+        except OSError as exc:
+            raise PlanError(f"{p}: plan file cannot be read ({exc.strerror or exc}); check the file") from None
         _check_lists(where, data, plan, base=p.parent)
         _check(where, data, SCHEMA, plan)
     if overrides:
@@ -225,18 +267,22 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     for key in LIST_SCHEMA:
         plan.setdefault(key, [])
     fr = plan["sessions"]["fractions"]
-    if (not fr or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in fr)
-            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9 or len(fr) > 8):
+    if (not fr or len(fr) > 8 or not all(_is_num(x) and np.isfinite(x) for x in fr)
+            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
         raise PlanError(f"{where}: 'sessions.fractions' must rise strictly from above 0 to 1.0 "
-                        f"(cumulative, at most 8), e.g. [0.3, 0.7, 1.0]; not {fr}")
+                        f"(cumulative, at most 8), e.g. [0.3, 0.7, 1.0]; not {_short(fr)}")
     plan["sessions"]["fractions"] = [float(x) for x in fr]
     shades = plan["sessions"]["shades"]
     if len(shades) != len(fr) or not all(isinstance(s, str) and s for s in shades):
-        raise PlanError(f"{where}: 'sessions.shades' needs one name per session ({len(fr)}), not {shades}")
+        raise PlanError(f"{where}: 'sessions.shades' needs one name per session ({len(fr)}), not {_short(shades)}")
+    for s in shades:
+        _check_text(where, "sessions.shades", s)
     for z, zp in plan["zones"].items():
         zs = zp.get("shades")
         if zs is not None and (len(zs) != len(fr) or not all(isinstance(s, str) and s for s in zs)):
-            raise PlanError(f"{where}: 'zones.{z}.shades' needs one name per session ({len(fr)}), not {zs}")
+            raise PlanError(f"{where}: 'zones.{z}.shades' needs one name per session ({len(fr)}), not {_short(zs)}")
+        for s in zs or []:
+            _check_text(where, f"zones.{z}.shades", s)
     if plan["density"]["hairline_per_cm2"] > plan["density"]["core_per_cm2"]:
         raise PlanError(f"{where}: 'density.hairline_per_cm2' is above 'density.core_per_cm2'; the hairline is the "
                         "sparse edge")
@@ -264,9 +310,10 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
                             f"not {len(pts)}")
         hp["polyline_mm"] = [[float(c) for c in q] for q in pts]
     zo = plan["needle"]["zone_order"]
-    bad = [z for z in zo if z not in ZONES]
+    bad = [z for z in zo if not isinstance(z, str) or z not in ZONES]
     if bad or len(set(zo)) != len(zo):
-        raise PlanError(f"{where}: 'needle.zone_order' lists zones once each among {', '.join(ZONES)}, not {zo}")
+        raise PlanError(f"{where}: 'needle.zone_order' lists zones once each among {', '.join(ZONES)}, "
+                        f"not {_short(zo)}")
     needles = [plan["needle"]["name"]] + [z.get("needle") for z in plan["zones"].values() if z.get("needle")]
     for n in needles:
         if n not in config.NEEDLE_DIAMETER_MM:
@@ -282,6 +329,17 @@ def read_mask_ply(path, prop="mask"):
     p = Path(path)
     if not p.is_file():
         raise PlanError(f"{p}: mask PLY not found; check mask_ply (relative to the plan file)")
+    from .errors import InputError
+    from .scan import _ply_check_sizes, _ply_header
+
+    try:  # the header's counts against the file's size first: a damaged header must not allocate gigabytes
+        size = p.stat().st_size
+        fmt, elements, offset = _ply_header(p, size)
+        _ply_check_sizes(p, fmt, elements, offset, size)
+    except InputError as exc:
+        raise PlanError(f"mask_ply {exc}".replace(" scan:", " mask:")) from None
+    except OSError as exc:
+        raise PlanError(f"{p}: mask PLY cannot be read ({exc.strerror or exc}); check the file") from None
     try:
         m = trimesh.load(str(p), file_type="ply", process=False, force="mesh")
         raw = m.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
@@ -320,13 +378,21 @@ def read_polyline(path) -> list:
     if p.stat().st_size > 50 * config.HAIRLINE_FILE_MAX_POINTS:
         raise PlanError(f"{p}: {p.stat().st_size} bytes is too large for a hairline polyline; give at most "
                         f"{config.HAIRLINE_FILE_MAX_POINTS} points")
-    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise PlanError(f"{p}: hairline polyline file cannot be read ({exc.strerror or exc}); check the file") \
+            from None
     pts = []
     if text.lstrip().startswith("["):
         try:
             pts = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlanError(f"{p}: not valid JSON ({exc}); write a list of [x, y, z] in mm") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise PlanError(f"{p}: not valid JSON ({str(exc)[:80] or 'nested too deeply'}); write a list of "
+                            "[x, y, z] in mm") from None
+        if not isinstance(pts, list) or not all(isinstance(q, list) and len(q) == 3 and all(_is_num(c) for c in q)
+                                                for q in pts):
+            raise PlanError(f"{p}: the JSON is not a list of [x, y, z] in mm; write it as [[x, y, z], ...]")
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
@@ -343,8 +409,10 @@ def read_polyline(path) -> list:
                 raise PlanError(f"{p}: line {n} has {len(vals)} numbers; each line is x y z in mm")
             pts.append(vals)
     arr = np.asarray(pts, dtype=np.float64) if pts else np.zeros((0, 3))
-    if arr.ndim != 2 or arr.shape[1:] != (3,) or len(arr) < 3 or not np.isfinite(arr).all():
-        raise PlanError(f"{p}: a hairline polyline needs at least 3 finite points x y z in mm")
+    if arr.ndim != 2 or arr.shape[1:] != (3,) or len(arr) < 3 or not np.isfinite(arr).all() \
+            or np.abs(arr).max() > MAX_COORD_MM:
+        raise PlanError(f"{p}: a hairline polyline needs at least 3 finite points x y z in mm (within "
+                        f"{MAX_COORD_MM:g} mm of the scan's origin)")
     return arr.tolist()
 
 

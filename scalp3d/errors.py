@@ -34,5 +34,28 @@ class SafetyError(Scalp3dError):
     exit_code = 3
 
 
+class PlanRefused(SafetyError):
+    """The finished plan breaks a safety rule (dots closer than the spacing floor); nothing was written."""
+
+
 class MissingDependencyError(Scalp3dError):
     """An optional package is needed for this operation; the message names what to install."""
+
+
+def one_line(func):
+    """Decorate a loader so that any :class:`Scalp3dError` it raises reads as one line: text a user wrote into a file
+    (a key, a name, a value) may hold line breaks, and a message must never spill onto a second line."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Scalp3dError as exc:
+            text = str(exc)
+            flat = " ".join(text.split())
+            if flat == text:
+                raise
+            raise type(exc)(flat) from None
+
+    return wrapper

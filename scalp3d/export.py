@@ -16,6 +16,7 @@ import numpy as np
 
 from . import __version__, config
 from .needle import Program
+from .errors import one_line as _one_line
 
 SESSION_SCHEMA = "scalp3d.session"
 SESSION_SCHEMA_VERSION = 1
@@ -144,17 +145,96 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
     }
 
 
+#: settings a session JSON must carry for a re-export, with their allowed ranges (the plan's)
+_SESSION_SETTINGS = {"standoff_mm": config.STANDOFF_RANGE_MM, "clearance_mm": (0.5, 20.0),
+                     "plunge_feed_mm_per_min": config.FEED_RANGE_MM_PER_MIN,
+                     "travel_feed_mm_per_min": config.FEED_RANGE_MM_PER_MIN, "dwell_s": config.DWELL_RANGE_S}
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
+
+
+def _shown(x, n=40) -> str:
+    """repr of a value read from a file, cut to ``n`` characters."""
+    r = repr(x)
+    return r if len(r) <= n else r[:n - 3] + "..."
+
+
+def _is_whole(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@_one_line
 def program_from_session(js: dict, machine, where="session JSON"):
-    """Rebuild the ordered dot arrays of a written session (for chunks and resumes): a dict of arrays."""
+    """Rebuild the ordered dot arrays of a written session (for chunks and resumes): a dict of arrays.
+
+    Every field used is checked first (an edited or damaged file gets one line naming the dot and the key, never a
+    crash): ids whole and unique, ``skin_mm`` and ``normal`` three finite numbers (the normal not zero),
+    ``depth_mm`` a finite number, ``zone``/``needle``/``shade`` text, ``settings`` within the plan's ranges.
+    The normals are returned unit length."""
     from .errors import InputError
 
-    if js.get("schema") != SESSION_SCHEMA or js.get("schema_version") != SESSION_SCHEMA_VERSION:
+    fix = "re-run scalp3d plan or restore the file it wrote"
+    if not isinstance(js, dict) or js.get("schema") != SESSION_SCHEMA \
+            or js.get("schema_version") != SESSION_SCHEMA_VERSION:
         raise InputError(f"{where}: not a scalp3d session file (schema {SESSION_SCHEMA} v{SESSION_SCHEMA_VERSION})")
-    d = js["dots"]
-    return {"session": int(js["session"]), "ids": np.array([x["id"] for x in d], dtype=np.int64),
-            "skin": np.array([x["skin_mm"] for x in d]), "normals": np.array([x["normal"] for x in d]),
-            "depth": np.array([x["depth_mm"] for x in d]), "zone": [x["zone"] for x in d],
-            "needle": [x["needle"] for x in d], "shade": [x["shade"] for x in d], "settings": js["settings"]}
+
+    def bad(what):
+        raise InputError(f"{where}: {what}; {fix}")
+
+    session, sessions = js.get("session"), js.get("sessions")
+    if not _is_whole(session) or not _is_whole(sessions) or not 1 <= session <= sessions:
+        bad(f"'session' and 'sessions' must be whole numbers with 1 <= session <= sessions, not "
+            f"{_shown(session)} and {_shown(sessions)}")
+    if not isinstance(js.get("plan_sha256"), str):
+        bad("'plan_sha256' is missing or not text")
+    st = js.get("settings")
+    if not isinstance(st, dict):
+        bad("'settings' is missing or not an object")
+    settings = {}
+    for key, (lo, hi) in _SESSION_SETTINGS.items():
+        val = st.get(key)
+        if not _is_number(val) or not lo <= val <= hi:
+            bad(f"'settings.{key}' must be a number from {lo:g} to {hi:g}, not {_shown(val)}")
+        settings[key] = float(val)
+    d = js.get("dots")
+    if not isinstance(d, list) or not d:
+        bad("'dots' is missing, empty or not a list")
+    ids, skin, nrm, depth, zone, needle, shade = [], [], [], [], [], [], []
+    for k, x in enumerate(d, start=1):
+        if not isinstance(x, dict):
+            bad(f"dot {k} of 'dots' is not an object")
+        name = f"dot {_shown(x.get('id'))} (number {k} in 'dots')"
+        if not _is_whole(x.get("id")) or not 0 <= x["id"] < 2**63:
+            bad(f"{name}: 'id' must be a whole number of at least 0")
+        for key, out in (("skin_mm", skin), ("normal", nrm)):
+            v = x.get(key)
+            if not isinstance(v, list) or len(v) != 3 or not all(_is_number(c) for c in v):
+                bad(f"{name}: '{key}' must be three finite numbers [x, y, z], not {_shown(v)}")
+            out.append([float(c) for c in v])
+        if not _is_number(x.get("depth_mm")):
+            bad(f"{name}: 'depth_mm' must be a finite number, not {_shown(x.get('depth_mm'))}")
+        for key, out in (("zone", zone), ("needle", needle), ("shade", shade)):
+            v = x.get(key)
+            if not isinstance(v, str) or not v or len(v) > 200 or any(c in "()" or not c.isprintable() for c in v):
+                bad(f"{name}: '{key}' must be a short line of text without parentheses, not {_shown(v)}")
+            out.append(x[key])
+        ids.append(x["id"])
+        depth.append(float(x["depth_mm"]))
+    ids = np.array(ids, dtype=np.int64)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        bad(f"dot {int(uniq[np.argmax(counts > 1)])} is listed {int(counts.max())} times")
+    nrm = np.array(nrm, dtype=np.float64)
+    length = np.linalg.norm(nrm, axis=1)
+    if (length < 1e-6).any():
+        k = int(np.argmax(length < 1e-6))
+        bad(f"dot {int(ids[k])}: 'normal' is zero; the needle needs a direction")
+    return {"session": int(session), "sessions": int(sessions), "plan_sha256": js["plan_sha256"], "ids": ids,
+            "skin": np.array(skin, dtype=np.float64), "normals": nrm / length[:, None],
+            "depth": np.array(depth, dtype=np.float64), "zone": zone, "needle": needle, "shade": shade,
+            "settings": settings}
 
 
 def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
@@ -189,33 +269,65 @@ def sample_csv_text(dots) -> str:
     return out.getvalue()
 
 
+@_one_line
 def read_dots_csv(path):
-    """Read a dots.csv back: dict of column -> numpy array (numbers) or list (text)."""
+    """Read a dots.csv back: dict of column -> numpy array (numbers) or list (text).
+
+    Needs a header with id, x, y, z (the columns of ``dots.csv`` or ``scalp3d sample``); every row must have the
+    header's number of fields and the number columns finite numbers, else one :class:`InputError` line names the
+    line and the column."""
     from .errors import InputError
 
     import csv
 
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+            rows = [r for r in csv.reader(fh) if r]
     except FileNotFoundError:
         raise InputError(f"{path}: dots file not found; check the path") from None
-    if not rows or tuple(rows[0][:3]) != ("id", "x", "y"):
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder; give the dots CSV file inside it") from None
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise InputError(f"{path}: cannot be read as a dots CSV ({str(exc).splitlines()[0][:80]}); "
+                         "give the dots.csv scalp3d wrote") from None
+    head = [h.strip() for h in rows[0]] if rows else []
+    if tuple(head[:4]) != ("id", "x", "y", "z"):
         raise InputError(f"{path}: not a scalp3d dots.csv (first line must be {','.join(CSV_COLUMNS)})")
-    head = rows[0]
-    cols = {h: [r[i] for r in rows[1:]] for i, h in enumerate(head)}
+    if len(set(head)) != len(head):
+        raise InputError(f"{path}: the first line names a column twice; give the dots.csv scalp3d wrote")
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != len(head):
+            raise InputError(f"{path}: line {n} has {len(r)} fields, the first line names {len(head)}; fix that "
+                             "line")
     out = {}
-    try:
-        for h, vals in cols.items():
-            if h in ("zone", "needle", "shade"):
-                out[h] = vals
-            elif h in ("id", "session"):
-                out[h] = np.array(vals, dtype=np.int64)
-            else:
-                out[h] = np.array(vals, dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"{path}: a number in column '{h}' cannot be read ({exc}); fix the file") from None
+    for i, h in enumerate(head):
+        vals = [r[i] for r in rows[1:]]
+        if h in ("zone", "needle", "shade"):
+            out[h] = vals
+            continue
+        try:
+            arr = np.array(vals, dtype=np.float64)
+        except ValueError:
+            arr = None
+        if h in ("id", "session") and arr is not None:
+            ok = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2**62)
+        else:
+            ok = np.isfinite(arr) if arr is not None else None
+        if arr is None or not ok.all():
+            k = next(j for j, v in enumerate(vals) if not _csv_value_ok(v, h in ("id", "session"))) \
+                if arr is None else int(np.argmin(ok))
+            kind = "a whole number" if h in ("id", "session") else "a finite number"
+            raise InputError(f"{path}: line {k + 2}, column '{h}': {vals[k][:30]!r} is not {kind}; fix the file")
+        out[h] = arr.astype(np.int64) if h in ("id", "session") else arr
     return out
+
+
+def _csv_value_ok(text, whole) -> bool:
+    try:
+        v = float(text)
+    except ValueError:
+        return False
+    return bool(np.isfinite(v)) and (not whole or v == round(v))
 
 
 def write_head_ply(head, path) -> None:

@@ -551,13 +551,33 @@ def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:
     Coordinates are in millimetres unless the file has ``"units": "scan"`` (then they are in the scan's own unit
     and scaled like the scan). A ``"comment"`` and a ``"scale_mm_per_unit"`` (a record of the scale the points were
     picked for; the scan's scale is what applies) are allowed. Returns a dict of the given points in mm.
+
+    Raises InputError (one line) for a missing, unreadable or malformed file, an unknown key, or a point that is not
+    three finite numbers within 10 m of the scan's origin.
     """
-    data = read_json(path, "landmarks")
+    from .errors import one_line
+
+    return one_line(_read_landmarks)(path, scale_to_mm)
+
+
+def _read_landmarks(path, scale_to_mm):
+    from pathlib import Path
+
+    max_mm = 1e4  # a landmark farther than this from the scan's origin is a wrong unit or a typo, not a head
+    if Path(path).is_dir():
+        raise InputError(f"{path}: is a folder; give the landmarks JSON file")
+    try:
+        data = read_json(path, "landmarks")
+    except RecursionError:
+        raise InputError(f"{path}: landmarks file is not valid JSON (nested too deeply); fix or re-export it") \
+            from None
+    except OSError as exc:
+        raise InputError(f"{path}: landmarks file cannot be read ({exc.strerror or exc}); check the file") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: landmarks must be a JSON object like {{\"nasion\": [x, y, z], ...}}")
     units = data.get("units", "mm")
     if units not in ("mm", "scan"):
-        raise InputError(f"{path}: landmarks 'units' must be \"mm\" or \"scan\", not {units!r}")
+        raise InputError(f"{path}: landmarks 'units' must be \"mm\" or \"scan\", not {repr(units)[:40]}")
     factor = scale_to_mm if units == "scan" else 1.0
     out = {}
     for key, val in data.items():
@@ -568,11 +588,15 @@ def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:
 
             near = difflib.get_close_matches(key, LANDMARK_KEYS, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else f"; use {', '.join(LANDMARK_KEYS)}"
-            raise InputError(f"{path}: unknown landmark '{key}'{hint}")
-        arr = np.asarray(val, dtype=np.float64) if isinstance(val, list) else None
-        if arr is None or arr.shape != (3,) or not np.isfinite(arr).all():
-            raise InputError(f"{path}: landmark '{key}' must be three finite numbers [x, y, z], not {val!r}")
-        out[key] = arr * factor
+            raise InputError(f"{path}: unknown landmark {key[:40]!r}{hint}")
+        ok = isinstance(val, list) and len(val) == 3 and all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in val)
+        arr = np.asarray(val, dtype=np.float64) * factor if ok else None
+        if arr is None or not np.isfinite(arr).all() or np.abs(arr).max() > max_mm:
+            shown = repr(val) if len(repr(val)) <= 60 else repr(val)[:57] + "..."
+            raise InputError(f"{path}: landmark '{key}' must be three finite numbers [x, y, z] (within "
+                             f"{max_mm:g} mm of the scan's origin), not {shown}")
+        out[key] = arr
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import PlanError
+from .errors import PlanError, one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,13 +105,32 @@ def _section(where, data, key, allowed):
     return sec
 
 
+def _numbers(val, shape):
+    """``val`` as a float array of ``shape`` if it is a (nested) list of finite numbers of that shape, else None."""
+    def ok(x):
+        return isinstance(x, list) and all(ok(y) for y in x) if isinstance(x, list) else \
+            isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if not isinstance(val, list) or not ok(val):
+        return None
+    try:
+        arr = np.asarray(val, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if (shape[0] is None and (arr.ndim != len(shape) or arr.shape[1:] != shape[1:])) or \
+            (shape[0] is not None and arr.shape != shape) or not np.isfinite(arr).all():
+        return None
+    return arr
+
+
 def _pair(where, name, val, lo=-1e6, hi=1e6):
-    arr = np.asarray(val, dtype=np.float64) if isinstance(val, list) else None
-    if arr is None or arr.shape != (2,) or not (lo <= arr[0] < arr[1] <= hi):
+    arr = _numbers(val, (2,))
+    if arr is None or not (lo <= arr[0] < arr[1] <= hi):
         raise PlanError(f"{where}: '{name}' must be [low, high] with low < high within {lo:g}..{hi:g}, not {val!r}")
     return tuple(float(x) for x in arr)
 
 
+@one_line
 def load_machine(spec=None) -> Machine:
     """A machine profile: ``None`` (the generic 5-axis one), a shipped name ('generic-5axis', 'generic-3axis') or
     the path of a TOML file."""
@@ -128,7 +147,15 @@ def load_machine(spec=None) -> Machine:
     else:
         if not path.exists():
             raise PlanError(f"{path}: machine profile not found; check the path")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        if not path.is_file():
+            raise PlanError(f"{path}: is a folder, not a machine profile; give the TOML file")
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise PlanError(f"{path}: machine profile is not UTF-8 text; save it as a TOML text file") from None
+        except OSError as exc:
+            raise PlanError(f"{path}: machine profile cannot be read ({exc.strerror or exc}); check the file") \
+                from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -137,7 +164,10 @@ def load_machine(spec=None) -> Machine:
         if k not in _KEYS:
             near = difflib.get_close_matches(k, sorted(_KEYS), n=1)
             raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near[0]}'?" if near else ""))
-    m = Machine(name=str(data.get("name", Path(where).stem)))
+    name = data.get("name", Path(where).stem)
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or any(c in name for c in "()\n\r"):
+        raise PlanError(f"{where}: 'name' must be one line of text without parentheses, not {name!r}")
+    m = Machine(name=name)
     axes = data.get("axes", "xyzab")
     if axes not in ("xyzab", "xyz"):
         raise PlanError(f"{where}: 'axes' must be \"xyzab\" (5-axis, A B rotary) or \"xyz\" (position only, the "
@@ -149,9 +179,9 @@ def load_machine(spec=None) -> Machine:
     m.units = units
     ws = _section(where, data, "workspace", ("min_mm", "max_mm"))
     if ws:
-        lo = np.asarray(ws.get("min_mm", m.workspace_min_mm), dtype=np.float64)
-        hi = np.asarray(ws.get("max_mm", m.workspace_max_mm), dtype=np.float64)
-        if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
+        lo = _numbers(ws.get("min_mm", list(m.workspace_min_mm)), (3,))
+        hi = _numbers(ws.get("max_mm", list(m.workspace_max_mm)), (3,))
+        if lo is None or hi is None or not np.all(lo < hi):
             raise PlanError(f"{where}: workspace min_mm and max_mm must be [x, y, z] with min < max")
         m.workspace_min_mm, m.workspace_max_mm = tuple(lo), tuple(hi)
     lim = _section(where, data, "limits", ("depth_mm", "tilt_limit_deg", "a_range_deg", "b_range_deg"))
@@ -159,7 +189,7 @@ def load_machine(spec=None) -> Machine:
         m.depth_range_mm = _pair(where, "limits.depth_mm", lim["depth_mm"], 0.0, 5.0)
     if "tilt_limit_deg" in lim:
         t = lim["tilt_limit_deg"]
-        if not isinstance(t, (int, float)) or not 0 < t <= 45:
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t <= 45:
             raise PlanError(f"{where}: 'limits.tilt_limit_deg' must be above 0 and at most 45, not {t!r}")
         m.tilt_limit_deg = float(t)
     if "a_range_deg" in lim:
@@ -171,14 +201,14 @@ def load_machine(spec=None) -> Machine:
         m.feed_range_mm_per_min = _pair(where, "feeds.range_mm_per_min", fd["range_mm_per_min"], 0.0, 1e6)
     if "rapid_mm_per_min" in fd:
         r = fd["rapid_mm_per_min"]
-        if not isinstance(r, (int, float)) or r <= 0:
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 < r < 1e7:
             raise PlanError(f"{where}: 'feeds.rapid_mm_per_min' must be a positive number, not {r!r}")
         m.rapid_mm_per_min = float(r)
     reg = _section(where, data, "registration", ("scan_mm", "machine_mm"))
     if reg:
-        s = np.asarray(reg.get("scan_mm", []), dtype=np.float64)
-        d = np.asarray(reg.get("machine_mm", []), dtype=np.float64)
-        if s.ndim != 2 or s.shape[1:] != (3,) or s.shape != d.shape or len(s) < 3:
+        s = _numbers(reg.get("scan_mm"), (None, 3))
+        d = _numbers(reg.get("machine_mm"), (None, 3))
+        if s is None or d is None or s.shape != d.shape or len(s) < 3 or np.abs(np.vstack([s, d])).max() > 1e6:
             raise PlanError(f"{where}: registration needs the same three or more points as scan_mm and machine_mm, "
                             "each [[x, y, z], ...]")
         if np.linalg.matrix_rank(s - s.mean(axis=0), tol=1.0) < 2:
@@ -189,7 +219,12 @@ def load_machine(spec=None) -> Machine:
             raise PlanError(f"{where}: registration points disagree by {rms:.2f} mm RMS (point {worst + 1} is "
                             f"{res[worst]:.2f} mm off); re-touch it or check the order of the points")
         m.scan_to_machine, m.registration_rms_mm = T, rms
-    carts = _section(where, data, "cartridges", tuple(data.get("cartridges", {}).keys()))
+    carts = data.get("cartridges", {})
+    if not isinstance(carts, dict):
+        raise PlanError(f"{where}: 'cartridges' must be a section [cartridges] of needle = diameter in mm")
+    for k, v in carts.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 5:
+            raise PlanError(f"{where}: cartridge '{k}' must have a diameter in mm above 0 and at most 5, not {v!r}")
     if carts:
         m.cartridges = {str(k): float(v) for k, v in carts.items()}
     return m

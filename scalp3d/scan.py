@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import InputError, UnitsError
+from .errors import InputError, UnitsError, one_line
 from .types import Scan
 
 MESH_FORMATS = {".ply", ".obj", ".stl", ".off", ".glb", ".gltf"}
@@ -860,15 +860,45 @@ def head_width(vertices: np.ndarray) -> float:
     return float(np.ptp(x[sel]))
 
 
+def suggested_scale(width_units: float) -> str:
+    """The ``--scale`` (mm per scan unit, two significant digits) that makes a head ``width_units`` wide
+    :data:`config.HEAD_WIDTH_TYPICAL_MM` wide, as text for a message."""
+    if not np.isfinite(width_units) or width_units <= 0:
+        return "MM_PER_UNIT"
+    return f"{float(f'{config.HEAD_WIDTH_TYPICAL_MM / width_units:.2g}'):g}"
+
+
+def check_head_width(path, width_mm: float, width_units: float, how: str) -> None:
+    """The one plausibility check of a head's size: refuse (UnitsError, one line) a skull width outside
+    :data:`config.HEAD_WIDTH_MIN_MM`-:data:`config.HEAD_WIDTH_MAX_MM`, suggesting the ``--scale`` that makes it
+    :data:`config.HEAD_WIDTH_TYPICAL_MM` wide. ``how`` names the given unit ('--units cm', '--scale 10')."""
+    if config.HEAD_WIDTH_MIN_MM <= width_mm <= config.HEAD_WIDTH_MAX_MM:
+        return
+    raise UnitsError(f"{path}: with {how} the head is {width_mm:.3g} mm wide; heads are "
+                     f"{config.HEAD_WIDTH_MIN_MM:.0f}-{config.HEAD_WIDTH_MAX_MM:.0f} mm; for this scan try "
+                     f"--scale {suggested_scale(width_units)}")
+
+
 def decide_units(path, vertices, units=None, scale=None):
-    """(scale_to_mm, unit name, reason) for a scan: given by ``scale`` or ``units``, else detected."""
+    """(scale_to_mm, unit name, reason) for a scan: given by ``scale`` or ``units``, else detected.
+
+    A given unit or scale is checked against the head's size first (:func:`check_head_width`), so a wrong one fails
+    here, on size, and never later on a landmark."""
     if scale is not None:
+        try:
+            scale = float(scale)
+        except (TypeError, ValueError):
+            scale = float("nan")
         if not np.isfinite(scale) or scale <= 0:
             raise UnitsError(f"{path}: --scale must be a positive number of millimetres per scan unit, not {scale}")
+        width = head_width(vertices)
+        check_head_width(path, width * scale, width, f"--scale {scale:g}")
         return float(scale), "scale", f"given: {scale:g} mm per scan unit"
     if units is not None:
         if units not in config.UNIT_TO_MM:
             raise UnitsError(f"{path}: unknown unit '{units}'; use one of {', '.join(config.UNIT_TO_MM)}")
+        width = head_width(vertices)
+        check_head_width(path, width * config.UNIT_TO_MM[units], width, f"--units {units}")
         return config.UNIT_TO_MM[units], units, f"given: {units}"
     width = head_width(vertices)
     fits = [u for u, s in config.UNIT_TO_MM.items()
@@ -879,7 +909,8 @@ def decide_units(path, vertices, units=None, scale=None):
                                          f"({width * config.UNIT_TO_MM[u]:.0f} mm)")
     raise UnitsError(
         f"{path}: head is {width:.3g} units wide, which is not {config.HEAD_WIDTH_MIN_MM:.0f}-"
-        f"{config.HEAD_WIDTH_MAX_MM:.0f} mm in mm, cm, m or in; pass --units mm|cm|m|in or --scale MM_PER_UNIT")
+        f"{config.HEAD_WIDTH_MAX_MM:.0f} mm in mm, cm, m or in; pass --units mm|cm|m|in or --scale MM_PER_UNIT "
+        f"(for this scan try --scale {suggested_scale(width)}, a {config.HEAD_WIDTH_TYPICAL_MM:.0f} mm wide head)")
 
 
 def _read(path: Path, ext: str, size: int):
@@ -896,6 +927,7 @@ def _read(path: Path, ext: str, size: int):
     return _read_trimesh(path, size, ext)
 
 
+@one_line
 def load_scan(path, *, units=None, scale=None) -> Scan:
     """Read a scan file and scale it to millimetres.
 
