@@ -112,37 +112,25 @@ def build_parser():
     e.add_argument("--resume-from", type=_whole(0), metavar="DOT_ID",
                    help="the first dot still to do (after an interruption)")
     _add_program_options(e)
-    v = sub.add_parser("verify", help="check an exported needle program against the head")
+    v = sub.add_parser("verify", help="check an exported needle program against the head: exit 0 OK, 1 refused",
+                       description="Check session-K.ngc against head.ply with nothing else: its header's checksums "
+                       "(head, plan.toml beside it, dots, tips), every plunge, dwell and travel, the spacing floor. "
+                       "With session-K.json beside it (or --plan-json) every tip is also compared with the plan.")
     v.add_argument("program", help="session-K.ngc")
     v.add_argument("--head", required=True, help="head.ply the program was planned on")
-    v.add_argument("--plan-json", help="session-K.json (default: beside the program)")
-    v.add_argument("--machine", help="machine profile the program was made for (default generic-5axis)")
+    v.add_argument("--plan-json", help="session-K.json (default: beside the program, when there)")
+    v.add_argument("--machine", help="machine profile the program was made for (default: the shipped profile its "
+                   "header names, else generic-5axis)")
     return ap
 
 
 def _verify(args):
-    import json
-    from pathlib import Path
+    from .verify import verify_file
 
-    from .errors import InputError
-    from .proximity import SurfaceQuery
-    from .surface import load_head
-    from .verify import verify_program
-
-    prog = Path(args.program)
-    js_path = Path(args.plan_json) if args.plan_json else prog.with_suffix(".json")
-    js = None
-    if js_path.exists():
-        try:
-            js = json.loads(js_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{js_path}: not valid JSON ({exc}); re-export the session") from None
-    from .machine import load_machine
-
-    machine = load_machine(args.machine)
-    head = load_head(args.head)
-    rep = verify_program(prog, SurfaceQuery(machine.head_in_machine_frame(head)), session_json=js, machine=machine)
+    rep = verify_file(args.program, args.head, plan_json=args.plan_json, machine=args.machine)
     print(rep.verdict())
+    if rep.fatal:  # one line says it all (another head, another plan, no header)
+        return 1
     for v in rep.violations[:50]:
         print("  " + v)
     if len(rep.violations) > 50:

@@ -127,6 +127,12 @@ QUALITY_BAR_MIN_DOTS = 200
 
 # --- verification ------------------------------------------------------------------------------------------------
 PLUNGE_TOLERANCE_MM = 0.2             # a plunge tip must be this close to skin point + depth along the normal
+#: slack of every other millimetre check of the planner's safety checks and the verifier (travel clearance, depth
+#: bounds, retract to the approach point): the written coordinates are rounded to 1e-4 mm (ROUND_MM) and the distance
+#: queries run in float32, so a move exactly at a limit may read up to about 1e-4 mm past it
+GEOMETRY_TOLERANCE_MM = 1e-3
+#: the verifier: the needle axis the A B words (or a 3-axis comment) state may differ this much from the plunge line
+AXIS_TOLERANCE_DEG = 0.5
 ROUND_MM = 4                          # decimals written for coordinates (0.1 micrometre)
 ROUND_DEG = 4
 

@@ -15,6 +15,7 @@ import io
 import numpy as np
 
 from . import __version__, config
+from .checksums import ids_checksum, tips_checksum
 from .needle import Program
 from .errors import one_line as _one_line
 
@@ -38,25 +39,57 @@ def dots_checksum(prog: Program) -> str:
     return h.hexdigest()[:16]
 
 
-def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "") -> str:
-    """The session's program as LinuxCNC G-code, in the machine's frame and units."""
+def _c(text) -> str:
+    """Free text for a G-code comment: parentheses would end or nest the comment, so they become brackets."""
+    return str(text).replace("(", "[").replace(")", "]")
+
+
+def _tip_words(prog: Program):
+    """The plunge tips as the G1 lines write them: one (x, y, z) triple of number strings per dot (machine units)."""
+    inch = prog.machine.units == "in"
+    nd = config.ROUND_MM + (1 if inch else 0)
+    tips = _rounded(prog.tips * (1.0 / 25.4 if inch else 1.0), nd).tolist()
+    return [tuple(f"{c:.{nd}f}" for c in t) for t in tips]
+
+
+def program_checksums(prog: Program) -> dict:
+    """What a program claims to hold, as its header and session JSON state it: ``count``, ``ids_sha256`` (dot ids in
+    plunge order) and ``tips_sha256`` (plunge tips as written), see :mod:`scalp3d.checksums`."""
+    return {"count": len(prog), "ids_sha256": ids_checksum(prog.ids.tolist()),
+            "tips_sha256": tips_checksum(_tip_words(prog))}
+
+
+def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, part: str = "") -> str:
+    """The session's program as LinuxCNC G-code, in the machine's frame and units.
+
+    The header comments state what the program is: its plan's checksum (``plan sha256``), the checksum of the head it
+    was planned on (``head sha256``, :func:`scalp3d.checksums.head_checksum` of head.ply's vertices), its dot count and
+    the checksums of its dot ids and plunge tips, and the spacing floor it was checked against. ``scalp3d verify``
+    reads them back (:func:`scalp3d.verify.verify_program`)."""
     out = io.StringIO()
     w = out.write
     mach = prog.machine
     inch = mach.units == "in"
     f_len = 1.0 / 25.4 if inch else 1.0
     mins = prog.estimated_time_s / 60.0
+    tip_words = _tip_words(prog)
+    sums = program_checksums(prog)
     w(f"(scalp3d {__version__} needle program)\n")
-    w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {prog.shade})\n")
-    w(f"(load cartridge {prog.needle[0]} with pigment {prog.shades[0]} before starting)\n")
+    w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {_c(prog.shade)})\n")
+    w(f"(load cartridge {_c(prog.needle[0])} with pigment {_c(prog.shades[0])} before starting)\n")
     frame = "the scan's own axes scaled to mm" if np.allclose(mach.scan_to_machine, np.eye(4)) else \
         "the machine frame from the profile's registration"
     w(f"(units {'inch' if inch else 'mm'}; coordinates: {frame}; X Y Z = needle tip; "
       + ("A B = needle axis angles in degrees, axis = Ry of B times Rx of A applied to +Z)\n" if mach.rotary else
          "the needle axis is given per dot as a unit vector in its comment)\n"))
-    w(f"(machine {mach.name}; standoff {_num(prog.standoff_mm, 2)} mm; clearance {_num(prog.clearance_mm, 2)} mm)\n")
-    w(f"(plan sha256 {plan_sha})\n")
-    w(f"(dots sha256 {dots_checksum(prog)}; first dot {prog.ids[0]}, last dot {prog.ids[-1]})\n")
+    w(f"(machine {_c(mach.name)}; standoff {_num(prog.standoff_mm, 2)} mm; "
+      f"clearance {_num(prog.clearance_mm, 2)} mm)\n")
+    w(f"(plan sha256 {_c(plan_sha)})\n")
+    w(f"(head sha256 {head_sha}; the vertices of the head.ply it was planned on)\n")
+    w(f"(dots {sums['count']}; ids sha256 {sums['ids_sha256']}; tips sha256 {sums['tips_sha256']}; "
+      f"first dot {prog.ids[0]}, last dot {prog.ids[-1]})\n")
+    w(f"(spacing floor {config.SPACING_FLOOR_FRACTION:g} of the local spacing, never under "
+      f"{config.SPACING_FLOOR_MIN_MM:g} mm)\n")
     w(f"(estimated time {mins:.1f} min)\n")
     w(("G20" if inch else "G21") + " G90 G94 G17 G40 G49 G80\n")
     nd = config.ROUND_MM + (1 if inch else 0)
@@ -68,14 +101,12 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "")
     else:
         g0_fmt = f"G0 X%.{nd}f Y%.{nd}f Z%.{nd}f\n"
     approach = _rounded(prog.approach * f_len, nd).tolist()
-    tips = _rounded(prog.tips * f_len, nd).tolist()
     ab = _rounded(prog.angles_deg, na).tolist()
     axis = _rounded(prog.normals, 6).tolist()
     vias = _rounded(prog.via_points * f_len, nd).tolist()
     depth = _rounded(prog.depth_mm, 3).tolist()
     indptr = prog.via_indptr.tolist()
     ids = prog.ids.tolist()
-    g1_fmt = f"G1 X%.{nd}f Y%.{nd}f Z%.{nd}f F{fp}\nG4 P{dw}\n"
 
     def g0(p, k):
         return g0_fmt % ((p[0], p[1], p[2], ab[k][0], ab[k][1]) if mach.rotary else (p[0], p[1], p[2]))
@@ -86,12 +117,13 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, part: str = "")
             for p in vias[indptr[k]:indptr[k + 1]]:
                 w(g0(p, k))
         if k > 0 and (prog.needle[k], prog.shades[k]) != (prog.needle[k - 1], prog.shades[k - 1]):
-            w(f"(change: cartridge {prog.needle[k]}, pigment {prog.shades[k]}; resume when loaded)\nM0\n")
+            w(f"(change: cartridge {_c(prog.needle[k])}, pigment {_c(prog.shades[k])}; resume when loaded)\nM0\n")
         vec = "" if mach.rotary else f" axis {axis[k][0]:.6f} {axis[k][1]:.6f} {axis[k][2]:.6f}"
-        w(f"(dot {ids[k]} {prog.zone[k]} {prog.needle[k]} depth {depth[k]:.3f}{vec})\n")
+        w(f"(dot {ids[k]} {_c(prog.zone[k])} {_c(prog.needle[k])} depth {depth[k]:.3f}{vec})\n")
         line = g0(approach[k], k)
         w(line)
-        w(g1_fmt % tuple(tips[k]))
+        x, y, z = tip_words[k]
+        w(f"G1 X{x} Y{y} Z{z} F{fp}\nG4 P{dw}\n")
         w(line)
     w("(leave: lift clear of the head)\n")
     for p in _rounded(prog.exit_points * f_len, nd).tolist():
@@ -105,8 +137,11 @@ def _rounded(a, nd):
     return np.round(np.asarray(a, dtype=np.float64), nd) + 0.0
 
 
-def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
-    """The session as a JSON-ready dict (schema ``scalp3d.session`` version 1, documented in the README)."""
+def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str) -> dict:
+    """The session as a JSON-ready dict (schema ``scalp3d.session`` version 1, documented in the README).
+
+    ``head_sha256``, ``ids_sha256`` and ``tips_sha256`` repeat what the program's header states (see
+    :func:`gcode_text`); ``scalp3d verify`` checks that the two agree."""
     skin = _rounded(prog.skin, config.ROUND_MM).tolist()
     nrm = _rounded(prog.normals, 6).tolist()
     tips = _rounded(prog.tips, config.ROUND_MM).tolist()
@@ -115,6 +150,7 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
     depth = _rounded(prog.depth_mm, 3).tolist()
     vias = _rounded(prog.via_points, config.ROUND_MM).tolist()
     indptr = prog.via_indptr.tolist()
+    sums = program_checksums(prog)
     dots = [{"order": k + 1, "id": i, "skin_mm": skin[k], "normal": nrm[k], "tip_mm": tips[k],
              "approach_mm": appr[k], "angles_deg": ang[k], "depth_mm": depth[k], "zone": prog.zone[k],
              "needle": prog.needle[k], "shade": prog.shades[k], "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
@@ -129,7 +165,10 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str) -> dict:
         "session": prog.session,
         "sessions": n_sessions,
         "plan_sha256": plan_sha,
+        "head_sha256": head_sha,
         "dots_sha256": dots_checksum(prog),
+        "ids_sha256": sums["ids_sha256"],
+        "tips_sha256": sums["tips_sha256"],
         "machine": prog.machine.summary(),
         "settings": {
             "standoff_mm": prog.standoff_mm, "clearance_mm": prog.clearance_mm,

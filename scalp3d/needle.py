@@ -323,7 +323,7 @@ def check_program(prog: Program, surface: SurfaceQuery) -> None:
     # travel: every segment outside the plunges keeps the clearance
     path = travel_path(prog)
     dmin = surface.segments_min_distance(path[:-1], path[1:], prog.clearance_mm * 0.5)
-    bad = np.flatnonzero(dmin < prog.clearance_mm - 1e-6)
+    bad = np.flatnonzero(dmin < prog.clearance_mm - config.GEOMETRY_TOLERANCE_MM)
     if len(bad):
         k = bad[0]
         raise SafetyError(f"{s}: a travel move from {np.round(path[k], 2).tolist()} to "

@@ -68,17 +68,23 @@ def assign_dot_settings(dots, head, field, shades, zone_shades=None):
     return dots
 
 
-def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part=""):
+def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part="", head_sha=None):
     """Write ``stem.ngc`` and ``stem.json`` for a program; the G-code is verified in its temporary file and only
-    renamed into place when every move passes. Returns the verdict line."""
+    renamed into place when every move passes. Returns the verdict line.
+
+    ``head_sha``: :func:`scalp3d.checksums.head_checksum` of the head in scan axes (the head.ply); it may be omitted
+    only when the machine has no registration (then ``surface``'s head is that head)."""
     from .export import gcode_text, session_dict
     from .verify import verify_program
 
-    js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha)
+    if head_sha is None:
+        head_sha = _head_sha_of(surface, prog.machine)
+    js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha)
     ngc = Path(out_dir) / f"{stem}.ngc"
     with atomic_path(ngc) as tmp:
-        tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha, part=part), encoding="utf-8")
-        rep = verify_program(tmp, surface, session_json=js, machine=prog.machine)
+        tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha, part=part),
+                       encoding="utf-8")
+        rep = verify_program(tmp, surface, session_json=js, machine=prog.machine, head_sha=head_sha)
         if not rep.ok:
             raise SafetyError(f"{ngc.name}: verification refused the program: {rep.violations[0]}"
                               f" (+{len(rep.violations) - 1} more); nothing was written for it")
@@ -86,20 +92,32 @@ def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha
     return f"{ngc.name}: OK, {rep.plunges:,} plunges checked"
 
 
-def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chunk_dots=None, chunk_minutes=None):
-    """``session-K.ngc/.json``, or with chunks ``session-K-part-J.ngc/.json`` plus the whole ``session-K.json``."""
+def _head_sha_of(surface, machine):
+    from .checksums import head_checksum
+
+    if not np.array_equal(machine.scan_to_machine, np.eye(4)):
+        raise ValueError("pass head_sha (head_checksum of the head in scan axes): this machine has a registration")
+    return head_checksum(surface.head.vertices)
+
+
+def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chunk_dots=None, chunk_minutes=None,
+                           head_sha=None):
+    """``session-K.ngc/.json``, or with chunks ``session-K-part-J.ngc/.json`` plus the whole ``session-K.json``.
+    ``head_sha``: see :func:`write_verified_program`."""
     from .needle import split_program
 
+    if head_sha is None:
+        head_sha = _head_sha_of(surface, prog.machine)
     parts = split_program(prog, surface, chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
     if len(parts) == 1:
         return [write_verified_program(prog, out_dir, f"session-{prog.session}", surface, n_sessions=n_sessions,
-                                       plan_sha=plan_sha)]
+                                       plan_sha=plan_sha, head_sha=head_sha)]
     from .export import session_dict
 
     write_json(Path(out_dir) / f"session-{prog.session}.json",
-               session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha), rows_key="dots")
+               session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha), rows_key="dots")
     return [write_verified_program(part, out_dir, f"session-{prog.session}-part-{j}", surface, n_sessions=n_sessions,
-                                   plan_sha=plan_sha, part=f", part {j} of {len(parts)}")
+                                   plan_sha=plan_sha, part=f", part {j} of {len(parts)}", head_sha=head_sha)
             for j, part in enumerate(parts, start=1)]
 
 
@@ -107,6 +125,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         landmarks_path=None, overwrite=False, render=True, log=print, timer=None, machine=None, chunk_dots=None,
         chunk_minutes=None):
     """Plan a whole treatment and write it to ``out_dir``. Returns the summary dict."""
+    from .checksums import head_checksum
     from .design import build_field, load_plan, plan_to_toml
     from .export import dots_csv_text, write_head_ply
     from .landmarks import load_landmarks, resolve_landmarks
@@ -171,7 +190,8 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         verdicts = []
         for prog in programs:
             verdicts += write_session_programs(prog, out_dir, surface, n_sessions=n_sessions, plan_sha=plan_sha,
-                                               chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
+                                               chunk_dots=chunk_dots, chunk_minutes=chunk_minutes,
+                                               head_sha=head_checksum(head.vertices))
         write_text(out_dir / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
         write_head_ply(head, out_dir / "head.ply")
         write_json(out_dir / "landmarks.json", lm.to_dict())

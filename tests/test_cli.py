@@ -50,6 +50,14 @@ def test_verify_command(tmp_path):
     (out / "session-2.ngc").write_text(text)
     bad = scalp3d("verify", out / "session-2.ngc", "--head", out / "head.ply")
     assert bad.returncode == 1 and "REFUSED" in bad.stdout and "travel move" in bad.stdout
+    # the .ngc alone (as copied to the controller) against the real pipeline's head.ply and plan.toml
+    (out / "session-1.json").unlink()
+    alone = scalp3d("verify", out / "session-1.ngc", "--head", out / "head.ply")
+    assert alone.returncode == 0 and "OK" in alone.stdout, alone.stdout[-300:]
+    (out / "plan.toml").write_text((out / "plan.toml").read_text() + "\n")  # re-planned: session-1.ngc is stale
+    stale = scalp3d("verify", out / "session-1.ngc", "--head", out / "head.ply")
+    assert stale.returncode == 1 and len(stale.stdout.strip().splitlines()) == 1
+    assert "the plan.toml beside it is" in stale.stdout
 
 
 def test_export_chunks_and_resume(tmp_path):

@@ -13,6 +13,9 @@ from scalp3d.proximity import SurfaceQuery
 from scalp3d.types import Head
 from scalp3d.verify import verify_program
 
+#: the head checksum the programs claim and are verified against (the head's identity is tested in test_verify.py)
+H = "0123456789abcdef"
+
 
 @pytest.fixture(scope="module")
 def setup():
@@ -35,7 +38,7 @@ def setup():
 
 def _write(tmp_path, prog, text=None):
     p = tmp_path / "s.ngc"
-    p.write_text(text if text is not None else gcode_text(prog, n_sessions=2, plan_sha="x"))
+    p.write_text(text if text is not None else gcode_text(prog, n_sessions=2, plan_sha="x", head_sha=H))
     return p
 
 
@@ -47,8 +50,8 @@ def test_angles_round_trip():
 
 def test_clean_program_verifies(setup, tmp_path):
     *_, surface, settings, prog = setup
-    js = session_dict(prog, n_sessions=2, plan_sha="x")
-    rep = verify_program(_write(tmp_path, prog), surface, session_json=js)
+    js = session_dict(prog, n_sessions=2, plan_sha="x", head_sha=H)
+    rep = verify_program(_write(tmp_path, prog), surface, session_json=js, head_sha=H)
     assert rep.ok, rep.violations[:3]
     assert rep.plunges == len(prog)
 
@@ -68,16 +71,17 @@ def test_jumps_across_the_head_are_lifted(setup, tmp_path):
     vias = prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]
     assert surface.distance(vias).min() > 15.0  # well clear of the skin
     rep = verify_program(_write(tmp_path, prog), surface, session_json=session_dict(prog, n_sessions=1,
-                                                                                      plan_sha="x"))
+                                                                                      plan_sha="x", head_sha=H),
+                         head_sha=H)
     assert rep.ok, rep.violations[:3]
 
 
 def _planted(setup, tmp_path, edit):
     *_, surface, settings, prog = setup
-    js = session_dict(prog, n_sessions=2, plan_sha="x")
-    text = gcode_text(prog, n_sessions=2, plan_sha="x")
+    js = session_dict(prog, n_sessions=2, plan_sha="x", head_sha=H)
+    text = gcode_text(prog, n_sessions=2, plan_sha="x", head_sha=H)
     text, js = edit(text, js)
-    return verify_program(_write(tmp_path, prog, text), surface, session_json=js)
+    return verify_program(_write(tmp_path, prog, text), surface, session_json=js, head_sha=H)
 
 
 def _move_first_plunge(text, delta):
@@ -128,7 +132,7 @@ def test_refuses_missing_and_duplicated_dots(setup, tmp_path):
 def test_refuses_outside_workspace(setup, tmp_path):
     *_, surface, settings, prog = setup
     small = Machine(name="small", workspace_min_mm=(-50, -50, -50), workspace_max_mm=(50, 50, 50))
-    rep = verify_program(_write(tmp_path, prog), surface, machine=small)
+    rep = verify_program(_write(tmp_path, prog), surface, machine=small, head_sha=H)
     assert any("outside the workspace of 'small'" in v for v in rep.violations)
     bad = copy.copy(prog)
     bad.machine = small

@@ -21,6 +21,8 @@ from scalp3d.verify import verify_program
 SETTINGS = dict(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0, travel_feed_mm_per_min=6000.0,
                 dwell_s=0.05)
 RS274 = shutil.which("rs274")
+#: the head checksum the programs claim and are verified against (the head's identity is tested in test_verify.py)
+H = "0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +83,9 @@ def _prog(cap, machine=None):
 
 def _check_written(prog, surface, tmp_path, name="p.ngc", rs274=True):
     path = tmp_path / name
-    path.write_text(gcode_text(prog, n_sessions=2, plan_sha="x"))
-    rep = verify_program(path, surface, session_json=session_dict(prog, n_sessions=2, plan_sha="x"),
-                         machine=prog.machine)
+    path.write_text(gcode_text(prog, n_sessions=2, plan_sha="x", head_sha=H))
+    rep = verify_program(path, surface, session_json=session_dict(prog, n_sessions=2, plan_sha="x", head_sha=H),
+                         machine=prog.machine, head_sha=H)
     assert rep.ok, rep.violations[:3]
     if rs274 and RS274:
         res = subprocess.run([RS274, "-g", str(path), str(tmp_path / "canon.txt")], capture_output=True, text=True,
@@ -205,7 +207,7 @@ def test_cartridge_and_pigment_changes_pause(cap, tmp_path):
     text = _check_written(prog, surface, tmp_path)
     assert text.count("M0\n") == 3 and text.count("(change: cartridge") == 3
     assert "(load cartridge" in text
-    js = session_dict(prog, n_sessions=2, plan_sha="x")
+    js = session_dict(prog, n_sessions=2, plan_sha="x", head_sha=H)
     assert [x["shade"] for x in js["dots"]] == prog.shades
     # a split part keeps each dot's shade
     from scalp3d.needle import split_program
