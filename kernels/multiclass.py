@@ -1,8 +1,10 @@
 """Joint multi-class (session) relaxation of dots on a triangle mesh (numba).
 
 The dots of every session are relaxed together, each pair at a target distance chosen by the two dots' classes (an
-"r-matrix", Wei 2010): t_ij = (r_i + r_j) / 2 * scale[c_i, c_j], with r the local union spacing d_max of each dot
-(from the density field, so density gradients work) and ``scale`` holding the class factors (e.g. 0.85 / sqrt(share)
+"r-matrix", Wei 2010): t_ij = min(r_i, r_j) * scale[c_i, c_j], with r the local union spacing d_max of each dot
+(from the density field, so density gradients work; the smaller of the two, as the spacing floor takes it: with the
+mean, a dot drifting into a margin feathered to zero pushed harder the farther it went, ran away to the edge and piled
+its neighbours up 0.1 mm apart) and ``scale`` holding the class factors (e.g. 0.85 / sqrt(share)
 for two dots of the same session: 0.85 of the session's own d_max). With a relaxation factor ``omega`` (1 for a plain
 pass: the light relaxation of :func:`scalp3d.placement.place_dots` is this sweep with one class) it returns the
 largest relative violation max (t_ij - d_ij) / t_ij, so a caller can run over-compressed soft sweeps and then project
@@ -36,7 +38,7 @@ PAIR_ROW_CAP = 48
 @njit(parallel=True, cache=True)
 def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     """Neighbour lists (CSR) for the sweeps: j is listed for i when their chord is below the pair's target
-    t_ij = (r_i + r_j) / 2 * scale[c_i, c_j] plus ``reach`` (mm), and their normals are not across a fold.
+    t_ij = min(r_i, r_j) * scale[c_i, c_j] plus ``reach`` (mm), and their normals are not across a fold.
 
     The condition is symmetric. Rows are filled in the grid's fixed scan order, so the lists do not depend on the
     thread count. Sweeps then visit only these pairs (about a third of the points the 27 grid cells hold) until a
@@ -124,7 +126,7 @@ def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, st
             if j == i or (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
                           + normals[i, 2] * normals[j, 2]) < fold_cos:
                 continue
-            t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]] + reach
+            t = min(radius[i], radius[j]) * scale[ci, cls[j]] + reach
             ex = points[i, 0] - points[j, 0]
             ey = points[i, 1] - points[j, 1]
             ez = points[i, 2] - points[j, 2]
@@ -178,7 +180,7 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
         if (normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1]
                 + normals[i, 2] * normals[j, 2]) < fold_cos:
             continue
-        t = 0.5 * (radius[i] + radius[j]) * scale[ci, cls[j]]
+        t = min(radius[i], radius[j]) * scale[ci, cls[j]]
         ex = points[i, 0] - points[j, 0]
         ey = points[i, 1] - points[j, 1]
         ez = points[i, 2] - points[j, 2]
@@ -314,3 +316,35 @@ def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.9
     if fixed_class:
         s[k, k] = 0.0
     return s
+
+
+@njit(parallel=True, cache=True)
+def floor_offenders(old_points, new_points, moved, cls, radius, floor_scale, frac, min_mm, nbr_ptr, nbr_idx):
+    """Moved dots that broke the spacing floor: dot i is an offender when, for a listed neighbour j, the pair is now
+    closer than its floor max(frac * min(r_i, r_j) * floor_scale[c_i, c_j], min_mm) AND closer than it was before
+    the move (a pair already under the floor may move apart, never closer). ``radius`` holds the local spacing at the
+    new positions. The relaxations revert offenders until none is left, so a sweep never makes the floor worse.
+
+    Returns
+    -------
+    (n,) bool
+    """
+    n = new_points.shape[0]
+    bad = np.zeros(n, dtype=np.bool_)
+    for i in prange(n):
+        if not moved[i]:
+            continue
+        ci = cls[i]
+        for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
+            j = nbr_idx[s]
+            fl = max(frac * min(radius[i], radius[j]) * floor_scale[ci, cls[j]], min_mm)
+            dn = (new_points[i, 0] - new_points[j, 0]) ** 2 + (new_points[i, 1] - new_points[j, 1]) ** 2 \
+                + (new_points[i, 2] - new_points[j, 2]) ** 2
+            if dn >= fl * fl:
+                continue
+            do = (old_points[i, 0] - old_points[j, 0]) ** 2 + (old_points[i, 1] - old_points[j, 1]) ** 2 \
+                + (old_points[i, 2] - old_points[j, 2]) ** 2
+            if dn < do:
+                bad[i] = True
+                break
+    return bad

@@ -118,6 +118,9 @@ MAX_DOTS = 2_000_000
 #: half the spacing, so a plan under the floor is a defect, never a trade-off. Each session alone is held to the same
 #: fraction of its own spacing (the union's d_max over sqrt of the session's share of the final density).
 SPACING_FLOOR_FRACTION = 0.5
+#: the local target spacing is taken at no less than this share of the plan's highest density: a margin feathered to
+#: zero thins out to scattered dots spaced as at a tenth of the peak, not at a spacing that grows without bound
+SPACING_DENSITY_FLOOR_SHARE = 0.1
 SPACING_FLOOR_MIN_MM = 0.4
 #: quality bars of the engine (rho = closest pair / local d_max): below these a plan prints a warning and is flagged
 #: in summary.json (plans of QUALITY_BAR_MIN_DOTS dots or more; a few dozen dots have no meaningful rho)
@@ -135,6 +138,9 @@ GEOMETRY_TOLERANCE_MM = 1e-3
 AXIS_TOLERANCE_DEG = 0.5
 ROUND_MM = 4                          # decimals written for coordinates (0.1 micrometre)
 ROUND_DEG = 4
+
+# --- feedback ---------------------------------------------------------------------------------------------------
+PROGRESS_AFTER_S = 2.0                # a stage that took longer prints its time when it ends
 
 # --- quality metrics ---------------------------------------------------------------------------------------------
 COVERAGE_SAMPLES = 200_000

@@ -1,6 +1,7 @@
 """Placement quality figures: how natural and how right the dots are.
 
-With d_max = sqrt(2 / (sqrt(3) * rho)) the hexagonal-packing spacing at the local target density rho:
+With d_max = sqrt(2 / (sqrt(3) * rho)) the hexagonal-packing spacing at the local target density rho (taken at no
+less than a tenth of the plan's peak density, :func:`scalp3d.placement.local_spacing_mm`):
 rho (min nearest-neighbour distance / d_max), nn_p1 (1st percentile of that ratio), nn_cv (coefficient of
 variation of the ratio: 0 for a lattice, about 0.52 for uniform random points), coverage_p99 (99th percentile, over
 random points on the treated skin, of the distance to the nearest dot / d_max), realised vs planned density per zone
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import config
-from .placement import spacing_for_density
+from .placement import local_spacing_mm
 from .types import Dots, Field, Head
 
 
@@ -22,14 +23,19 @@ def _dot_density(head: Head, field: Field, dots: Dots):
 
 
 def spread_figures(points, dmax_local) -> dict:
-    """rho, nn_p1, nn_cv of one point set (n,3) given each point's local d_max (n,)."""
+    """rho, nn_p1, nn_cv of one point set (n,3) given each point's local d_max (n,).
+
+    Each dot's nearest distance is measured against the smaller of its own and its nearest neighbour's d_max, as the
+    spacing floor is (:mod:`scalp3d.config`): where the density falls steeply (a margin feathered to zero), a sparse
+    dot beside the dense edge is not a clump. Under a uniform density this is the usual nn / d_max."""
     from scalp3d import kernels as K
 
     if len(points) < 2:
         return {"count": int(len(points)), "rho": None, "nn_p1": None, "nn_cv": None}
-    nn, _ = K.nearest_distance(np.ascontiguousarray(points), np.ascontiguousarray(points),
-                               float(np.median(dmax_local)), True)
-    r = nn / dmax_local
+    dmax_local = np.broadcast_to(np.asarray(dmax_local, dtype=np.float64), (len(points),))
+    nn, near = K.nearest_distance(np.ascontiguousarray(points), np.ascontiguousarray(points),
+                                  float(np.median(dmax_local)), True)
+    r = nn / np.minimum(dmax_local, dmax_local[near])
     return {"count": int(len(points)), "rho": round(float(r.min()), 4), "nn_p1": round(float(np.percentile(r, 1)), 4),
             "nn_cv": round(float(r.std() / r.mean()), 4)}
 
@@ -42,13 +48,15 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
     dens = _dot_density(head, field, dots)
     out = {"union": {}, "cumulative": [], "sessions": [], "zones": {}}
     fr = np.asarray(fractions, dtype=np.float64)
-    full = spread_figures(dots.positions, spacing_for_density(np.maximum(dens, 1e-3)))
+    peak = float(field.density_per_cm2.max())
+    spacing = local_spacing_mm(dens, peak)
+    full = spread_figures(dots.positions, spacing)
     for k in range(1, len(fr) + 1):
         cum = dots.session <= k
         alone = dots.session == k
         share = fr[k - 1] - (fr[k - 2] if k > 1 else 0.0)
-        c = spread_figures(dots.positions[cum], spacing_for_density(np.maximum(dens[cum] * fr[k - 1], 1e-3)))
-        a = spread_figures(dots.positions[alone], spacing_for_density(np.maximum(dens[alone] * share, 1e-3)))
+        c = spread_figures(dots.positions[cum], spacing[cum] / np.sqrt(fr[k - 1]))
+        a = spread_figures(dots.positions[alone], spacing[alone] / np.sqrt(share))
         out["cumulative"].append({"through_session": k, **c})
         out["sessions"].append({"session": k, **a})
     # coverage: random points on the treated skin
@@ -66,7 +74,7 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
         pts, _ = K.interpolate_on_faces(head.vertices, head.vertex_normals, head.faces, faces, bary)
         dq = (bary * fd[faces]).sum(axis=1)
         d, _ = K.nearest_distance(pts, np.ascontiguousarray(dots.positions), 1.0, False)
-        full["coverage_p99"] = round(float(np.percentile(d / spacing_for_density(np.maximum(dq, 1e-3)), 99)), 4)
+        full["coverage_p99"] = round(float(np.percentile(d / local_spacing_mm(dq, peak), 99)), 4)
     out["union"] = full
     # realised vs planned density per zone (faces take the zone of their first vertex)
     face_zone = field.zone[head.faces[:, 0]]
@@ -85,8 +93,8 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
                               "realised_per_cm2": round(n / area_cm2, 2),
                               "realised_per_cm2_after_session": by_session}
     if len(dots) > 100:
-        freq, power = radial_spectrum(dots.positions, dots.normals, float(np.median(
-            spacing_for_density(np.maximum(dens, 1e-3)))), patches=32, seed=seed)
+        freq, power = radial_spectrum(dots.positions, dots.normals, float(np.median(spacing)), patches=32,
+                                      seed=seed)
         full["spectrum_peak"] = round(float(power.max()), 3)
         full["spectrum_low"] = round(float(power[freq < 0.6].mean()), 3)
     return out

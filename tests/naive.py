@@ -234,7 +234,7 @@ def multiclass_step_on_plane(p, nrm, movable, cls, radius, scale, fold_cos, omeg
         for j in range(len(p)):
             if j == i or nrm[i] @ nrm[j] < fold_cos:
                 continue
-            t = 0.5 * (radius[i] + radius[j]) * scale[cls[i], cls[j]]
+            t = min(radius[i], radius[j]) * scale[cls[i], cls[j]]
             e = p[i] - p[j]
             d = np.linalg.norm(e)
             if d >= t:

@@ -34,7 +34,7 @@ def test_pair_lists_match_brute_force(reach):
     _, p, nrm, cls, radius, scale = _plane_case(4)
     ptr, idx = pair_lists(p, nrm, cls, radius, scale, reach, 0.0)
     d = np.linalg.norm(p[:, None] - p[None], axis=2)
-    t = 0.5 * (radius[:, None] + radius[None]) * scale[cls[:, None], cls[None]] + reach
+    t = np.minimum(radius[:, None], radius[None]) * scale[cls[:, None], cls[None]] + reach
     want = (d < t) & (nrm @ nrm.T >= 0.0) & ~np.eye(len(p), dtype=bool)
     got = np.zeros_like(want)
     for i in range(len(p)):

@@ -1,0 +1,91 @@
+"""The spacing floor: no two dots of a plan closer than their pair's floor, checked on the union and per session.
+
+The floor of a pair is ``config.SPACING_FLOOR_FRACTION`` of the smaller of the two dots' local target spacings
+(d_max of the local final density), never under ``config.SPACING_FLOOR_MIN_MM``; a session alone is held to the same
+fraction of its own spacing (the union's over the square root of the session's share of the final density). The
+placement engine keeps every pair above it; this module is the independent check the pipeline runs on the finished
+dots before any program is written (a plan that fails is refused, exit 3). It uses its own KD-tree (scipy), not the
+engine's grid, so a shared bug cannot hide a close pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import config
+
+
+def floor_mm(spacing_a, spacing_b):
+    """Floor (mm) of pairs whose dots have local target spacings ``spacing_a`` and ``spacing_b`` (mm)."""
+    return np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(spacing_a, spacing_b), config.SPACING_FLOOR_MIN_MM)
+
+
+def close_pairs(points, spacing_mm):
+    """Every pair closer than its floor.
+
+    Parameters
+    ----------
+    points : (n,3) float, mm
+    spacing_mm : (n,) float, each dot's local target spacing (mm)
+
+    Returns
+    -------
+    i, j : (p,) int64 row indices with i < j; dist, floor : (p,) float64 mm, closest pairs first
+    """
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points, dtype=np.float64)
+    sp = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (len(pts),))
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    if len(pts) < 2:
+        return empty
+    # a pair under its floor is within the floor of each of its dots taken alone (the pair's floor is the smaller)
+    reach = floor_mm(sp, sp)
+    tree = cKDTree(pts)
+    hits = tree.query_ball_point(pts, reach, return_sorted=False)
+    ii = np.repeat(np.arange(len(pts)), [len(h) for h in hits])
+    jj = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]) if len(ii) else np.zeros(0, np.int64)
+    keep = ii < jj
+    ii, jj = ii[keep], jj[keep]
+    dist = np.linalg.norm(pts[ii] - pts[jj], axis=1)
+    fl = floor_mm(sp[ii], sp[jj])
+    bad = dist < fl
+    order = np.argsort(dist[bad], kind="stable")
+    return ii[bad][order], jj[bad][order], dist[bad][order], fl[bad][order]
+
+
+@dataclass
+class Breach:
+    """Pairs under the floor in one set of dots (``scope``: "all dots" or "session K")."""
+
+    scope: str
+    i: np.ndarray
+    j: np.ndarray
+    dist: np.ndarray
+    floor: np.ndarray
+
+
+def check_floor(points, spacing_mm, session, fractions) -> list:
+    """Breaches of the floor on the union and on each session alone (an empty list when the plan is safe).
+
+    ``spacing_mm`` is each dot's local target spacing for the final density; ``session`` 1-based; ``fractions`` the
+    cumulative share of the final density after each session.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    sp = np.asarray(spacing_mm, dtype=np.float64)
+    session = np.asarray(session)
+    fr = np.asarray(fractions, dtype=np.float64)
+    shares = np.diff(np.concatenate([[0.0], fr]))
+    out = []
+    i, j, d, f = close_pairs(pts, sp)
+    if len(i):
+        out.append(Breach("all dots", i, j, d, f))
+    for k, share in enumerate(shares, start=1):
+        rows = np.flatnonzero(session == k)
+        if len(rows) < 2 or share <= 0:
+            continue
+        i, j, d, f = close_pairs(pts[rows], sp[rows] / np.sqrt(share))
+        if len(i):
+            out.append(Breach(f"session {k} alone", rows[i], rows[j], d, f))
+    return out
