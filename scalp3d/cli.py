@@ -61,7 +61,12 @@ def _add_common(p):
     p.add_argument("--seed", type=_SEED, help="random seed (overrides the plan's)")
     p.add_argument("--overwrite", action="store_true", help="replace a plan already in the output folder")
     p.add_argument("--no-preview", dest="render", action="store_false", help="skip the PNG previews")
+    _add_quiet(p)
     _add_program_options(p)
+
+
+def _add_quiet(p):
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the summary and errors still print)")
 
 
 def _add_program_options(p):
@@ -73,7 +78,10 @@ def _add_program_options(p):
 
 
 def build_parser():
+    from . import __version__
+
     ap = _Parser(prog="scalp3d", description="Plan scalp micropigmentation on a 3D head scan.")
+    ap.add_argument("--version", action="version", version=f"scalp3d {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="plan a whole treatment on the embedded sample head")
     d.add_argument("--out", default="scalp3d-demo", help="output folder (default ./scalp3d-demo)")
@@ -95,6 +103,7 @@ def build_parser():
     m.add_argument("--edge-mm", type=_number("a positive length in mm"), default=None,
                    help="target edge length of the remeshing (default 1.0)")
     m.add_argument("--overwrite", action="store_true", help="replace HEAD.ply if it exists")
+    _add_quiet(m)
     s = sub.add_parser("sample", help="the dot placement engine alone, on any mesh in mm")
     s.add_argument("mesh", help="mesh file (PLY OBJ STL OFF GLB)")
     g = s.add_mutually_exclusive_group(required=True)
@@ -106,6 +115,8 @@ def build_parser():
     s.add_argument("--units", choices=["mm", "cm", "m", "in"])
     s.add_argument("--scale", type=_SCALE)
     s.add_argument("--out", required=True, metavar="DOTS.csv")
+    s.add_argument("--overwrite", action="store_true", help="replace DOTS.csv if it exists")
+    _add_quiet(s)
     e = sub.add_parser("export", help="re-export a planned session: in chunks, or resumed from a dot")
     e.add_argument("plan_dir", help="the folder `scalp3d plan` wrote")
     e.add_argument("--session", type=_whole(1), required=True)
@@ -149,6 +160,11 @@ def _sample(args):
     from .scan import load_scan
 
     t0 = time.perf_counter()
+    out = Path(args.out)
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give --out a file name such as {out / 'dots.csv'}")
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} exists; choose another --out or pass --overwrite to replace it")
     scan = load_scan(args.mesh, units=args.units, scale=args.scale)
     if scan.is_point_cloud:
         raise InputError(f"{args.mesh}: is a point cloud; `scalp3d sample` needs a mesh (run `scalp3d plan` to mesh it)")
@@ -160,16 +176,22 @@ def _sample(args):
         raise InputError(f"--count must be at least 1, not {args.count}")
     if args.density_per_cm2 is not None and not 0 < args.density_per_cm2 <= 1600:
         raise InputError(f"--density-per-cm2 must be above 0 and at most 1600, not {args.density_per_cm2}")
+    _progress(args)("placing dots ...")
     dots = place_dots(scan.vertices, scan.faces, count=args.count, density_per_cm2=args.density_per_cm2,
                       sessions=args.sessions, seed=args.seed, fixed=fixed)
-    write_text(Path(args.out), sample_csv_text(dots))
     from . import kernels as K
+    from .pipeline import refuse_close_dots
 
     area = float(K.triangle_areas(np.ascontiguousarray(scan.vertices), np.ascontiguousarray(scan.faces)).sum())
     n = len(dots)
+    fr = np.cumsum(np.bincount(dots.session, minlength=2)[1:]) / max(n, 1)
+    n_all = n + (0 if fixed is None else len(fixed))
+    d_all = float(spacing_for_density(n_all / area * 100)) if n_all else 0.0
+    if n > 1:
+        refuse_close_dots(dots, np.full(n, d_all), fr, None, source=f"{args.mesh}: the dots")
+    write_text(out, sample_csv_text(dots))
     print(f"{Path(args.mesh).name}: {area / 100:,.1f} cm2, units {scan.units_reason}; {n:,} dots in "
           f"{time.perf_counter() - t0:.1f} s -> {args.out}")
-    fr = np.cumsum(np.bincount(dots.session)[1:]) / n
     shares = np.diff(np.concatenate([[0.0], fr]))
     dmax = float(spacing_for_density(n / area * 100))
     u = spread_figures(dots.positions, np.full(n, dmax))
@@ -279,6 +301,21 @@ def _mesh(args):
     return 0
 
 
+def _progress(args):
+    """Where progress lines go: standard output beside the summary (standard error holds only the one error line),
+    unless --quiet; never into a data file."""
+    if getattr(args, "quiet", False):
+        return lambda line: None
+    return lambda line: print(f"scalp3d: {line}", flush=True)
+
+
+def _cold_cache_notice(progress):
+    from . import numba_cache_is_warm
+
+    if not numba_cache_is_warm():
+        progress("compiling kernels, first run only (about 30 s)")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     import warnings
@@ -290,6 +327,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     try:
+        if args.command in ("demo", "plan", "mesh", "sample"):
+            _cold_cache_notice(_progress(args))
         if args.command == "verify":
             return _verify(args)
         if args.command == "sample":
@@ -304,11 +343,12 @@ def main(argv=None):
             print("scalp3d demo: planning a whole treatment on the embedded sample head (FreeSurfer fsaverage)")
             run(args.out, sample=True, plan_path=args.plan_path, seed=args.seed, overwrite=args.overwrite,
                 render=args.render, machine=args.machine, chunk_dots=args.chunk_dots,
-                chunk_minutes=args.chunk_minutes)
+                chunk_minutes=args.chunk_minutes, progress=_progress(args))
         else:
             run(args.out, scan_path=args.scan, plan_path=args.plan_path, units=args.units, scale=args.scale,
                 seed=args.seed, landmarks_path=args.landmarks_path, overwrite=args.overwrite, render=args.render,
-                machine=args.machine, chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes)
+                machine=args.machine, chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes,
+                progress=_progress(args))
         print(f"done in {time.perf_counter() - t0:.1f} s")
         return 0
     except Scalp3dError as exc:

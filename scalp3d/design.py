@@ -612,8 +612,9 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     dp = plan["density"]
     band = hp["transition_mm"]
     sparse = dp["hairline_per_cm2"]
-    if plan["mode"] == "density":
-        # thinning hair: the patient's own hairline is intact, so no designed sparse edge; a short feather only
+    if plan["mode"] in ("density", "whole-scalp"):
+        # thinning hair, alopecia areata: the patient's own hairline is intact, so no designed sparse edge (the whole
+        # scalp at one density); a short feather only
         band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), 0.5 * dp["core_per_cm2"]
     t = np.clip(height / band, 0.0, 1.0) if band > 0 else inside.astype(float)
     ramp = t * t * (3.0 - 2.0 * t)
@@ -625,7 +626,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     zone[c > 0.5] = ZONES.index("front")
     zone[top & (y >= 0)] = ZONES.index("mid")
     zone[top & (y < 0)] = ZONES.index("crown")
-    if plan["mode"] != "density":
+    if plan["mode"] == "bald":
         zone[(c > 0.5) & inside & (height < band)] = ZONES.index("hairline")
     needle_names = tuple(config.NEEDLE_DIAMETER_MM)
     depth = np.full(len(z), plan["needle"]["depth_mm"])

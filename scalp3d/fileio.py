@@ -1,7 +1,10 @@
-"""Atomic file writing: nothing scalp3d writes is ever left half-written.
+"""Atomic file writing: nothing scalp3d writes is ever left half-written, stale or clobbered.
 
 Every output goes to a temporary file in the destination folder, is flushed and fsynced, then renamed over the final
-name (an atomic operation on POSIX and Windows). An interrupted run leaves either the old file or the new one.
+name (an atomic operation on POSIX and Windows). An interrupted run leaves either the old file or the new one. A whole
+plan is written into a temporary folder beside its destination and swapped in at the end (:func:`staged_dir`), so a
+re-plan leaves exactly the new plan's files and an error leaves nothing. Files and folders get the permissions the
+user's umask gives (temporary files are created private, then opened up as a plain ``open`` would have made them).
 """
 from __future__ import annotations
 
@@ -12,6 +15,57 @@ import tempfile
 from pathlib import Path
 
 from .errors import InputError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_up(path, mode) -> None:
+    """Give ``path`` the permissions ``mode`` minus the umask (mkstemp/mkdtemp create them 0600/0700)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode & ~_umask())
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir, keep_previous: bool):
+    """Yield a new temporary folder beside ``out_dir``; when the block succeeds it becomes ``out_dir``.
+
+    A folder already at ``out_dir`` is moved to ``DIR.previous-N`` (the smallest N free) when ``keep_previous``, else
+    deleted once the new one is in place. When the block fails the temporary folder is removed and ``out_dir`` is left
+    as it was. Yields a namespace: ``.path`` the temporary folder to write into; after the block, ``.previous`` is
+    where the old folder was kept (None when there was none or it was deleted).
+    """
+    import shutil
+    import types
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="." + out_dir.name + ".partial-", dir=out_dir.parent))
+    _open_up(tmp, 0o777)
+    stage = types.SimpleNamespace(path=tmp, previous=None)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out_dir.exists():
+        if keep_previous:
+            n = 1
+            while out_dir.with_name(f"{out_dir.name}.previous-{n}").exists():
+                n += 1
+            old = out_dir.with_name(f"{out_dir.name}.previous-{n}")
+        else:
+            old = Path(tempfile.mkdtemp(prefix="." + out_dir.name + ".old-", dir=out_dir.parent))
+            old.rmdir()
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None and not keep_previous:
+        shutil.rmtree(old, ignore_errors=True)
+    stage.previous = old if keep_previous else None
 
 
 @contextlib.contextmanager
@@ -29,6 +83,7 @@ def atomic_path(path, suffix=None):
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _open_up(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -14,43 +14,98 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import InputError, SafetyError
-from .fileio import atomic_path, write_json, write_text
+from . import config
+from .errors import InputError, PlanRefused, SafetyError
+from .fileio import atomic_path, staged_dir, write_json, write_text
 
 class Timer:
-    """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs)."""
+    """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs).
 
-    def __init__(self):
+    With ``progress`` (a callable taking a line), each stage announces itself when it starts and, when it took over
+    ``config.PROGRESS_AFTER_S``, its time when it ends: long work is never silent."""
+
+    def __init__(self, progress=None):
         self.stages = {}
+        self.progress = progress
 
     def __call__(self, name):
         timer = self
 
         class _Ctx:
             def __enter__(self):
+                if timer.progress:
+                    timer.progress(f"{name} ...")
                 self.t = time.perf_counter()
 
             def __exit__(self, *exc):
-                timer.stages[name] = timer.stages.get(name, 0.0) + time.perf_counter() - self.t
+                dt = time.perf_counter() - self.t
+                timer.stages[name] = timer.stages.get(name, 0.0) + dt
+                if timer.progress and exc[0] is None and dt > config.PROGRESS_AFTER_S:
+                    timer.progress(f"{name}: {dt:.1f} s")
 
         return _Ctx()
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None):
-    """Create ``out_dir``; refuse to replace a plan already there unless ``overwrite`` or it is a plan of the same
-    ``replaces_scan`` (the demo replacing an earlier demo)."""
+def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None) -> bool:
+    """Check that a plan may be written to ``out_dir`` (nothing is created yet: the plan is written into a temporary
+    folder and swapped in whole, :func:`scalp3d.fileio.staged_dir`). Refuse to replace a plan already there unless
+    ``overwrite`` or it is a plan of the same ``replaces_scan`` (the demo replacing its own earlier demo), and a folder
+    holding anything but a plan. Returns whether the old plan is kept as ``DIR.previous-N`` (``--overwrite``: a plan
+    someone may have tattooed from is never deleted; the demo's own earlier demo is)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return False
     old = out_dir / "summary.json"
-    if replaces_scan is not None and old.exists():
+    if not old.exists():
+        raise InputError(f"{out_dir}: is a folder holding other files, not a plan; choose a new or empty --out folder")
+    same_demo = False
+    if replaces_scan is not None:
         try:
-            overwrite = overwrite or json.loads(old.read_text(encoding="utf-8")).get("scan") == replaces_scan
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            same_demo = json.loads(old.read_text(encoding="utf-8")).get("scan") == replaces_scan
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
             pass
-    if out_dir.exists() and old.exists() and not overwrite:
+    if not (overwrite or same_demo):
         raise InputError(f"{out_dir}: already holds a plan (summary.json); choose a new --out folder or pass "
-                         "--overwrite to replace it (sessions already done would lose their dot positions)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+                         "--overwrite to replace it (the old plan is kept as DIR.previous-N)")
+    return not same_demo
+
+
+def refuse_close_dots(dots, spacing_mm, fractions, field, source: str = "the plan"):
+    """Refuse (:class:`PlanRefused`, exit 3) dots that break the spacing floor on the union or any session alone,
+    naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`)."""
+    from .spacing import check_floor
+
+    breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions)
+    if not breaches:
+        return
+    b = breaches[0]
+    def zone(k):
+        return f" in zone {field.zone_names[int(dots.zone[k])]}" if field is not None and dots.zone is not None else ""
+
+    pairs = "; ".join(
+        f"dots {dots.ids[i]} and {dots.ids[j]} {d:.2f} mm apart (floor {fl:.2f} mm){zone(i)} at "
+        f"({', '.join(f'{x:.1f}' for x in dots.positions[i])}) mm"
+        for i, j, d, fl in list(zip(b.i, b.j, b.dist, b.floor))[:3])
+    more = sum(len(x.i) for x in breaches) - min(len(b.i), 3)
+    raise PlanRefused(f"{source} refused: {len(b.i)} pair(s) of dots closer than the spacing floor ({b.scope}): "
+                      f"{pairs}{f' (+{more} more)' if more > 0 else ''}; lower the density there, widen the region "
+                      "or its margin, or try another --seed; nothing was written")
+
+
+def quality_warnings(quality: dict, n_dots: int) -> list:
+    """Lines for each quality figure below the engine's bars (plans of ``config.QUALITY_BAR_MIN_DOTS`` or more)."""
+    if n_dots < config.QUALITY_BAR_MIN_DOTS:
+        return []
+    out = []
+    u = quality["union"].get("rho")
+    if u is not None and u < config.QUALITY_BAR_UNION_RHO:
+        out.append(f"all dots: rho {u:.2f} is below the bar {config.QUALITY_BAR_UNION_RHO}")
+    for a in quality["sessions"]:
+        if a.get("rho") is not None and a["rho"] < config.QUALITY_BAR_SESSION_RHO:
+            out.append(f"session {a['session']} alone: rho {a['rho']:.2f} is below the bar "
+                       f"{config.QUALITY_BAR_SESSION_RHO}")
+    return out
 
 
 def assign_dot_settings(dots, head, field, shades, zone_shades=None):
@@ -123,21 +178,26 @@ def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chun
 
 def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, scale=None, seed=None,
         landmarks_path=None, overwrite=False, render=True, log=print, timer=None, machine=None, chunk_dots=None,
-        chunk_minutes=None):
-    """Plan a whole treatment and write it to ``out_dir``. Returns the summary dict."""
+        chunk_minutes=None, progress=None):
+    """Plan a whole treatment and write it to ``out_dir`` (written into a temporary folder beside it and swapped in
+    whole: a re-plan leaves exactly the new plan's files, an error leaves nothing). Returns the summary dict.
+
+    Before any program is written, the dots are checked against the spacing floor (a plan that breaks it is refused,
+    :class:`scalp3d.errors.PlanRefused`, exit 3); quality figures below the engine's bars are printed as warnings and
+    listed in ``summary["quality"]["below_bars"]``. ``progress``: a callable taking a line, told of every stage."""
     from .checksums import head_checksum
     from .design import build_field, load_plan, plan_to_toml
     from .export import dots_csv_text, write_head_ply
     from .landmarks import load_landmarks, resolve_landmarks
     from .machine import load_machine
     from .needle import plan_session
-    from .placement import place_dots
+    from .placement import local_spacing_mm, place_dots
     from .proximity import SurfaceQuery
     from .quality import placement_quality
     from .scan import load_scan
     from .surface import make_head, report_lines
 
-    timer = timer or Timer()
+    timer = timer or Timer(progress)
     out_dir = Path(out_dir)
     overrides = {"seed": int(seed)} if seed is not None else None
     plan = load_plan(plan_path, overrides)  # validate the plan and the machine before any heavy work
@@ -155,92 +215,99 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             credit = None
     if landmarks_path is not None:
         given_lm, lm_source = load_landmarks(landmarks_path, scan.scale_to_mm), "file"
-    _prepare_out_dir(out_dir, overwrite, Path(scan.path).name if sample else None)
-    log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
-    if not sample:
-        with timer("surface"):
-            head = make_head(scan, landmarks=given_lm)
-        for line in report_lines(head):
-            log("  surface: " + line)
-    with timer("landmarks"):
-        lm = resolve_landmarks(head, given_lm, lm_source if given_lm else "file")
-    with timer("design"):
-        field = build_field(head, lm, plan)
-    fractions = plan["sessions"]["fractions"]
-    shades = plan["sessions"]["shades"]
-    with timer("placement"):
-        dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
-                          sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
-    if len(dots) == 0:
-        raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
-    zone_shades = {z: zp["shades"] for z, zp in plan["zones"].items() if zp.get("shades")}
-    assign_dot_settings(dots, head, field, shades, zone_shades)
-    with timer("quality"):
-        quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
-    plan_text = plan_to_toml(plan)
-    plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
-    n_sessions = len(fractions)
-    with timer("needle programs"):
-        surface = SurfaceQuery(machine.head_in_machine_frame(head))
-        programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
-                                 shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"],
-                                 shades=dots.shade)
-                    for k in range(1, n_sessions + 1)]
-    with timer("export + verify"):
-        verdicts = []
-        for prog in programs:
-            verdicts += write_session_programs(prog, out_dir, surface, n_sessions=n_sessions, plan_sha=plan_sha,
-                                               chunk_dots=chunk_dots, chunk_minutes=chunk_minutes,
-                                               head_sha=head_checksum(head.vertices))
-        write_text(out_dir / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
-        write_head_ply(head, out_dir / "head.ply")
-        write_json(out_dir / "landmarks.json", lm.to_dict())
-        write_text(out_dir / "plan.toml", plan_text)
-    from . import kernels as K
+    keep_previous = _prepare_out_dir(out_dir, overwrite, Path(scan.path).name if sample else None)
+    with staged_dir(out_dir, keep_previous) as stage:
+        work = stage.path
+        log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
+        if not sample:
+            with timer("surface"):
+                head = make_head(scan, landmarks=given_lm)
+            for line in report_lines(head):
+                log("  surface: " + line)
+        with timer("landmarks"):
+            lm = resolve_landmarks(head, given_lm, lm_source if given_lm else "file")
+        with timer("design"):
+            field = build_field(head, lm, plan)
+        fractions = plan["sessions"]["fractions"]
+        shades = plan["sessions"]["shades"]
+        with timer("placement"):
+            dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
+                              sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
+        if len(dots) == 0:
+            raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
+        zone_shades = {z: zp["shades"] for z, zp in plan["zones"].items() if zp.get("shades")}
+        assign_dot_settings(dots, head, field, shades, zone_shades)
+        with timer("quality"):
+            quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
+        dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
+        refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), fractions, field)
+        quality["below_bars"] = quality_warnings(quality, len(dots))
+        plan_text = plan_to_toml(plan)
+        plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
+        n_sessions = len(fractions)
+        with timer("needle programs"):
+            surface = SurfaceQuery(machine.head_in_machine_frame(head))
+            programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
+                                     shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"],
+                                     shades=dots.shade)
+                        for k in range(1, n_sessions + 1)]
+        with timer("export + verify"):
+            verdicts = []
+            for prog in programs:
+                verdicts += write_session_programs(prog, work, surface, n_sessions=n_sessions, plan_sha=plan_sha,
+                                                   chunk_dots=chunk_dots, chunk_minutes=chunk_minutes,
+                                                   head_sha=head_checksum(head.vertices))
+            write_text(work / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
+            write_head_ply(head, work / "head.ply")
+            write_json(work / "landmarks.json", lm.to_dict())
+            write_text(work / "plan.toml", plan_text)
+        from . import kernels as K
 
-    areas = K.triangle_areas(head.vertices, head.faces)
-    treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
-    summary = {
-        "scalp3d": __version__,
-        "scan": Path(scan.path).name,
-        "units": scan.units_reason,
-        "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
-                 "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
-                 "surface_report": head.report},
-        "landmarks": lm.sources,
-        "machine": machine.summary(),
-        "seed": plan["seed"],
-        "plan_sha256": plan_sha,
-        "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),
-        "dots_total": int(len(dots)),
-        "sessions": [{
-            "session": p.session, "dots": len(p), "cumulative_dots": int((dots.session <= p.session).sum()),
-            "cumulative_fraction": fractions[p.session - 1], "shade": p.shade,
-            "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
-            "lifted_travels": p.lifted,
-        } for p in programs],
-        "design": design_figures(head, field, areas),
-        "zones": quality["zones"],
-        "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
-                    "sessions": quality["sessions"]},
-        "verification": verdicts,
-        "credit": credit,
-    }
-    write_json(out_dir / "summary.json", summary)
-    images = []
-    if render:
-        with timer("preview"):
-            from .viewers.preview import render_preview
+        areas = K.triangle_areas(head.vertices, head.faces)
+        treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
+        summary = {
+            "scalp3d": __version__,
+            "scan": Path(scan.path).name,
+            "units": scan.units_reason,
+            "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
+                     "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
+                     "surface_report": head.report},
+            "landmarks": lm.sources,
+            "machine": machine.summary(),
+            "seed": plan["seed"],
+            "plan_sha256": plan_sha,
+            "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),
+            "dots_total": int(len(dots)),
+            "sessions": [{
+                "session": p.session, "dots": len(p), "cumulative_dots": int((dots.session <= p.session).sum()),
+                "cumulative_fraction": fractions[p.session - 1], "shade": p.shade,
+                "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
+                "lifted_travels": p.lifted,
+            } for p in programs],
+            "design": design_figures(head, field, areas),
+            "zones": quality["zones"],
+            "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
+                        "sessions": quality["sessions"], "below_bars": quality["below_bars"]},
+            "verification": verdicts,
+            "credit": credit,
+        }
+        write_json(work / "summary.json", summary)
+        images = []
+        if render:
+            with timer("preview"):
+                from .viewers.preview import render_preview
 
-            from .viewers.preview import render_design
+                from .viewers.preview import render_design
 
-            images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
-            extra = {}
-            if field.hair is not None:
-                extra["existing hair cover, 0-1"] = field.hair
-            if head.filled is not None and head.filled.any():
-                extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
-            images.append(render_design(head, field, lm.frame(), out_dir, credit=credit, extra=extra))
+                images = render_preview(head, dots, lm.frame(), work, credit=credit)
+                extra = {}
+                if field.hair is not None:
+                    extra["existing hair cover, 0-1"] = field.hair
+                if head.filled is not None and head.filled.any():
+                    extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
+                images.append(render_design(head, field, lm.frame(), work, credit=credit, extra=extra))
+    if stage.previous is not None:
+        log(f"the plan that was in {out_dir} is kept as {stage.previous}")
     for line in summary_table(summary, out_dir, images):
         log(line)
     return summary
@@ -291,6 +358,8 @@ def summary_table(s: dict, out_dir, images=()) -> list:
     for c, a in zip(s["quality"]["cumulative"], s["quality"]["sessions"]):
         L.append(f"  after session {c['through_session']}: rho {c['rho']:.2f}, nn p1 {c['nn_p1']:.2f}, "
                  f"nn CV {c['nn_cv']:.3f}; session {a['session']} alone: rho {a['rho']:.2f}, nn p1 {a['nn_p1']:.2f}")
+    L.extend(f"  WARNING: quality below the engine's bar: {w}; look at the pictures before tattooing, or "
+             "try another --seed" for w in s["quality"].get("below_bars", []))
     L.extend("  verified " + v for v in s["verification"])
     L.append(f"wrote {out_dir}/: session-K.ngc/.json, dots.csv, head.ply, landmarks.json, plan.toml, summary.json"
              + (", " + ", ".join(Path(i).name for i in images) if images else ""))

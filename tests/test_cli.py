@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-from conftest import LEE_OBJ
 
 
 def scalp3d(*args):
@@ -26,8 +25,8 @@ def test_bad_scans(tmp_path, content):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_units_error_asks_for_units(tmp_path):
-    r = scalp3d("plan", LEE_OBJ, "--out", tmp_path / "out")
+def test_units_error_asks_for_units(tmp_path, lee_path):
+    r = scalp3d("plan", lee_path, "--out", tmp_path / "out")
     assert r.returncode == 2
     assert "--units" in r.stderr and "--scale" in r.stderr and "lee-perry-smith.obj" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
