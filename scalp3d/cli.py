@@ -360,6 +360,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("scalp3d: interrupted; no output was left half-written", file=sys.stderr)
         return 130
+    except ImportError as exc:  # a system library a wheel needs (open3d's libusb) is missing: say which to install
+        lib = str(exc).split(":")[0] if ".so" in str(exc) else None
+        if lib is None or os.environ.get("SCALP3D_DEBUG"):
+            raise
+        pkg = " (Debian/Ubuntu: sudo apt-get install libusb-1.0-0)" if "libusb" in lib else ""
+        print(f"scalp3d: error: a system library is missing: {lib}; install it{pkg} and run again", file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: one line, the traceback only on request
         if os.environ.get("SCALP3D_DEBUG"):
             raise
