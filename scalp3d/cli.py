@@ -291,7 +291,7 @@ def _mesh(args):
         raise InputError(f"--edge-mm {edge} is out of range; use 0.2 to 5 mm")
     scan = load_scan(args.scan, units=args.units, scale=args.scale)
     lm = load_landmarks(args.landmarks_path, scan.scale_to_mm) if args.landmarks_path else None
-    head = make_head(scan, edge_mm=edge, landmarks=lm)
+    head = make_head(scan, edge_mm=edge, landmarks=lm, progress=_progress(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_head_ply(head, out)
     write_json(report_path, {"scan": Path(scan.path).name, "notes": head.notes, **head.report})

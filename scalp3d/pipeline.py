@@ -221,7 +221,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
         if not sample:
             with timer("surface"):
-                head = make_head(scan, landmarks=given_lm)
+                head = make_head(scan, landmarks=given_lm, progress=progress)
             for line in report_lines(head):
                 log("  surface: " + line)
         with timer("landmarks"):

@@ -32,21 +32,30 @@ from .types import Head, Landmarks, Scan
 
 
 class _Steps:
-    def __init__(self, report):
+    """Time per step into the report; with ``progress`` (a callable taking a line) each step announces itself and,
+    past config.PROGRESS_AFTER_S, its time: a 2-million-point scan takes about a minute."""
+
+    def __init__(self, report, progress=None):
         self.report = report
+        self.progress = progress
         report.setdefault("steps_s", {})
 
     @contextmanager
     def __call__(self, name):
+        if self.progress:
+            self.progress(f"surface: {name} ...")
         t = time.perf_counter()
         try:
             yield
         finally:
-            self.report["steps_s"][name] = round(time.perf_counter() - t, 3)
+            dt = time.perf_counter() - t
+            self.report["steps_s"][name] = round(dt, 3)
+            if self.progress and dt > config.PROGRESS_AFTER_S:
+                self.progress(f"surface: {name}: {dt:.1f} s")
 
 
 def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=None, crop: bool = True,
-              remesh: bool = True) -> Head:
+              remesh: bool = True, progress=None) -> Head:
     """Build the head surface from a loaded scan (mm).
 
     Parameters
@@ -56,6 +65,7 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
     landmarks : Landmarks or dict with nasion, lpa, rpa (mm, scan axes), optional: the frame for the neck cut
         (estimated when missing; when it cannot be estimated, nothing is cut and a note says so)
     crop, remesh : switch those steps off
+    progress : callable taking a line, optional: told of every step (never written into the report)
 
     Returns
     -------
@@ -64,7 +74,7 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
     """
     report = {"units": scan.units_reason, "points_in": int(len(scan.vertices)),
               "faces_in": 0 if scan.faces is None else int(len(scan.faces))}
-    step = _Steps(report)
+    step = _Steps(report, progress)
     notes = []
     if scan.is_point_cloud:
         with step("outliers"):
