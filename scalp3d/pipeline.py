@@ -234,7 +234,8 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
                               sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
         if len(dots) == 0:
-            raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
+            raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and "
+                             "hairline")
         zone_shades = {z: zp["shades"] for z, zp in plan["zones"].items() if zp.get("shades")}
         assign_dot_settings(dots, head, field, shades, zone_shades)
         with timer("quality"):

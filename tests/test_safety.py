@@ -11,7 +11,6 @@ import pytest
 from scalp3d import config
 from scalp3d.cli import main
 from scalp3d.design import ZONES, build_field, load_plan
-from scalp3d.errors import PlanRefused
 from scalp3d.geodesic import HeadGeodesics
 from scalp3d.kernels.multiclass import floor_offenders
 from scalp3d.landmarks import resolve_landmarks
@@ -156,7 +155,6 @@ def test_floor_holds_around_fixed_dots(sample, tmp_path):
     old_pos = old.positions[old.session == 1]
     field, new, spacing, fr = planned(sample, tmp_path, name="crown-only.toml", seed=4, fixed=old_pos)
     assert_floor_holds(new, spacing, fr)
-    head = sample[0]
     from scipy.spatial import cKDTree
 
     d, k = cKDTree(old_pos).query(new.positions)
@@ -293,7 +291,8 @@ def test_sample_refuses_to_clobber(tmp_path, capsys, monkeypatch):
     out.write_text("id,x,y,z\n1,0,0,0\n")
     assert main(["sample", str(mesh), "--count", "500", "--units", "mm", "--out", str(out), "--quiet"]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "id,x,y,z\n1,0,0,0\n"
-    assert main(["sample", str(mesh), "--count", "500", "--units", "mm", "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert main(["sample", str(mesh), "--count", "500", "--units", "mm", "--out", str(out), "--quiet",
+                 "--overwrite"]) == 0
     assert len(out.read_text().splitlines()) == 501
     # dots under the floor are refused (exit 3), not written
     import scalp3d.placement as placement
