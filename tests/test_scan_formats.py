@@ -2,7 +2,6 @@
 kind of bad file refused with one exact line (never a traceback, a hang or a huge allocation)."""
 import json
 import re
-import time
 import tracemalloc
 
 import numpy as np
@@ -297,7 +296,6 @@ def test_ply_header_promising_a_trillion_vertices_allocates_nothing(tmp_path, fm
           f"property float z\nend_header\n"
     p.write_bytes(hdr.encode() + body)
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         one_line_error(p, f"{p}: cannot be read as a PLY scan: the header promises 1,000,000,000,000 vertices "
                           f"({need}) but the file holds only {len(body):,} bytes after its header; the file is "
@@ -305,7 +303,7 @@ def test_ply_header_promising_a_trillion_vertices_allocates_nothing(tmp_path, fm
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 4e6 and time.perf_counter() - t0 < 5.0
+    assert peak < 4e6  # nothing the size of the promise was allocated (no test asserts wall-clock time)
 
 
 def test_ply_truncated(head, tmp_path):
