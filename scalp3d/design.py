@@ -15,6 +15,7 @@ density, zone, depth and needle on the head, in the head frame given by the land
 from __future__ import annotations
 
 import copy
+import math
 import difflib
 import sys
 from pathlib import Path
@@ -131,7 +132,13 @@ def _short(val, n=60) -> str:
 
 
 def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A finite number (not a bool; an int too large for a float is not one)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _points(where, name, val, single=False):
@@ -225,7 +232,7 @@ def _check(where, data, schema, out, prefix=""):
             continue
         typ, _, rng, _ = spec
         if typ is float and isinstance(val, int) and not isinstance(val, bool):
-            val = float(val)
+            val = float(val) if _is_num(val) else math.inf  # an int past float range is out of any range
         if not isinstance(val, typ) or (isinstance(val, bool) and typ is not bool):
             tname = {float: "a number", int: "a whole number", str: "text in quotes", list: "a list [..]",
                      bool: "true or false"}[typ]
@@ -267,7 +274,7 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     for key in LIST_SCHEMA:
         plan.setdefault(key, [])
     fr = plan["sessions"]["fractions"]
-    if (not fr or len(fr) > 8 or not all(_is_num(x) and np.isfinite(x) for x in fr)
+    if (not fr or len(fr) > 8 or not all(_is_num(x) for x in fr)
             or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
         raise PlanError(f"{where}: 'sessions.fractions' must rise strictly from above 0 to 1.0 "
                         f"(cumulative, at most 8), e.g. [0.3, 0.7, 1.0]; not {_short(fr)}")
@@ -337,7 +344,9 @@ def read_mask_ply(path, prop="mask"):
         fmt, elements, offset = _ply_header(p, size)
         _ply_check_sizes(p, fmt, elements, offset, size)
     except InputError as exc:
-        raise PlanError(f"mask_ply {exc}".replace(" scan:", " mask:")) from None
+        raise PlanError(f"mask_ply {exc}".replace(" scan:", " mask:").replace("re-export the scan",
+                                                                              "export the painted head as PLY again")) \
+            from None
     except OSError as exc:
         raise PlanError(f"{p}: mask PLY cannot be read ({exc.strerror or exc}); check the file") from None
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 
 import numpy as np
 
@@ -191,7 +192,12 @@ _SESSION_SETTINGS = {"standoff_mm": config.STANDOFF_RANGE_MM, "clearance_mm": (0
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _shown(x, n=40) -> str:
@@ -320,7 +326,7 @@ def read_dots_csv(path):
     import csv
 
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a byte-order mark (spreadsheets) is fine
             rows = [r for r in csv.reader(fh) if r]
     except FileNotFoundError:
         raise InputError(f"{path}: dots file not found; check the path") from None

@@ -590,7 +590,7 @@ def _read_landmarks(path, scale_to_mm):
             hint = f"; did you mean '{near[0]}'?" if near else f"; use {', '.join(LANDMARK_KEYS)}"
             raise InputError(f"{path}: unknown landmark {key[:40]!r}{hint}")
         ok = isinstance(val, list) and len(val) == 3 and all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) for c in val)
+            isinstance(c, (int, float)) and not isinstance(c, bool) and abs(c) < 1e300 for c in val)
         arr = np.asarray(val, dtype=np.float64) * factor if ok else None
         if arr is None or not np.isfinite(arr).all() or np.abs(arr).max() > max_mm:
             shown = repr(val) if len(repr(val)) <= 60 else repr(val)[:57] + "..."

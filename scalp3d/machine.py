@@ -160,6 +160,8 @@ def load_machine(spec=None) -> Machine:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{where}: not valid TOML ({exc}); fix the line it names") from None
+    except RecursionError:
+        raise PlanError(f"{where}: not valid TOML (lists nested too deeply); fix the file") from None
     for k in data:
         if k not in _KEYS:
             near = difflib.get_close_matches(k, sorted(_KEYS), n=1)

@@ -43,6 +43,9 @@ CLOUD_FORMATS = {".pcd", ".xyz", ".pts", ".txt"}
 MAX_NONFINITE_FRACTION = 0.01
 #: a scan whose thinnest principal extent is below this fraction of its widest is flat: not a head
 PLANE_THICKNESS_RATIO = 1e-3
+#: coordinates beyond this (in the scan's own unit) are refused: a km in mm, and far from where float64 sums of
+#: squares overflow (a file with 1e300 in it is broken, not a head)
+MAX_COORDINATE = 1e9
 #: headers (PLY, PCD) must end within this many bytes
 HEADER_MAX_BYTES = 1 << 16
 #: the fewest bytes one value takes in a text format: a digit and a separator
@@ -62,8 +65,8 @@ def _fail(path, fmt, reason, fix="re-export the scan"):
 
 
 def _a(word: str) -> str:
-    """The article for a format name: 'an OBJ', 'an OFF', 'a PLY'."""
-    return "an" if word[:1] in "AEIOU" else "a"
+    """The article for a format name: 'an OBJ', 'an OFF', 'an STL', 'a PLY'."""
+    return "an" if word[:1] in "AEIOU" or word in ("STL", "XYZ") else "a"
 
 
 def _first_line(exc) -> str:
@@ -122,6 +125,9 @@ def _check_kind(path: Path, ext: str, size: int) -> None:
     expected = _EXPECTED[ext]
     if kind == expected:
         return
+    if head.startswith(b"\xef\xbb\xbf") and _sniff(head[3:], size - 3) == expected:
+        raise InputError(f"{path}: starts with a byte-order mark (BOM) before its {ext[1:].upper()} content; save it "
+                         "again as plain text (UTF-8 without BOM, or ASCII)")
     if expected == "STL" and kind in ("binary data", None):
         return  # a binary STL whose size does not match its triangle count: _check_stl says how
     what = f"{_a(ext[1:].upper())} {ext[1:].upper()} file" if expected != "text" else "a text point cloud (x y z per line)"
@@ -1004,6 +1010,10 @@ def load_scan(path, *, units=None, scale=None) -> Scan:
         colors = colors[finite] if colors is not None else None
         normals = normals[finite] if normals is not None else None
         notes.append(f"dropped {n_bad:,} points with NaN or infinite coordinates")
+    reach = float(np.abs(v).max()) if len(v) else 0.0
+    if reach > MAX_COORDINATE:
+        raise InputError(f"{path}: coordinates reach {reach:.3g} scan units; no head scan is that large in any unit "
+                         f"(at most {MAX_COORDINATE:g}); re-export the scan")
     if len(v) < config.MIN_SCAN_POINTS:
         raise InputError(f"{path}: only {len(v)} valid points: too few points for a head scan (at least "
                          f"{config.MIN_SCAN_POINTS} are needed); re-export the scan")

@@ -441,11 +441,11 @@ def test_off_stl_glb_truncated(head, tmp_path):
     data = head.export(file_type="stl")
     p = tmp_path / "t.stl"
     p.write_bytes(data[:1000])
-    one_line_error(p, f"{p}: cannot be read as a STL scan: the binary header promises 5,120 triangles (256,084 bytes) "
+    one_line_error(p, f"{p}: cannot be read as an STL scan: the binary header promises 5,120 triangles (256,084 bytes) "
                       f"but the file holds 1,000 bytes; the file is truncated or not an STL; re-export the scan")
     text = head.export(file_type="stl_ascii")
     p.write_text(text[: len(text) // 2])
-    one_line_error(p, f"{p}: cannot be read as a STL scan: truncated: the ASCII file does not end with 'endsolid'; "
+    one_line_error(p, f"{p}: cannot be read as an STL scan: truncated: the ASCII file does not end with 'endsolid'; "
                       f"re-export the scan")
     glb = head.export(file_type="glb")
     p = tmp_path / "t.glb"
