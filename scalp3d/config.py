@@ -144,3 +144,27 @@ PROGRESS_AFTER_S = 2.0                # a stage that took longer prints its time
 
 # --- quality metrics ---------------------------------------------------------------------------------------------
 COVERAGE_SAMPLES = 200_000
+
+# --- landmarks (issue 11) ----------------------------------------------------------------------------------------
+#: the midline profile of a mesh is its exact section by the mirror plane, as points this far apart along it
+MIDLINE_SECTION_STEP_MM = 0.25
+#: the mirror plane is refined on the dense surface samples: this many probe points, at most this many point-to-plane
+#: ICP steps, tangent planes fitted to this many neighbours
+MIRROR_REFINE_POINTS = 6_000
+MIRROR_REFINE_ITERATIONS = 10
+MIRROR_REFINE_NEIGHBOURS = 12
+MIRROR_REFINE_TOL_MM = 0.01           # it stops when no mirrored probe point moves by more than this
+#: the nasion lies this share of the way from the hollow's most posterior point (in the head frame) to its deepest
+#: point under the chord from the nose tip to the forehead (the textbook nasion; on a flat averaged forehead such as
+#: fsaverage's it sits 9 mm lower); the hand references lie between the two: MNE's fsaverage fiducial 4 mm below the
+#: first, the Lee Perry-Smith annotation 0.4 mm below the second
+NASION_DEEP_SHARE = 0.5
+#: on a scan with ears, the preauricular point is the skin sample nearest the spot found in front of the tragus, within
+#: this distance (else the smooth fit of the side at the spot)
+TRAGUS_SKIN_RADIUS_MM = 6.0
+#: a head without ears (no pinna stands out of the side): the preauricular points' midpoint lies these fractions of
+#: the radius of the sphere fitted to the cranium above the nasion below the sphere's centre and behind it
+#: (fsaverage's proportions, the same at every resolution to 1 mm; the Lee Perry-Smith head, whose ears are found on
+#: its ears, has them 0.55 below and 0.19 in front)
+EAR_BELOW_CRANIUM_CENTRE = 0.47
+EAR_BEHIND_CRANIUM_CENTRE = 0.03

@@ -9,24 +9,31 @@ Estimation (any pose and position; the orientation is scale-free, the landmark r
    in the points' principal axes, so that the same head gives the same points, in the same order, in any pose).
 2. The left-right axis is the normal of the best mirror plane: a coarse search over about 200 candidate normals
    (the principal axes and a Fibonacci hemisphere) scored by the nearest-neighbour distance between the mirrored
-   points and the surface, then mirrored-point ICP on the best few.
+   points and the surface, then mirrored-point ICP on the best few; the plane is refined on the dense points by
+   point-to-plane ICP (matching sparse points point to point leaves it a degree or two off, varying with the sampling).
 3. In the mirror plane, the nose tip is the extreme point whose cap (the surface within a small depth of it) is the
    narrowest; a first forward is the middle of the directions for which the tip stays the extreme point; the first
    sense of up is the side along which the midline profile recedes slowly from the tip (the nasal dorsum), not fast
-   (the columella).
+   (the columella), unless the cranium's sections above the tip are clearly larger than those as far below it. Both
+   senses are followed to their dorsum frames (step 4), and the first is kept unless the cranium is not above the
+   nose in its frame (the first forward can be 25 degrees off, which can turn both tests).
 4. Nasion, for the frame: the deepest stretch of the midline profile under its convex hull between the nose tip and
    the forehead (depth under a hull segment is tilt-free; the near-deepest bins are averaged, weighted by depth, so
    the point moves continuously with the data). The pitch then comes from the nasal dorsum (tip to nasion, two
    well-defined points): up is the dorsum tilted back by ``DORSUM_TILT_DEG``; tip, nasion and frame are iterated to a
-   fixed point on the even points, then again on the dense ones, so the frame does not depend on the pose. The
-   nasion itself is then the middle of the hollow's flat bottom in that frame: its most posterior stretch (within
-   ``NASION_FLAT_FRAC`` of the scale), where the soft-tissue nasion lies; the hull's deepest point sits lower, pulled
-   down by the nose tip (5-6 mm on fsaverage).
-5. LPA and RPA: their midpoint is predicted at fixed fractions of the head length at the nasion's height
-   (``EAR_BEHIND_NASION``, ``EAR_BELOW_NASION``, fsaverage proportions) and the skin is found laterally there. When
-   the scan has ears (a pinna that stands out of a smooth quadratic fit of the side of the head), the point moves to
-   the skin just in front of the tragus: at ``TRAGUS_HEIGHT_FRACTION`` of the pinna's height, ``TRAGUS_WIDTH_MM``
-   in front of the concha (the hollow behind the tragus).
+   fixed point on the even points, then again on the midline profile of the dense ones (on a mesh, its exact section
+   by the mirror plane, so that neither the pose nor the sampling moves it). The nasion itself lies between the
+   middle of the hollow's flat bottom in that frame (its most posterior stretch, within ``NASION_FLAT_FRAC`` of the
+   scale) and the hull's deepest point, which sits lower, pulled down by the nose tip (9 mm on fsaverage):
+   ``config.NASION_DEEP_SHARE`` of the way.
+5. LPA and RPA: on a head without ears, their midpoint is predicted from the cranium: below the centre of the sphere
+   fitted to the head above the nasion, at fractions of its radius (``config.EAR_BELOW_CRANIUM_CENTRE``,
+   ``config.EAR_BEHIND_CRANIUM_CENTRE``, fsaverage proportions), and the skin is found laterally there. (The ears
+   are 45 mm from that centre and 115 mm from the nasion: measured from the nasion, the degree or two by which the
+   nose frame's pitch varies would move them by several mm.) When the scan has ears (a pinna that stands out of a
+   smooth quadratic fit of the side of the head), the point moves to the skin just in front of the tragus: at
+   ``TRAGUS_HEIGHT_FRACTION`` of the pinna's height, ``TRAGUS_WIDTH_MM`` in front of the concha (the hollow behind
+   the tragus).
 6. Glabella: the most prominent midline point 5-25 mm above the nasion. Vertex: the highest point. Inion: the
    rearmost midline point at the height of the preauricular points.
 
@@ -63,11 +70,6 @@ TIP_CAP_FRAC = 0.04                    # the nose tip is the centre of the cap t
 CRANIUM_RATIO = 1.1                    # sections above at least this much larger (or smaller): up is decided
 #: the nasal dorsum (nose tip to nasion) leans forward from the vertical by about this much
 DORSUM_TILT_DEG = 30.0
-#: the preauricular points' midpoint relative to the nasion, in head lengths (nasion to the back of the skull at the
-#: nasion's height): behind and below it (fsaverage proportions; a scan with ears is refined on its ears; on the Lee
-#: Perry-Smith head the ears are at 0.42 and 0.13)
-EAR_BEHIND_NASION = 0.52
-EAR_BELOW_NASION = 0.15
 #: ear search around the prediction (mm), the protrusion (mm) out of a smooth side fit that marks a pinna, and the
 #: least pinna area (mm2) that counts as an ear
 EAR_SEARCH_HALF_MM = 45.0
@@ -198,6 +200,47 @@ def _mirror_plane(pts):
     return best
 
 
+def _mirror_refine(pts, n, d):
+    """(unit normal (3,), offset): the mirror plane (n, d) refined on dense surface points (k,3) by point-to-plane
+    ICP (mirrored probe points moved onto the tangent planes of their nearest points, the nearest
+    ``MIRROR_KEEP_FRACTION`` of the pairs kept), which does not stall on the spacing of the points as matching them
+    point to point does."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+    # tangent planes, where needed: the normal of a point's neighbourhood (its sign does not matter here)
+    normals = np.full(pts.shape, np.nan)
+    probe = _subsample(pts, config.MIRROR_REFINE_POINTS, seed=3)
+    c = probe.mean(axis=0)
+    rel = probe - c
+    d_c = d - c @ n
+    for _ in range(config.MIRROR_REFINE_ITERATIONS):
+        e1 = np.cross(n, [1.0, 0, 0] if abs(n[0]) < 0.9 else [0, 1.0, 0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(n, e1)
+        s = rel @ n - d_c
+        m = probe - 2.0 * s[:, None] * n
+        dist, idx = tree.query(m)
+        keep = dist <= np.quantile(dist, MIRROR_KEEP_FRACTION)
+        new = np.unique(idx[keep][np.isnan(normals[idx[keep], 0])])
+        if len(new):
+            _, nb = tree.query(pts[new], k=config.MIRROR_REFINE_NEIGHBOURS)
+            local = pts[nb] - pts[nb].mean(axis=1, keepdims=True)
+            normals[new] = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
+        nu, rk, sk = normals[idx[keep]], rel[keep], s[keep]
+        r = np.einsum("ij,ij->i", m[keep] - pts[idx[keep]], nu)
+        nn = nu @ n
+        jac = np.stack([-2.0 * (rk @ e1) * nn - 2.0 * sk * (nu @ e1), -2.0 * (rk @ e2) * nn - 2.0 * sk * (nu @ e2),
+                        2.0 * nn], axis=1)
+        step = np.linalg.lstsq(jac, -r, rcond=None)[0]
+        n = n + step[0] * e1 + step[1] * e2
+        n /= np.linalg.norm(n)
+        d_c += step[2]
+        if 2.0 * (np.hypot(step[0], step[1]) * np.abs(rel).max() + abs(step[2])) < config.MIRROR_REFINE_TOL_MM:
+            break  # no probe point's mirror image moves by more than the tolerance
+    return n, d_c + c @ n
+
+
 def _head_frame(pts):
     """Orientation of a head from even surface points (n,3) in any unit.
 
@@ -261,16 +304,30 @@ def _head_frame(pts):
     if cranium > CRANIUM_RATIO or cranium < 1.0 / CRANIUM_RATIO:
         first = 0 if cranium > 1.0 else 1
     # 4. nasion: the deepest point of the profile under its hull, between the tip and the forehead; then the pitch
-    # from the nasal dorsum (tip to nasion, two well-defined points), iterated to a fixed point, in the sense the
-    # dorsum test chose (the other sense is a fallback when no nasion is found that way)
-    tries = []
-    for sense in ((+1.0, -1.0) if first == 0 else (-1.0, +1.0)):
+    # from the nasal dorsum (tip to nasion, two well-defined points), iterated to a fixed point, in both senses
+    tries, error = {}, None
+    senses = (+1.0, -1.0) if first == 0 else (-1.0, +1.0)
+    for sense in senses:
         try:
-            tries.append(_dorsum_frame(mid, tip, fwd, sense * side_up, n, scale))
+            tries[sense] = _dorsum_frame(mid, tip, fwd, sense * side_up, n, scale)
         except GeometryError as exc:
             error = exc
+    # the first forward comes from the extreme points of sparse samples and can be 25 degrees off: enough to turn
+    # both tests above, and to make the dorsum frame of the right sense fail from it (the forehead falls out of its
+    # reach); a sense that failed starts again from the other sense's frame turned upside down
+    for sense in senses:
+        if sense not in tries and -sense in tries:
+            other = tries[-sense]
+            try:
+                tries[sense] = _dorsum_frame(mid, other[0], other[2], -other[3], n, scale)
+            except GeometryError as exc:
+                error = exc
     if not tries:
         raise error
+    tries = [tries[s] for s in senses if s in tries]
+    # the sense is checked again in the frame found: in the dorsum's frame the cranium is clearly above the nose
+    if len(tries) == 2 and _section_ratio(pts, tries[0][0], tries[0][2], tries[0][3], n, scale) < 1.0:
+        tries.reverse()
     tip_f, nasion, fwd, up = tries[0]
     right = np.cross(fwd, up)
     return {"right": right / np.linalg.norm(right), "fwd": fwd, "up": up, "normal": n, "offset": d,
@@ -383,6 +440,32 @@ def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_
     return np.array([np.interp(zc, z, prof[:, c]) for c in range(3)])
 
 
+def _mesh_section(vertices, faces, normal, offset, step_mm):
+    """Points (m,3) along the section of a triangle mesh by the plane ``p @ normal == offset``, at most ``step_mm``
+    apart along each crossing segment (the middles of equal sub-segments, so shared ends are not doubled).
+
+    Exact and independent of the order of the vertices and triangles; empty when the plane misses the mesh.
+    """
+    s = vertices @ normal - offset
+    sf = s[faces]
+    pos = sf > 0.0
+    cross = pos.any(axis=1) & ~pos.all(axis=1)
+    fc, sc, pc = faces[cross], sf[cross], pos[cross]
+    edges = ((0, 1), (1, 2), (2, 0))
+    on = np.stack([pc[:, a] != pc[:, b] for a, b in edges], axis=1)  # (m,3): two crossing edges per triangle
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = np.stack([vertices[fc[:, a]] + (sc[:, a] / (sc[:, a] - sc[:, b]))[:, None]
+                       * (vertices[fc[:, b]] - vertices[fc[:, a]]) for a, b in edges], axis=1)
+    pick = np.argsort(~on, axis=1, kind="stable")[:, :2]
+    rows = np.arange(len(fc))
+    p0, p1 = at[rows, pick[:, 0]], at[rows, pick[:, 1]]
+    count = np.maximum(np.ceil(np.linalg.norm(p1 - p0, axis=1) / step_mm), 1).astype(np.int64)
+    seg = np.repeat(np.arange(len(fc)), count)
+    first = np.repeat(np.cumsum(count) - count, count)
+    t = (np.arange(len(seg)) - first + 0.5) / count[seg]
+    return p0[seg] + t[:, None] * (p1[seg] - p0[seg])
+
+
 def _hollow_around(depth, k):
     """(first, last) index of the run around k where depth stays at least half of depth[k] (the hollow around k)."""
     lo, hi = k, k
@@ -412,6 +495,26 @@ def _midline_profile(vertices, origin, R, band_mm=3.0):
     local = (vertices - origin) @ R.T
     sel = np.abs(local[:, 0]) < band_mm
     return local[sel]
+
+
+def _ear_centre(pts, nasion, fwd, up):
+    """The predicted midpoint (3,) of the preauricular points on a head without ears, from its surface points (n,3).
+
+    The cranium above the nasion (the points above the plane through it at right angles to ``up``) is fitted with a
+    sphere (least squares); the midpoint lies ``EAR_BELOW_CRANIUM_CENTRE`` of its radius below the sphere's centre
+    and ``EAR_BEHIND_CRANIUM_CENTRE`` behind it. The centre is set by the whole vault (a tilt of the cut by two
+    degrees moves it by under a millimetre), and the ears are 45 mm from it, not 115 mm from the nasion: a degree
+    of pitch in the frame (which comes from the 35 mm nasal dorsum, where a millimetre of nose tip tilts it by two)
+    moves them by under a millimetre.
+    """
+    cap = pts[(pts - nasion) @ up > 0.0]
+    if len(cap) < config.MIN_SCAN_POINTS:
+        raise GeometryError("the top of the head is missing from the scan, so the preauricular points cannot be "
+                            "estimated; " + _INCOMPLETE)
+    sol = np.linalg.lstsq(np.c_[2.0 * cap, np.ones(len(cap))], (cap ** 2).sum(axis=1), rcond=None)[0]
+    centre = sol[:3]
+    radius = float(np.sqrt(max(sol[3] + centre @ centre, 0.0)))
+    return centre - radius * (config.EAR_BELOW_CRANIUM_CENTRE * up + config.EAR_BEHIND_CRANIUM_CENTRE * fwd)
 
 
 def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
@@ -454,18 +557,22 @@ def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
         if len(big) * area_per_point >= PINNA_MIN_AREA_MM2:
             u_lo, u_hi = p[big, 2].min(), p[big, 2].max()
             u_t = u_lo + TRAGUS_HEIGHT_FRACTION * (u_hi - u_lo)
-            row = np.abs(p[:, 2] - u_t) < 4.0
             front_rows = big[np.abs(p[big, 2] - u_t) < 15.0]
             f_t = (p[front_rows, 1] if len(front_rows) else p[big, 1]).max()
             # the concha: the hollow in front of the antihelix; the tragus is its front rim
             pit = (np.abs(p[:, 2] - u_t) < 6.0) & (p[:, 1] > f_t - 5.0) & (p[:, 1] < f_t + TRAGUS_SEARCH_MM) \
                 & (res < -CONCHA_DEPTH_MM)
             f_t = (p[pit, 1].max() + TRAGUS_WIDTH_MM) if pit.any() else f_t + TRAGUS_WIDTH_MM
-            skin = row & (np.abs(p[:, 1] - f_t) < 4.0) & (np.abs(res) < 2.0)
+            # the skin point nearest that spot; where the samples there are all off the smooth side (the tragus
+            # and the concha are a few mm wide), the smooth fit of the side at the spot: the ear was found, and the
+            # earless prediction below would be a head proportion away (20 mm on the Lee Perry-Smith head)
+            gap = (p[:, 1] - f_t) ** 2 + (p[:, 2] - u_t) ** 2
+            skin = (np.abs(res) < 2.0) & (gap < config.TRAGUS_SKIN_RADIUS_MM ** 2)
             if skin.any():
-                gap = (p[skin, 1] - f_t) ** 2 + (p[skin, 2] - u_t) ** 2
-                k = np.flatnonzero(skin)[np.argmin(gap)]
-                return pts[win][k]
+                return pts[win][np.flatnonzero(skin)[np.argmin(gap[skin])]]
+            f_c, u_c = f_t - centre_l[1], u_t - centre_l[2]
+            lat_fit = float(coef @ [1.0, f_c, u_c, f_c * f_c, f_c * u_c, u_c * u_c])
+            return nasion + R.T @ np.array([side * lat_fit, f_t, u_t])
     # no ear: the outermost skin around the prediction
     near = (np.abs(p[:, 1] - centre_l[1]) < 4.0) & (np.abs(p[:, 2] - centre_l[2]) < 4.0)
     if not near.any():
@@ -496,10 +603,14 @@ def estimate_landmarks(head: Head) -> Landmarks:
         pts = _even_points(v, LANDMARK_POINTS)
         area_pp = 4.0
     fr = _head_frame(_even_points(pts, ORIENT_POINTS))
-    n = fr["normal"]
-    # the nasion again on the dense points, in the frame found
-    mid_band = np.abs(pts @ n - fr["offset"]) < 3.0
-    mid = pts[mid_band]
+    # the mirror plane again on the dense points (on the even ones it wobbles by a degree or two with the sampling)
+    n, offset = _mirror_refine(pts, fr["normal"], fr["offset"])
+    # the nasion again on the midline profile, in the frame found: the mesh's own section by the mirror plane (exact:
+    # the random samples of a 3 mm band around it move the nose tip and the nasion by a millimetre or two from one
+    # sampling to the next, which tilts the frame by a few degrees and moves the ears' prediction 115 mm behind by
+    # several millimetres), or the points in a band around it for a point set
+    mid = _mesh_section(v, f, n, offset, config.MIDLINE_SECTION_STEP_MM) if len(f) else \
+        pts[np.abs(pts @ n - offset) < 3.0]
     if len(mid) < 100:
         raise GeometryError("the scan is too sparse along the face's midline to estimate the nasion; " + _INCOMPLETE)
     # the frame's pitch again from the dense profile (the even points hold one or two points per profile bin)
@@ -510,8 +621,12 @@ def estimate_landmarks(head: Head) -> Landmarks:
     fr.update(fwd=fwd_d, up=up_d, right=right_d / np.linalg.norm(right_d))
     tip_band = mid[np.linalg.norm(mid - fr["tip"], axis=1) < 15.0]
     tip = _cap_centre(tip_band, fr["fwd"], 2.0) if len(tip_band) else fr["tip"]
-    nasion = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, bottom=True)
-    nasion = nasion - n * (nasion @ n - fr["offset"])  # on the mirror plane
+    # between the hollow's most posterior point in this frame and its deepest point under the chord from the nose
+    # tip to the forehead (see config.NASION_DEEP_SHARE), on the mirror plane
+    bottom = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, bottom=True)
+    deep = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, deep_frac=NASION_FLAT_FRAC)
+    nasion = bottom + config.NASION_DEEP_SHARE * (deep - bottom)
+    nasion = nasion - n * (nasion @ n - offset)
     # head length at the nasion's height: from the nasion to the back of the skull along the midline
     R = np.vstack([fr["right"], fr["fwd"], fr["up"]])
     loc_mid = (mid - nasion) @ R.T
@@ -520,7 +635,9 @@ def estimate_landmarks(head: Head) -> Landmarks:
     if length < 120.0:
         raise GeometryError(f"the back of the head is missing from the scan (it is {length:.0f} mm long behind the "
                             "nasion), so the preauricular points cannot be estimated; " + _INCOMPLETE)
-    centre_l = np.array([0.0, -EAR_BEHIND_NASION * length, -EAR_BELOW_NASION * length])
+    # the ears' midpoint, predicted from the centre of the cranium (see _ear_centre), on the mirror plane
+    centre = _ear_centre(pts, nasion, fr["fwd"], fr["up"])
+    centre_l = R @ (centre - n * (centre @ n - offset) - nasion)
     rpa = _preauricular(pts, area_pp, nasion, centre_l, R, +1)
     lpa = _preauricular(pts, area_pp, nasion, centre_l, R, -1)
     local = (pts - nasion) @ R.T

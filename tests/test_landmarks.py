@@ -14,7 +14,7 @@ from scalp3d.types import Head
 LEE_LANDMARKS = Path(__file__).parent / "data" / "lee-perry-smith.landmarks.json"
 FIDUCIALS = ("nasion", "lpa", "rpa")
 TARGET_MM = 6.0  # issue 5: every estimated fiducial within 6 mm of the reference, in any pose
-N_POSES = 20
+N_POSES = 50  # issue 11: LPA and RPA (and the nasion) within the target in every pose of at least 50
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +35,30 @@ def lee(lee_path):
 
 
 def _pose_errors(vertices, faces, ref, n_poses, seed=0):
-    """(n_poses + 1, 3) errors (mm) of nasion, LPA, RPA: upright first, then seeded random rotations + translations."""
+    """(n_poses + 1, 3) errors (mm) of nasion, LPA, RPA: upright first, then seeded random poses.
+
+    A pose is a rotation over the whole sphere, a translation and a new order of the vertices and triangles: a
+    scanner's export order is arbitrary, and with the very same triangle list in every pose the estimate's seeded
+    surface samples would be the same points in every pose, which hides any drift.
+    """
     from scipy.spatial.transform import Rotation
 
     from scalp3d.placement import vertex_normals_of
 
     rng = np.random.default_rng(seed)
+    normals = vertex_normals_of(vertices, faces)  # once: a pose turns them with the head
     out = []
     for k in range(n_poses + 1):
         if k == 0:
             rot, shift = np.eye(3), np.zeros(3)
+            v, f, n = vertices, faces, normals
         else:
             rot = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
             shift = rng.uniform(-500.0, 500.0, 3)
-        v = vertices @ rot.T + shift
-        est = estimate_landmarks(Head(v, faces, vertex_normals_of(v, faces)))
+            order = rng.permutation(len(vertices))
+            v, n = vertices[order] @ rot.T + shift, normals[order] @ rot.T
+            f = np.argsort(order)[faces][rng.permutation(len(faces))]
+        est = estimate_landmarks(Head(v, f, n))
         out.append([np.linalg.norm(getattr(est, key) - (ref[key] @ rot.T + shift)) for key in FIDUCIALS])
     return np.array(out)
 
@@ -60,7 +69,8 @@ def _report(name, errs):
     print(f"\n{name}: errors (mm) upright " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, errs[0]))
           + f"; over {len(errs)} poses worst " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, worst))
           + ", median " + ", ".join(f"{k} {e:.1f}" for k, e in zip(FIDUCIALS, median))
-          + f"; poses with all three within {TARGET_MM:g} mm: {ok.sum()}/{len(errs)}")
+          + f"; poses with all three within {TARGET_MM:g} mm: {ok.sum()}/{len(errs)}"
+          + (f" (over it: {', '.join(map(str, np.flatnonzero(~ok)))})" if not ok.all() else ""))
     return worst, median, ok
 
 
@@ -85,7 +95,9 @@ def test_estimates_near_fsaverage_fiducials(sample):
 
 
 def test_fsaverage_in_random_poses(fsaverage_pose_errors):
-    """The estimate does not depend on the pose: medians within the target, most poses entirely within it."""
+    """The estimate does not depend on the pose (issue 11: the earless head's LPA and RPA used to be a head
+    proportion measured from the nasion along a pitch that varied by a few degrees with the sampling, and the sense
+    of up could flip): medians within the target, every pose entirely within it."""
     worst, median, ok = _report("fsaverage", fsaverage_pose_errors)
     assert (median < TARGET_MM).all(), median
     assert ok.all(), ok
