@@ -216,8 +216,10 @@ def _export(args):
     import json
     from pathlib import Path
 
+    from .checksums import head_checksum
     from .errors import InputError
     from .export import program_from_session
+    from .fileio import staged_dir
     from .machine import load_machine
     from .needle import build_program, resume_program
     from .pipeline import write_session_programs
@@ -261,9 +263,16 @@ def _export(args):
                          s["shade"], surface, s["settings"], machine)
     if args.resume_from is not None:
         prog = resume_program(prog, surface, args.resume_from)
-    out.mkdir(exist_ok=True)
-    for line in write_session_programs(prog, out, surface, n_sessions=s["sessions"], plan_sha=s["plan_sha256"],
-                                       chunk_dots=args.chunk_dots, chunk_minutes=args.chunk_minutes):
+    head_sha = head_checksum(head.vertices)
+    if js.get("head_sha256") not in (None, head_sha):
+        raise InputError(f"{js_path}: was planned on head sha {js['head_sha256']}, but {d / 'head.ply'} is "
+                         f"{head_sha}; export from the folder the plan was written to")
+    # the export folder is written whole and swapped in: a re-export never leaves parts of an earlier one
+    with staged_dir(out, keep_previous=False) as stage:
+        lines = write_session_programs(prog, stage.path, surface, n_sessions=s["sessions"],
+                                       plan_sha=s["plan_sha256"], chunk_dots=args.chunk_dots,
+                                       chunk_minutes=args.chunk_minutes, head_sha=head_sha)
+    for line in lines:
         print(f"{out.name}/{line}")
     print(f"{len(prog):,} dots, estimated {prog.estimated_time_s / 60:.1f} min in all")
     return 0

@@ -11,6 +11,8 @@ HEAD_WIDTH_MIN_MM = 140.0
 HEAD_WIDTH_MAX_MM = 220.0
 #: the width a suggested --scale aims at, when a scan's unit is wrong or cannot be detected
 HEAD_WIDTH_TYPICAL_MM = 170.0
+#: distance between the preauricular points (LPA, RPA) of a plausible head: checked on estimated and given landmarks
+EAR_DISTANCE_RANGE_MM = (100.0, 220.0)
 #: units a scan may be given in, with their size in millimetres
 UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4}
 

@@ -653,7 +653,8 @@ def estimate_landmarks(head: Head) -> Landmarks:
     # plausibility: a face in front of two ears, at human proportions
     width = float(np.linalg.norm(rpa - lpa))
     ahead = float((nasion - 0.5 * (lpa + rpa)) @ fr["fwd"])
-    if not (100.0 <= width <= 220.0 and 50.0 <= ahead <= 150.0):
+    lo, hi = config.EAR_DISTANCE_RANGE_MM
+    if not (lo <= width <= hi and 50.0 <= ahead <= 150.0):
         raise GeometryError(f"the landmarks estimated on this scan are implausible (ears {width:.0f} mm apart, nasion "
                             f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the scan may "
                             "not be in mm; " + _INCOMPLETE)
@@ -737,9 +738,10 @@ def resolve_landmarks(head: Head, given: dict | None = None, given_source: str =
         elif est is not None and getattr(est, key) is not None:
             vals[key], srcs[key] = getattr(est, key), "estimated"
     lm = Landmarks(nasion=vals["nasion"], lpa=vals["lpa"], rpa=vals["rpa"], sources=srcs)
-    if np.linalg.norm(lm.rpa - lm.lpa) < 60.0:
-        raise InputError(f"LPA and RPA are only {np.linalg.norm(lm.rpa - lm.lpa):.0f} mm apart; a head is "
-                         "130-180 mm wide between them: check the landmarks")
+    lo, hi = config.EAR_DISTANCE_RANGE_MM
+    if not lo <= np.linalg.norm(lm.rpa - lm.lpa) <= hi:
+        raise InputError(f"LPA and RPA are {np.linalg.norm(lm.rpa - lm.lpa):.0f} mm apart; on a head they are "
+                         f"{lo:.0f}-{hi:.0f} mm apart: check the landmarks and their units")
     origin, R = lm.frame()
     local = (head.vertices - origin) @ R.T
     if "glabella" in vals:

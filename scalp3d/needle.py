@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import config
-from .errors import SafetyError
+from .errors import InputError, SafetyError
 from .machine import Machine
 from .proximity import SurfaceQuery
 from .types import Dots
@@ -237,11 +237,11 @@ def split_program(prog: Program, surface: SurfaceQuery, *, chunk_dots=None, chun
     n = len(prog)
     if chunk_dots is not None:
         if chunk_dots < 1:
-            raise SafetyError(f"chunks must hold at least 1 dot, not {chunk_dots}")
+            raise InputError(f"chunks must hold at least 1 dot, not {chunk_dots}")
         cuts = list(range(0, n, int(chunk_dots)))
     elif chunk_minutes is not None:
         if chunk_minutes <= 0:
-            raise SafetyError(f"chunks must last more than 0 minutes, not {chunk_minutes}")
+            raise InputError(f"chunks must last more than 0 minutes, not {chunk_minutes}")
         t = np.cumsum(per_dot_seconds(prog)) / 60.0
         cuts = [0]
         base = 0.0
@@ -259,7 +259,7 @@ def resume_program(prog: Program, surface: SurfaceQuery, from_id: int) -> Progra
     """The rest of a session's program from dot ``from_id`` on (after an interruption), in the same order."""
     where = np.flatnonzero(prog.ids == int(from_id))
     if len(where) == 0:
-        raise SafetyError(f"dot {from_id} is not in session {prog.session}; give an id from its session-K.json")
+        raise InputError(f"dot {from_id} is not in session {prog.session}; give an id from its session-K.json")
     return _slice(prog, surface, int(where[0]), len(prog))
 
 

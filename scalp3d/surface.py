@@ -98,7 +98,7 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
         reference = pts
     else:
         with step("repair"):
-            v, f = _repair(scan.vertices, scan.faces, notes)
+            v, f = _repair(scan.vertices, scan.faces, notes, where=scan.path)
         if len(f) > config.DECIMATE_ABOVE_FACES:
             with step("decimate"):
                 v, f = _decimate(v, f, config.DECIMATE_ABOVE_FACES // 2)
@@ -262,7 +262,7 @@ def _keep_small_unsupported(v, f, unsupported, report, border_too=True):
 
 # --- meshes --------------------------------------------------------------------------------------------------------
 
-def _repair(vertices, faces, notes):
+def _repair(vertices, faces, notes, where="the scan"):
     """Merged duplicate vertices, no degenerate or duplicate faces, no non-manifold edges, consistent winding."""
     import open3d as o3d
 
@@ -276,7 +276,7 @@ def _repair(vertices, faces, notes):
     m.remove_unreferenced_vertices()
     v, f = np.asarray(m.vertices), np.asarray(m.triangles, dtype=np.int64)
     if len(f) == 0:
-        raise GeometryError("the scan has no usable triangles (all degenerate); re-export it")
+        raise GeometryError(f"{where}: the scan has no usable triangles (all degenerate); re-export it")
     area = _areas(v, f)
     f = f[area > 1e-12]
     if len(f) < n_f or len(v) < n_v:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalp3d import kernels as K
-from scalp3d.errors import PlanError, SafetyError
+from scalp3d.errors import InputError, PlanError, SafetyError
 from scalp3d.export import gcode_text, session_dict
 from scalp3d.machine import Machine, load_machine, rigid_transform
 from scalp3d.needle import order_dots, plan_session, resume_program, split_program
@@ -184,7 +184,7 @@ def test_chunks_and_resume(cap, tmp_path):
     rest = resume_program(prog, surface, prog.ids[123])
     assert np.array_equal(rest.ids, prog.ids[123:])
     _check_written(rest, surface, tmp_path, "rest.ngc")
-    with pytest.raises(SafetyError, match="is not in session"):
+    with pytest.raises(InputError, match="is not in session"):
         resume_program(prog, surface, 10 ** 9)
 
 

@@ -255,6 +255,13 @@ def test_replan_leaves_exactly_the_new_plan(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--plan", str(three), "--no-preview", "--quiet"]) == 0
     assert (out / "session-3.ngc").exists() and not (tmp_path / "plan.previous-2").exists()
     assert not list(tmp_path.glob(".plan*"))  # no temporary folder left
+    # a re-export in fewer chunks leaves none of the earlier chunks
+    n1 = json.loads((out / "session-1.json").read_text())["count"]
+    assert main(["export", str(out), "--session", "1", "--chunk-dots", str(n1 // 4 + 1)]) == 0
+    assert (out / "session-1-chunks" / "session-1-part-4.ngc").exists()
+    assert main(["export", str(out), "--session", "1", "--chunk-dots", str(n1 // 2 + 1)]) == 0
+    assert sorted(p.name for p in (out / "session-1-chunks").glob("*.ngc")) == ["session-1-part-1.ngc",
+                                                                              "session-1-part-2.ngc"]
 
 
 def test_a_folder_of_other_files_is_refused(tmp_path, capsys):
