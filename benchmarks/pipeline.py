@@ -24,11 +24,11 @@ def cold_run(args):
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scalp3d.cli", *args, "--out", out, "--no-preview"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "scalp3d.cli", *args, "--out", Path(out) / "cold", "--no-preview"],
+                       env=env, check=True, capture_output=True)
         cold = time.perf_counter() - t
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scalp3d.cli", *args, "--out", out, "--no-preview", "--overwrite"],
+        subprocess.run([sys.executable, "-m", "scalp3d.cli", *args, "--out", Path(out) / "warm", "--no-preview"],
                        env=env, check=True, capture_output=True)
         return cold, time.perf_counter() - t
 
