@@ -165,7 +165,7 @@ def _sample(args):
         raise InputError(f"{out}: is a folder; give --out a file name such as {out / 'dots.csv'}")
     if out.exists() and not args.overwrite:
         raise InputError(f"{out} exists; choose another --out or pass --overwrite to replace it")
-    scan = load_scan(args.mesh, units=args.units, scale=args.scale)
+    scan = load_scan(args.mesh, units=args.units, scale=args.scale, head=False)  # any mesh, not only a head
     if scan.is_point_cloud:
         raise InputError(f"{args.mesh}: is a point cloud; `scalp3d sample` needs a mesh (run `scalp3d plan` to mesh it)")
     fixed = None

@@ -885,11 +885,12 @@ def check_head_width(path, width_mm: float, width_units: float, how: str) -> Non
                      f"--scale {suggested_scale(width_units)}")
 
 
-def decide_units(path, vertices, units=None, scale=None):
+def decide_units(path, vertices, units=None, scale=None, head=True):
     """(scale_to_mm, unit name, reason) for a scan: given by ``scale`` or ``units``, else detected.
 
     A given unit or scale is checked against the head's size first (:func:`check_head_width`), so a wrong one fails
-    here, on size, and never later on a landmark."""
+    here, on size, and never later on a landmark; with ``head=False`` (the placement engine on any mesh) a given unit
+    or scale is taken as it is."""
     if scale is not None:
         try:
             scale = float(scale)
@@ -897,14 +898,16 @@ def decide_units(path, vertices, units=None, scale=None):
             scale = float("nan")
         if not np.isfinite(scale) or scale <= 0:
             raise UnitsError(f"{path}: --scale must be a positive number of millimetres per scan unit, not {scale}")
-        width = head_width(vertices)
-        check_head_width(path, width * scale, width, f"--scale {scale:g}")
+        if head:
+            width = head_width(vertices)
+            check_head_width(path, width * scale, width, f"--scale {scale:g}")
         return float(scale), "scale", f"given: {scale:g} mm per scan unit"
     if units is not None:
         if units not in config.UNIT_TO_MM:
             raise UnitsError(f"{path}: unknown unit '{units}'; use one of {', '.join(config.UNIT_TO_MM)}")
-        width = head_width(vertices)
-        check_head_width(path, width * config.UNIT_TO_MM[units], width, f"--units {units}")
+        if head:
+            width = head_width(vertices)
+            check_head_width(path, width * config.UNIT_TO_MM[units], width, f"--units {units}")
         return config.UNIT_TO_MM[units], units, f"given: {units}"
     width = head_width(vertices)
     fits = [u for u, s in config.UNIT_TO_MM.items()
@@ -934,7 +937,7 @@ def _read(path: Path, ext: str, size: int):
 
 
 @one_line
-def load_scan(path, *, units=None, scale=None) -> Scan:
+def load_scan(path, *, units=None, scale=None, head=True) -> Scan:
     """Read a scan file and scale it to millimetres.
 
     Parameters
@@ -943,6 +946,8 @@ def load_scan(path, *, units=None, scale=None) -> Scan:
         .xyz/.pts/.txt (x y z [r g b] [nx ny nz] per line, a PTS file may start with a count line).
     units : 'mm', 'cm', 'm' or 'in', optional. The scan's unit; detected when omitted.
     scale : float, optional. Millimetres per scan unit (overrides ``units``).
+    head : bool. The scan is a head (default): a given unit or scale must give a head 140-220 mm wide. False for
+        any mesh (``scalp3d sample``): a given unit or scale is taken as it is.
 
     Returns
     -------
@@ -1022,7 +1027,7 @@ def load_scan(path, *, units=None, scale=None) -> Scan:
     if s[2] <= PLANE_THICKNESS_RATIO * s[0]:
         shape = "a line" if s[1] <= PLANE_THICKNESS_RATIO * s[0] else "a plane"
         raise InputError(f"{path}: not a head: all points lie on {shape}; give a 3D scan of the head")
-    scale_mm, unit, reason = decide_units(path, v, units, scale)
+    scale_mm, unit, reason = decide_units(path, v, units, scale, head)
     if notes:
         reason = "; ".join([reason] + notes)
     return Scan(path=str(path), vertices=v * scale_mm, faces=f, colors=colors, normals=normals, units=unit,

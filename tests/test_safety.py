@@ -293,7 +293,7 @@ def test_sample_refuses_to_clobber(tmp_path, capsys, monkeypatch):
     import trimesh
 
     mesh = tmp_path / "sphere.ply"
-    trimesh.creation.icosphere(4, radius=85.0).export(mesh)  # head-sized: 170 mm wide
+    trimesh.creation.icosphere(4, radius=40.0).export(mesh)  # any mesh: a given unit is taken as it is
     out = tmp_path / "dots.csv"
     out.write_text("id,x,y,z\n1,0,0,0\n")
     assert main(["sample", str(mesh), "--count", "500", "--units", "mm", "--out", str(out), "--quiet"]) == 2
