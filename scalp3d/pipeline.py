@@ -17,6 +17,7 @@ from . import __version__
 from . import config
 from .errors import InputError, PlanRefused, SafetyError
 from .fileio import atomic_path, staged_dir, write_json, write_text
+from .types import settings_vertex
 
 class Timer:
     """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs).
@@ -108,18 +109,18 @@ def quality_warnings(quality: dict, n_dots: int) -> list:
     return out
 
 
-def assign_dot_settings(dots, head, field, shades, zone_shades=None):
-    """Zone, depth, needle and dot size from the face vertex nearest each dot; shade from its session, or from its
-    zone's ``shades`` when the plan sets them (``zone_shades``: zone name -> shade per session)."""
-    corner = head.faces[dots.face_ids, np.argmax(dots.bary, axis=1)]
+def assign_dot_settings(dots, head, field):
+    """Zone, depth, needle, dot size and shade of every dot from its settings vertex
+    (:func:`scalp3d.types.settings_vertex`); the shade is the field's for the dot's session there (the session's, or
+    its zone's own ``zones.NAME.shades``: one source, :mod:`scalp3d.design`)."""
+    corner = settings_vertex(head.faces, dots.face_ids, dots.bary)
     dots.zone = field.zone[corner]
     dots.depth_mm = field.depth_mm[corner]
     dots.needle = field.needle[corner]
     if field.dot_size_mm is not None:
         dots.dot_size_mm = field.dot_size_mm[corner]
-    zs = zone_shades or {}
-    table = [[zs.get(name, shades)[s] for s in range(len(shades))] for name in field.zone_names]
-    dots.shade = np.array([table[z][s - 1] for z, s in zip(dots.zone.tolist(), dots.session.tolist())], dtype=object)
+    names = np.array(field.shade_names, dtype=object)
+    dots.shade = names[field.shade[dots.session - 1, corner]]
     return dots
 
 
@@ -236,8 +237,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         if len(dots) == 0:
             raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and "
                              "hairline")
-        zone_shades = {z: zp["shades"] for z, zp in plan["zones"].items() if zp.get("shades")}
-        assign_dot_settings(dots, head, field, shades, zone_shades)
+        assign_dot_settings(dots, head, field)
         with timer("quality"):
             quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
         dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config
 from .placement import local_spacing_mm
-from .types import Dots, Field, Head
+from .types import Dots, Field, Head, settings_vertex
 
 
 def _dot_density(head: Head, field: Field, dots: Dots):
@@ -76,20 +76,23 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
         d, _ = K.nearest_distance(pts, np.ascontiguousarray(dots.positions), 1.0, False)
         full["coverage_p99"] = round(float(np.percentile(d / local_spacing_mm(dq, peak), 99)), 4)
     out["union"] = full
-    # realised vs planned density per zone (faces take the zone of their first vertex)
-    face_zone = field.zone[head.faces[:, 0]]
-    dot_zone = face_zone[dots.face_ids]
-    planned_dots = areas * fd.mean(axis=1) / 100.0
+    # realised vs planned density per zone, by the rule dots.csv uses (the settings vertex, the face corner with the
+    # largest barycentric weight): a dot counts in its vertex's zone, and each treated face gives a third of its area
+    # (and of its planned dots) to the zone of each of its corners
+    dot_zone = field.zone[settings_vertex(head.faces, dots.face_ids, dots.bary)] if dots.zone is None else dots.zone
+    corner_zone = field.zone[head.faces]  # (m,3)
+    third = np.where(treated, areas / 3.0, 0.0)
+    planned_third = third * fd.mean(axis=1) / 100.0
     for k, name in enumerate(field.zone_names):
-        m = (face_zone == k) & treated
-        area_cm2 = float(areas[m].sum() / 100.0)
+        m = corner_zone == k
+        area_cm2 = float((third[:, None] * m).sum() / 100.0)
         if area_cm2 <= 0:
             continue
         n = int((dot_zone == k).sum())
         by_session = [round(int(((dot_zone == k) & (dots.session <= s)).sum()) / area_cm2, 2)
                       for s in range(1, len(fr) + 1)]
         out["zones"][name] = {"area_cm2": round(area_cm2, 2), "dots": n,
-                              "planned_per_cm2": round(float(planned_dots[m].sum() / area_cm2), 2),
+                              "planned_per_cm2": round(float((planned_third[:, None] * m).sum() / area_cm2), 2),
                               "realised_per_cm2": round(n / area_cm2, 2),
                               "realised_per_cm2_after_session": by_session}
     if len(dots) > 100:

@@ -119,6 +119,16 @@ class Field:
     shade_names: tuple = ()
 
 
+def settings_vertex(faces, face_ids, bary) -> np.ndarray:
+    """The vertex each dot takes its settings from (zone, depth, needle, shade, dot size): the corner of its face with
+    the largest barycentric weight. The one rule every stage uses, so the zone column of ``dots.csv`` and the per-zone
+    counts of ``summary.json`` always agree.
+
+    faces : (m,3) int64; face_ids : (n,) int64; bary : (n,3) float64. Returns (n,) int64 vertex indices.
+    """
+    return np.asarray(faces)[np.asarray(face_ids), np.argmax(np.asarray(bary), axis=1)]
+
+
 @dataclass
 class Dots:
     """Placed dots. ``session`` is 1-based; ``ids`` are stable 1-based identifiers.

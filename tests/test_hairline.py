@@ -287,7 +287,7 @@ def test_zone_shades_and_dot_sizes(sample):
     dots = place_dots(head.vertices, head.faces, density_per_cm2=f.density_per_cm2 * 0.1, seed=0,
                       vertex_normals=head.vertex_normals, sessions=plan["sessions"]["fractions"])
     shades = plan["sessions"]["shades"]
-    assign_dot_settings(dots, head, f, shades, {"hairline": ["light", "light", "medium"]})
+    assign_dot_settings(dots, head, f)
     hl = dots.zone == ZONES.index("hairline")
     assert hl.any() and (~hl).any()
     assert set(dots.shade[hl & (dots.session == 3)]) == {"medium"}
