@@ -1,7 +1,8 @@
 """Every named tunable of scalp3d in one place: its default, its unit (in its name) and its allowed range.
 
-Defaults come from ../shared/DOMAIN.md (SMP in figures). Algorithms import these names; no bare literal tolerances
-live in the algorithms. The plan file (see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
+Defaults come from DOMAIN.md's figures (SMP in figures), from measurements on the sample heads and the benchmark cap
+(noted beside each), and from the studies and papers cited beside them. Algorithms import these names; no bare literal
+tolerances live in the algorithms (numerical guards such as 1e-12 against a division by zero excepted). The plan file (see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
 """
 from __future__ import annotations
 
@@ -33,10 +34,24 @@ OUTLIER_STD_RATIO = 2.5
 ORIENT_SPACING_MM = 4.0
 #: a reconstructed vertex farther than this many point spacings from every scanned point is not measured
 SUPPORT_SPACINGS = 3.0
+SUPPORT_MIN_SPACING_MM = 0.5         # the point spacing is taken at no less than this for the support test
+#: the input point spacing is estimated on at most this many points (a random share of a larger cloud)
+SPACING_ESTIMATE_POINTS = 300_000
+#: normals estimated from this many neighbours; oriented on the coarse copy from this many neighbours, consistently
+#: over a graph of this many (when it has at least ORIENT_MIN_POINTS points)
+NORMAL_NEIGHBOURS = 20
+ORIENT_NORMAL_NEIGHBOURS = 15
+ORIENT_GRAPH_NEIGHBOURS = 10
+ORIENT_MIN_POINTS = 20
+#: repair: non-manifold edges are resolved in at most this many passes; pinholes (border loops of at most this many
+#: edges) left where non-manifold bits were cut out are closed
+MANIFOLD_REPAIR_PASSES = 5
+PINHOLE_MAX_EDGES = 8
 #: holes up to this area are filled smoothly and marked "filled"; larger gaps are left open and reported
 HOLE_MAX_AREA_CM2 = 80.0
 #: isotropic remeshing: target edge (mm), iterations; scans denser than DECIMATE_ABOVE_FACES are decimated first
 REMESH_EDGE_MM = 1.0
+REMESH_EDGE_RANGE_MM = (0.2, 5.0)     # the target edges the CLI accepts (--edge-mm)
 REMESH_ITERATIONS = 3
 DECIMATE_ABOVE_FACES = 1_500_000
 #: the neck cut: the narrowest horizontal section between these heights below the tragi (head frame, mm)
@@ -45,8 +60,23 @@ HEAD_MIN_THICKNESS_RATIO = 0.3        # parts thinner than this (smallest over l
 NECK_SAMPLES = 200_000                # surface points the sections are measured on
 NECK_CYLINDER_FRAC = 0.55            # sections are measured within this fraction of the tragi's distance of the axis
 NECK_MARGIN_MM = -15.0                # the cut is this far below (negative: above) the lowest full ring (the neck)
+#: neck sections: every NECK_STEP_MM down, the surface points within NECK_SECTION_HALF_MM of the height (at least
+#: NECK_SECTION_MIN_POINTS, else the scan ends there); a section is a full ring while its points fill at least
+#: NECK_RING_MIN_SECTORS of the NECK_SECTOR_DEG sectors round the axis (27 of 36: three quarters of the way round);
+#: its width is the mean of the two horizontal extents between these percentiles (robust to stray points); a
+#: narrowest ring within NECK_END_MARGIN_MM of the search's lower end is the torso's edge, not a neck
+NECK_STEP_MM = 4.0
+NECK_SECTION_HALF_MM = 2.0
+NECK_SECTION_MIN_POINTS = 12
+NECK_SECTOR_DEG = 10.0
+NECK_RING_MIN_SECTORS = 27
+NECK_WIDTH_PERCENTILES = (2, 98)
+NECK_END_MARGIN_MM = 8.0
 #: input points used for the deviation figures of the report
 DEVIATION_SAMPLES = 200_000
+#: input points count for the deviation only within the head's box plus this margin (background and stray pieces
+#: were cut away on purpose)
+DEVIATION_BOX_MARGIN_MM = 5.0
 #: a scan with fewer points than this cannot hold a head
 MIN_SCAN_POINTS = 100
 
@@ -54,6 +84,9 @@ MIN_SCAN_POINTS = 100
 CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2
 HAIRLINE_DENSITY_PER_CM2 = 40.0       # natural hairline 38-78, 51 typical; the sparse edge of the transition band
 DENSITY_MAX_PER_CM2 = 160.0           # above this dots merge ("helmet look")
+#: a density given to the engine (CLI, place_dots) above this is refused: ten times the merging limit, so a unit
+#: mistake (dots per mm2, per m2) fails with a message rather than a plan
+DENSITY_INPUT_MAX_PER_CM2 = DENSITY_MAX_PER_CM2 * 10
 TRANSITION_MM = 25.0                  # 2-3 cm transition band
 HAIRLINE_HEIGHT_MM = 80.0             # mid-frontal point above the glabella, along the skin (7 cm aggressive, 10 conservative)
 HAIRLINE_HEIGHT_RANGE_MM = (55.0, 120.0)
@@ -79,6 +112,63 @@ DENSITY_MODE_FEATHER_MM = 10.0       # mode 'density': the treated area's edge f
 SESSION_FRACTIONS = (0.3, 0.7, 1.0)   # cumulative share of the final density after each session (Liu et al. 2025)
 SESSION_SHADES = ("light", "medium", "dark")
 
+# --- design: plan input checks -----------------------------------------------------------------------------------
+#: the largest coordinate (mm) a point in a plan or a landmarks file may have: a metre from the scan's origin is
+#: already off any head
+MAX_COORD_MM = 1e4
+#: the longest text (characters) a plan's free-text field and a file name in it may hold (one G-code comment line)
+PLAN_TEXT_MAX_CHARS = 200
+PLAN_PATH_MAX_CHARS = 1000
+#: a point of a plan (drawn hairline, scar, reserved centre) farther than this from the skin is a wrong unit or axis
+PLAN_POINT_MAX_OFF_SKIN_MM = 10.0
+#: a hairline polyline file may hold this many bytes per point (of HAIRLINE_FILE_MAX_POINTS): a generous text line
+HAIRLINE_FILE_BYTES_PER_POINT = 50
+#: mask PLY files: a vertex painted red (8-bit red at least MASK_RED_MIN, green and blue at most MASK_GREEN_BLUE_MAX)
+#: is marked; the mask's resolution is its median edge (at least MASK_MIN_TOL_MM), MASK_POINTS_TOL_MM for a mask
+#: without faces; a mask whose marked vertices lie farther than MASK_MAX_OFF_SKIN_MM (median) from the head is refused
+MASK_RED_MIN = 200
+MASK_GREEN_BLUE_MAX = 80
+MASK_POINTS_TOL_MM = 1.0
+MASK_MIN_TOL_MM = 0.5
+MASK_MAX_OFF_SKIN_MM = 2.0
+#: a reserved region given as a mask keeps this radius around every marked vertex unless the plan gives one
+RESERVED_MASK_RADIUS_MM = 0.5
+#: a scar drawn as a polyline is taken as points this far apart along it (finer than the 1 mm surface)
+SCAR_POLYLINE_STEP_MM = 0.5
+
+# --- design: the treated area's edge and the zones ---------------------------------------------------------------
+#: the midline of the forehead: vertices within this distance of the mirror plane (about three 1 mm edges)
+HAIRLINE_MIDLINE_BAND_MM = 3.0
+#: the forehead's profile at the frontotemporal points: vertices within this half width of the vertical plane, from
+#: this far below to this far above the mid-frontal point, at least this many of them
+FOREHEAD_COLUMN_HALF_MM = 2.5
+FOREHEAD_COLUMN_SPAN_MM = (30.0, 80.0)
+FOREHEAD_COLUMN_MIN_POINTS = 10
+#: the temple point's skin: vertices within this half width (ahead and above) of the planned spot
+TEMPLE_SEARCH_HALF_MM = 2.5
+#: the frontotemporal point lies at least this azimuth behind the front and in front of the temple point, and the
+#: temple point at least this far in front of the ear (azimuth 90 degrees)
+HAIRLINE_AZIMUTH_MARGIN_DEG = 3.0
+#: a drawn hairline replaces the control points within its azimuth range widened by this margin
+POLYLINE_CONTROL_MARGIN_DEG = 10.0
+#: the edge's irregularity (Shapiro & Shapiro: never a ruler line): slow waves of these orders (range arguments:
+#: 2 to 5 per turn, symmetric), small steps of these orders (18 to 45 per turn, every third), none at the mid-frontal
+#: point, fading in over this azimuth (Gaussian width)
+EDGE_NOISE_MACRO_WAVES = (2, 6)
+EDGE_NOISE_MICRO_WAVES = (18, 48, 3)
+EDGE_NOISE_FRONT_TAPER_DEG = 12.0
+#: mode 'density' and 'whole-scalp': the feathered edge starts at this share of the core density
+DENSITY_MODE_EDGE_SHARE = 0.5
+#: zones: 'mid' and 'crown' above this fraction of the head's top height (head frame, from the tragi's level);
+#: 'front' and 'back' where the cosine of the azimuth is above this (within 60 degrees of the front or the back)
+ZONE_TOP_FRACTION = 0.75
+ZONE_FRONT_BACK_COS = 0.5
+
+# --- design: existing hair from colour (more) --------------------------------------------------------------------
+#: at least this many forehead skin samples; a skin reference darker than this luminance (0-1) cannot tell hair
+HAIR_SKIN_MIN_SAMPLES = 10
+HAIR_SKIN_MIN_LUMINANCE = 0.05
+
 # --- needle (plan defaults) --------------------------------------------------------------------------------------
 NEEDLE = "0603-1RL"                   # 0.20 mm single point
 NEEDLE_DIAMETER_MM = {"0603-1RL": 0.20, "0603-3RL": 0.20, "0803-1RL": 0.25, "0803-3RL": 0.25, "0501-1RL": 0.18}
@@ -89,6 +179,13 @@ STANDOFF_MM = 3.0                     # approach point above the skin, along the
 STANDOFF_RANGE_MM = (1.0, 20.0)
 CLEARANCE_MM = 1.5                    # travel never comes closer than this to the skin
 SAFE_SHELL_MARGIN_MM = 15.0           # long jumps go out to a shell this far beyond the head's bounding sphere
+SHELL_LIFT_MM = 20.0                  # a long jump first lifts this far along the normal from the approach point
+SHELL_ARC_STEP_DEG = 10.0             # and follows the shell's great circle in steps of at most this angle
+#: the tour of a session: nearest-neighbour start on a grid of this cell (mm; then twice the median nearest spacing),
+#: improved by 2-opt and Or-opt over this many nearest neighbours, at most this many moves per dot
+TOUR_CELL_MM = 2.0
+TOUR_NEIGHBOURS = 8
+TOUR_MOVES_PER_DOT = 50
 PLUNGE_FEED_MM_PER_MIN = 1200.0
 TRAVEL_FEED_MM_PER_MIN = 6000.0
 DWELL_S = 0.05
@@ -96,6 +193,8 @@ FEED_RANGE_MM_PER_MIN = (10.0, 60000.0)
 DWELL_RANGE_S = (0.0, 5.0)
 WORKSPACE_HALF_MM = 1000.0            # default machine: a cube of +-1 m around the scan's origin
 TILT_LIMIT_DEG = 5.0                  # needle axis vs skin normal
+#: a machine profile's registration whose points disagree with a rigid motion by more than this (RMS, mm) is refused
+REGISTRATION_RMS_LIMIT_MM = 1.0
 
 # --- placement ---------------------------------------------------------------------------------------------------
 CANDIDATES_PER_DOT = 5                # weighted sample elimination pool size (FINDINGS: 5 -> rho 0.70)
@@ -111,6 +210,25 @@ RELAX_TARGET = 0.82                   # pairs closer than this fraction of the l
 RELAX_MAX_STEP = 0.3                  # a dot moves at most this fraction of its d_max per pass
 FOLD_COS = 0.0                        # dots whose normals differ by more than 90 degrees never block each other
 MAX_DOTS = 2_000_000
+MAX_SESSIONS = 8                      # a plan has 1 to this many sessions
+#: the relaxation's neighbour lists reach this far (x the median d_max) beyond each pair's target
+LIST_REACH = 1.0
+
+# --- placement: joint multi-class relaxation (issue 3) -----------------------------------------------------------
+#: Defaults from the multi-class study of issue 3 (method B2, started from the subsets result). Targets are in units
+#: of the local union d_max: (same session x own d_max, any other pair, sessions 1-2 x d_max of their union, floor of
+#: sessions 1-2)
+JOINT_SOFT = (0.85, 1.00, 0.97, 1.00)
+JOINT_HARD = (0.75, 0.82, 0.75, 0.82)
+JOINT_SOFT_SWEEPS = 30      # soft (over-compressed) sweeps from the subsets result (the study: 750 from random)
+JOINT_SOFT_OMEGA = 0.5
+JOINT_HARD_SWEEPS = 300     # at most this many projection sweeps onto the hard targets
+JOINT_HARD_OMEGA = 1.7      # over-relaxed projection: 150 sweeps at 0.9, 72 at 1.5, 49 at 1.7 (60k)
+JOINT_HARD_TOL = 1e-2       # projection stops when the largest relative violation is below this (60k: ~50 sweeps)
+JOINT_HARD_PATIENCE = 20    # every this many projection sweeps, the hard targets are lowered by JOINT_HARD_BACKOFF
+JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this fraction of its last check (a stall:
+JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
+JOINT_MAX_STEP = 0.3        # a dot moves at most this fraction of its d_max per sweep
 
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing
@@ -170,3 +288,86 @@ TRAGUS_SKIN_RADIUS_MM = 6.0
 #: its ears, has them 0.55 below and 0.19 in front)
 EAR_BELOW_CRANIUM_CENTRE = 0.47
 EAR_BEHIND_CRANIUM_CENTRE = 0.03
+
+# --- landmarks: estimation (issue 11) ----------------------------------------------------------------------------
+#: Defaults measured on the sample heads (fsaverage, the Lee Perry-Smith head) and on the landmark figures over 50
+#: reordered poses (README); anatomical sizes are typical adult figures.
+#: even points used to orient a head (scale-free steps), and to place the landmarks (mm steps)
+ORIENT_POINTS = 12_000
+LANDMARK_POINTS = 40_000
+#: mirror plane search: candidate normals on a hemisphere, probe points, ICP iterations, share of pairs kept
+MIRROR_CANDIDATES = 200
+MIRROR_PROBE_POINTS = 1_500
+MIRROR_ICP_ITERATIONS = 12
+MIRROR_KEEP_FRACTION = 0.7
+#: scale-free lengths, as fractions of the rms radius of the points about their centre
+MIDLINE_BAND_FRAC = 0.03        # half width of the midline band
+NOSE_CAP_DEPTH_FRAC = 0.05      # depth of the cap whose width tells a nose tip from a skull
+NOSE_CAP_MAX_WIDTH_FRAC = 0.45  # a nose tip's cap is narrower than this (a dome's is about 0.6-0.9)
+DORSUM_STEP_FRAC = (0.08, 0.12, 0.16)  # heights above/below the tip where the profile's recession is compared
+DORSUM_VOTE_TILTS_DEG = (-20.0, -10.0, 0.0, 10.0, 20.0)
+CRANIUM_HEIGHTS_FRAC = (0.3, 0.45)     # section heights above and below the nose tip (fractions of the rms radius)
+TIP_CAP_FRAC = 0.04                    # the nose tip is the centre of the cap this deep (fraction of the rms radius)
+CRANIUM_RATIO = 1.1                    # sections above at least this much larger (or smaller): up is decided
+#: the nasal dorsum (nose tip to nasion) leans forward from the vertical by about this much
+DORSUM_TILT_DEG = 30.0
+#: ear search around the prediction (mm), the protrusion (mm) out of a smooth side fit that marks a pinna, and the
+#: least pinna area (mm2) that counts as an ear
+EAR_SEARCH_HALF_MM = 45.0
+PINNA_PROTRUSION_MM = 6.0
+CONCHA_DEPTH_MM = 4.0                 # the concha (the hollow behind the tragus) lies this deep under the side fit
+TRAGUS_SEARCH_MM = 20.0               # the concha is looked for up to this far in front of the pinna's front edge
+PINNA_MIN_AREA_MM2 = 300.0
+#: the tragus sits at this fraction of the pinna's height, from its lowest point (the ear canal is in the lower half)
+TRAGUS_HEIGHT_FRACTION = 0.45
+#: the preauricular point lies this far in front of the front edge of the concha (the tragus's thickness)
+TRAGUS_WIDTH_MM = 3.0
+#: the glabella is the most prominent midline point this high above the nasion
+GLABELLA_SEARCH_MM = (5.0, 25.0)
+#: the nasion's hollow: profile bins within this fraction of the scale (about 1 mm) of its deepest or most posterior
+#: point make its flat bottom, whose weighted middle is the nasion
+NASION_FLAT_FRAC = 0.01
+#: the rms radius of a head's surface about its centre (fsaverage: 110 mm): the scale of the mm steps of the nasion
+HEAD_RMS_RADIUS_MM = 110.0
+#: the same for the frame's own nasion (the deepest point under the hull; wider bands pull sparse profiles off it)
+NASION_DEEP_FRAC = 0.003
+#: a point set (no faces) is taken to hold about this much surface per point (mm2), for the pinna's area
+POINT_SET_AREA_PER_POINT_MM2 = 4.0
+#: a point set's midline profile: the points within this distance of the mirror plane; at least this many of them
+MIDLINE_BAND_MM = 3.0
+MIDLINE_MIN_POINTS = 100
+#: the nose tip again on the dense profile: the centre of the cap this deep among the profile points this near it
+NOSE_TIP_BAND_MM = 15.0
+NOSE_TIP_CAP_MM = 2.0
+#: head length at the nasion's height (profile points within this band of it); a shorter head lacks its back
+HEAD_LENGTH_BAND_MM = 15.0
+HEAD_LENGTH_MIN_MM = 120.0
+#: the glabella lies no farther behind the nasion than this
+GLABELLA_MAX_BEHIND_MM = 30.0
+#: the inion: the rearmost midline point within this band of the preauricular points' height
+INION_BAND_MM = 5.0
+#: plausibility of estimated landmarks: the nasion lies this far in front of the preauricular points' midpoint
+NASION_AHEAD_OF_EARS_RANGE_MM = (50.0, 150.0)
+#: the ear search: points at least this far to the side of the midline, and at least this many of them
+EAR_SEARCH_LATERAL_MIN_MM = 20.0
+EAR_SEARCH_MIN_POINTS = 50
+#: the smooth fit of the side of the head drops points off it by more than this many robust spreads (at least this
+#: many mm); the skin near the tragus is within SIDE_FIT_SKIN_MM of the fit
+SIDE_FIT_OUTLIER_SPREADS = 2.5
+SIDE_FIT_OUTLIER_MIN_MM = 2.0
+SIDE_FIT_SKIN_MM = 2.0
+#: the pinna's front edge is measured on the rows within this height of the tragus
+TRAGUS_ROW_HALF_MM = 15.0
+#: the concha is looked for within this height of the tragus and from this far behind the pinna's front edge
+CONCHA_HALF_HEIGHT_MM = 6.0
+CONCHA_BEHIND_MM = 5.0
+#: on a head without ears, the skin samples within this square half width of the predicted point
+EARLESS_SKIN_HALF_MM = 4.0
+
+# --- landmarks: given or derived ---------------------------------------------------------------------------------
+#: a given landmark farther than this from the head surface is a wrong unit or axis
+LANDMARK_MAX_OFF_SURFACE_MM = 25.0
+#: a derived glabella: the most prominent profile point within this band of GLABELLA_ABOVE_NASION_MM above the nasion
+GLABELLA_PROFILE_BAND_MM = 2.0
+#: a derived inion: the rearmost profile point within this band of the preauricular points' height
+INION_PROFILE_BAND_MM = 10.0

@@ -121,10 +121,6 @@ LIST_SCHEMA = {
 }
 
 
-#: the largest coordinate (mm) a point in a plan may have: a metre from the scan's origin is already off any head
-MAX_COORD_MM = 1e4
-
-
 def _short(val, n=60) -> str:
     """repr of a value a user wrote, cut to ``n`` characters (a message stays one readable line)."""
     r = repr(val)
@@ -146,10 +142,10 @@ def _points(where, name, val, single=False):
     ok = isinstance(val, list) and (single or len(val) >= 1) and all(
         isinstance(r, list) and len(r) == 3 and all(_is_num(c) for c in r) for r in rows)
     arr = np.asarray(rows, dtype=np.float64) if ok else None
-    if arr is None or not np.isfinite(arr).all() or np.abs(arr).max() > MAX_COORD_MM:
+    if arr is None or not np.isfinite(arr).all() or np.abs(arr).max() > config.MAX_COORD_MM:
         form = "[x, y, z]" if single else "[[x, y, z], ...]"
-        raise PlanError(f"{where}: '{name}' must be {form} in mm (finite, within {MAX_COORD_MM:g} mm of the scan's "
-                        f"origin), not {_short(val)}")
+        raise PlanError(f"{where}: '{name}' must be {form} in mm (finite, within {config.MAX_COORD_MM:g} mm of the "
+                        f"scan's origin), not {_short(val)}")
     return arr[0] if single else arr
 
 
@@ -161,7 +157,7 @@ _BAD_TEXT = set(chr(c) for c in range(32)) | {chr(127), "\u2028", "\u2029", "\x8
 def _check_text(where, name, val, path=False):
     """Refuse text a G-code comment or plan.toml cannot carry; ``path``: a file name (parentheses allowed)."""
     bad = {c for c in val if c in _BAD_TEXT and not (path and c in "()")}
-    if bad or len(val) > (1000 if path else 200):
+    if bad or len(val) > (config.PLAN_PATH_MAX_CHARS if path else config.PLAN_TEXT_MAX_CHARS):
         what = "a line break or control character" if bad - {"(", ")"} else "parentheses" if bad else "too long"
         raise PlanError(f"{where}: '{name}' = {_short(val)} holds {what}; write it as one short line"
                         + ("" if path else " without parentheses"))
@@ -187,7 +183,7 @@ def _check_lists(where, data, plan, base=None):
                 if "mask_ply" in got:
                     if "center_mm" in got:
                         raise PlanError(f"{where}: {key}[{n}] has both center_mm and mask_ply; give one")
-                    got.setdefault("radius_mm", 0.5)
+                    got.setdefault("radius_mm", config.RESERVED_MASK_RADIUS_MM)
                 else:
                     if "center_mm" not in got or "radius_mm" not in got:
                         raise PlanError(f"{where}: {key}[{n}] needs center_mm and radius_mm, or mask_ply")
@@ -274,10 +270,10 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     for key in LIST_SCHEMA:
         plan.setdefault(key, [])
     fr = plan["sessions"]["fractions"]
-    if (not fr or len(fr) > 8 or not all(_is_num(x) for x in fr)
+    if (not fr or len(fr) > config.MAX_SESSIONS or not all(_is_num(x) for x in fr)
             or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
         raise PlanError(f"{where}: 'sessions.fractions' must rise strictly from above 0 to 1.0 "
-                        f"(cumulative, at most 8), e.g. [0.3, 0.7, 1.0]; not {_short(fr)}")
+                        f"(cumulative, at most {config.MAX_SESSIONS}), e.g. [0.3, 0.7, 1.0]; not {_short(fr)}")
     plan["sessions"]["fractions"] = [float(x) for x in fr]
     shades = plan["sessions"]["shades"]
     if len(shades) != len(fr) or not all(isinstance(s, str) and s for s in shades):
@@ -360,7 +356,8 @@ def read_mask_ply(path, prop="mask"):
     if prop == "red":
         if not {"red", "green", "blue"} <= set(names):
             raise PlanError(f"{p}: mask_property 'red' needs vertex colours; the PLY has {', '.join(names)}")
-        marked = (raw["red"] >= 200) & (raw["green"] <= 80) & (raw["blue"] <= 80)
+        red_min, other_max = config.MASK_RED_MIN, config.MASK_GREEN_BLUE_MAX
+        marked = (raw["red"] >= red_min) & (raw["green"] <= other_max) & (raw["blue"] <= other_max)
     else:
         if prop not in names:
             raise PlanError(f"{p}: no vertex property '{prop}'; it has {', '.join(names)}; set mask_property")
@@ -368,10 +365,10 @@ def read_mask_ply(path, prop="mask"):
     if not marked.any():
         raise PlanError(f"{p}: no vertex is marked by '{prop}'; paint the region or check mask_property")
     v = np.asarray(m.vertices, dtype=np.float64)
-    tol = 1.0
+    tol = config.MASK_POINTS_TOL_MM
     if len(m.faces):
         f = np.asarray(m.faces)
-        tol = max(float(np.median(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1))), 0.5)
+        tol = max(float(np.median(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1))), config.MASK_MIN_TOL_MM)
     return v[marked], tol
 
 
@@ -384,7 +381,7 @@ def read_polyline(path) -> list:
     if not p.is_file():
         raise PlanError(f"{p}: hairline polyline file not found; check 'hairline.polyline_file' (relative to the "
                         "plan file)")
-    if p.stat().st_size > 50 * config.HAIRLINE_FILE_MAX_POINTS:
+    if p.stat().st_size > config.HAIRLINE_FILE_BYTES_PER_POINT * config.HAIRLINE_FILE_MAX_POINTS:
         raise PlanError(f"{p}: {p.stat().st_size} bytes is too large for a hairline polyline; give at most "
                         f"{config.HAIRLINE_FILE_MAX_POINTS} points")
     try:
@@ -419,9 +416,9 @@ def read_polyline(path) -> list:
             pts.append(vals)
     arr = np.asarray(pts, dtype=np.float64) if pts else np.zeros((0, 3))
     if arr.ndim != 2 or arr.shape[1:] != (3,) or len(arr) < 3 or not np.isfinite(arr).all() \
-            or np.abs(arr).max() > MAX_COORD_MM:
+            or np.abs(arr).max() > config.MAX_COORD_MM:
         raise PlanError(f"{p}: a hairline polyline needs at least 3 finite points x y z in mm (within "
-                        f"{MAX_COORD_MM:g} mm of the scan's origin)")
+                        f"{config.MAX_COORD_MM:g} mm of the scan's origin)")
     return arr.tolist()
 
 
@@ -463,10 +460,10 @@ def _smoothstep(t):
     return t * t * (3.0 - 2.0 * t)
 
 
-def _column_profile(x, y, z, x0, z_lo, z_hi, half=2.5):
+def _column_profile(x, y, z, x0, z_lo, z_hi, half=config.FOREHEAD_COLUMN_HALF_MM):
     """The front skin's profile in the vertical plane at lateral ``x0``: (z bins, y) with 1 mm bins, or None."""
     m = (np.abs(x - x0) < half) & (y > 0) & (z > z_lo) & (z < z_hi)
-    if m.sum() < 10:
+    if m.sum() < config.FOREHEAD_COLUMN_MIN_POINTS:
         return None
     zb = np.floor(z[m]).astype(np.int64)
     ys = y[m]
@@ -486,7 +483,8 @@ def hairline_controls(local, z_front, hp):
     w = hp["frontotemporal_half_width_mm"]
     az_f, z_f = [], []
     for side in (1.0, -1.0):
-        prof = _column_profile(x, y, z, side * w, z_front - 30.0, z_front + 80.0)
+        below, above = config.FOREHEAD_COLUMN_SPAN_MM
+        prof = _column_profile(x, y, z, side * w, z_front - below, z_front + above)
         if prof is None or prof[0][0] > z_front or prof[0][-1] < z_front:
             raise GeometryError(f"no forehead skin {w:.0f} mm from the midline at the hairline's height; lower "
                                 "hairline.frontotemporal_half_width_mm or check the landmarks")
@@ -502,14 +500,16 @@ def hairline_controls(local, z_front, hp):
     yt, zt = hp["temple_ahead_of_tragus_mm"], hp["temple_above_tragus_mm"]
     xt = []
     for side in (1.0, -1.0):
-        m = (np.abs(y - yt) < 2.5) & (np.abs(z - zt) < 2.5) & (side * x > 0)
+        m = (np.abs(y - yt) < config.TEMPLE_SEARCH_HALF_MM) & (np.abs(z - zt) < config.TEMPLE_SEARCH_HALF_MM) \
+            & (side * x > 0)
         if not m.any():
             raise GeometryError(f"no skin at the temple point ({yt:.0f} mm ahead of and {zt:.0f} mm above the "
                                 "tragi); adjust hairline.temple_ahead_of_tragus_mm / temple_above_tragus_mm")
         xt.append(np.abs(x[m]).max())
     az_ftp, z_ftp = float(np.mean(az_f)), float(np.mean(z_f))
     az_tp = float(np.degrees(np.arctan2(np.mean(xt), yt)))
-    if not 3.0 < az_ftp < az_tp - 3.0 or az_tp > 87.0:
+    margin = config.HAIRLINE_AZIMUTH_MARGIN_DEG
+    if not margin < az_ftp < az_tp - margin or az_tp > 90.0 - margin:
         raise GeometryError(f"the temple point (azimuth {az_tp:.0f} deg) must lie behind the frontotemporal point "
                             f"({az_ftp:.0f} deg) and in front of the ear; lower hairline.frontotemporal_half_width_mm "
                             "or hairline.temple_ahead_of_tragus_mm")
@@ -530,7 +530,8 @@ def polyline_controls(local_poly, controls):
         raise GeometryError("the drawn hairline (hairline.polyline_mm) turns back on itself around the head; give "
                             "its points in order from one side to the other, each further round than the last")
     lo, hi = az.min(), az.max()
-    keep = (controls[:, 0] < lo - 10.0) | (controls[:, 0] > hi + 10.0)
+    margin = config.POLYLINE_CONTROL_MARGIN_DEG
+    keep = (controls[:, 0] < lo - margin) | (controls[:, 0] > hi + margin)
     pts = np.vstack([controls[keep], np.column_stack([az, local_poly[:, 2]])])
     return pts[np.argsort(pts[:, 0])]
 
@@ -554,10 +555,10 @@ def edge_noise(azimuth_rad, macro_mm, micro_mm, seed):
     a = np.abs(np.asarray(azimuth_rad, dtype=np.float64))
     full = np.asarray(azimuth_rad, dtype=np.float64)
     macro = np.zeros_like(a)
-    for k in range(2, 6):
+    for k in range(*config.EDGE_NOISE_MACRO_WAVES):
         macro += rng.normal() / k * np.cos(k * a + rng.uniform(0, 2 * np.pi))
     micro = np.zeros_like(a)
-    for k in range(18, 48, 3):
+    for k in range(*config.EDGE_NOISE_MICRO_WAVES):
         micro += rng.normal() * np.cos(k * full + rng.uniform(0, 2 * np.pi))
     macro *= macro_mm / max(np.abs(macro).max(), 1e-12) if len(a) else 1.0
     micro *= micro_mm / max(np.abs(micro).max(), 1e-12) if len(a) else 1.0
@@ -585,7 +586,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     g_idx = int(tree.query(landmarks.glabella)[1])
     from_glabella = g.distance([g_idx])
     z_g = ((landmarks.glabella - origin) @ R.T)[2]
-    mid = np.flatnonzero((np.abs(x) < 3.0) & (y > 0) & (z > z_g))
+    mid = np.flatnonzero((np.abs(x) < config.HAIRLINE_MIDLINE_BAND_MM) & (y > 0) & (z > z_g))
     if len(mid) == 0 or from_glabella[mid].max() < hp["height_above_glabella_mm"]:
         raise GeometryError("the forehead's midline is too short on this scan for a hairline "
                             f"{hp['height_above_glabella_mm']:.0f} mm above the glabella; lower "
@@ -598,21 +599,21 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     if hp.get("polyline_mm"):
         poly = np.asarray(hp["polyline_mm"], dtype=np.float64)
         off, _ = tree.query(poly)
-        if off.max() > 10.0:
+        if off.max() > config.PLAN_POINT_MAX_OFF_SKIN_MM:
             raise GeometryError(f"a point of the drawn hairline lies {off.max():.0f} mm from the skin; give "
                                 "hairline.polyline_mm in mm in the scan's axes, on the skin")
         controls = polyline_controls((poly - origin) @ R.T, controls)
     edge = edge_height(np.degrees(phi), controls)
     # irregular everywhere but at the mid-frontal point, which stays at the planned height
     noise = edge_noise(np.concatenate([[0.0], phi]), hp["irregularity_mm"], hp["micro_irregularity_mm"], plan["seed"])
-    edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(12.0)) ** 2)
+    edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(config.EDGE_NOISE_FRONT_TAPER_DEG)) ** 2)
     inside = z >= edge
     # distance along the skin to the edge: from the inside vertices that touch the outside
     f = head.faces
     mixed = inside[f].any(axis=1) & ~inside[f].all(axis=1)
     border = np.unique(f[mixed][inside[f[mixed]]])
     to_edge = g.distance(border) if len(border) else np.full(len(z), np.inf)
-    front_border = border[(np.abs(x[border]) < 3.0) & (y[border] > 0)]
+    front_border = border[(np.abs(x[border]) < config.HAIRLINE_MIDLINE_BAND_MM) & (y[border] > 0)]
     figures = {"mode": plan["mode"],
                "mid_frontal_above_glabella_mm": round(float(from_glabella[front_border].min()), 1)
                if len(front_border) else None,
@@ -624,19 +625,19 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     if plan["mode"] in ("density", "whole-scalp"):
         # thinning hair, alopecia areata: the patient's own hairline is intact, so no designed sparse edge (the whole
         # scalp at one density); a short feather only
-        band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), 0.5 * dp["core_per_cm2"]
+        band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), config.DENSITY_MODE_EDGE_SHARE * dp["core_per_cm2"]
     t = np.clip(height / band, 0.0, 1.0) if band > 0 else inside.astype(float)
     ramp = t * t * (3.0 - 2.0 * t)
     density = np.where(inside, sparse + (dp["core_per_cm2"] - sparse) * ramp, 0.0)
     # zones, by priority
-    top = z > 0.75 * z.max()
+    top = z > config.ZONE_TOP_FRACTION * z.max()
     zone = np.full(len(z), ZONES.index("sides"), dtype=np.int64)
-    zone[c < -0.5] = ZONES.index("back")
-    zone[c > 0.5] = ZONES.index("front")
+    zone[c < -config.ZONE_FRONT_BACK_COS] = ZONES.index("back")
+    zone[c > config.ZONE_FRONT_BACK_COS] = ZONES.index("front")
     zone[top & (y >= 0)] = ZONES.index("mid")
     zone[top & (y < 0)] = ZONES.index("crown")
     if plan["mode"] == "bald":
-        zone[(c > 0.5) & inside & (height < band)] = ZONES.index("hairline")
+        zone[(c > config.ZONE_FRONT_BACK_COS) & inside & (height < band)] = ZONES.index("hairline")
     needle_names = tuple(config.NEEDLE_DIAMETER_MM)
     depth = np.full(len(z), plan["needle"]["depth_mm"])
     needle = np.full(len(z), needle_names.index(plan["needle"]["name"]), dtype=np.int64)
@@ -661,13 +662,13 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             pts = np.asarray(s["polyline_mm"], dtype=np.float64)
             dense = [pts[:1]]
             for a, b in zip(pts[:-1], pts[1:]):
-                k = max(int(np.ceil(np.linalg.norm(b - a) / 0.5)), 1)
+                k = max(int(np.ceil(np.linalg.norm(b - a) / config.SCAR_POLYLINE_STEP_MM)), 1)
                 dense.append(a + np.outer(np.arange(1, k + 1) / k, b - a))
             pts = np.vstack(dense)
         else:
             pts = np.asarray(s["points_mm"], dtype=np.float64)
         dist_to_head, idx = tree.query(pts)
-        if dist_to_head.max() > 10.0:
+        if dist_to_head.max() > config.PLAN_POINT_MAX_OFF_SKIN_MM:
             raise GeometryError(f"a scar point lies {dist_to_head.max():.0f} mm from the head surface; give scar "
                                 "coordinates in mm in the scan's axes, on the skin")
         dd = g.distance(np.unique(idx))
@@ -697,7 +698,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
         if "mask_ply" in r:
             pts, tol = read_mask_ply(r["mask_ply"], r["mask_property"])
             off, _ = tree.query(pts)
-            if np.median(off) > 2.0:
+            if np.median(off) > config.MASK_MAX_OFF_SKIN_MM:
                 raise GeometryError(f"{r['mask_ply']}: the marked vertices lie {np.median(off):.0f} mm from this "
                                     "head; paint the head.ply of this scan (mm, scan axes)")
             # every vertex within the mask's resolution (plus the radius) of a marked vertex, and one edge more
@@ -706,7 +707,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
             density[dmask <= tol + r["radius_mm"] + edge] = 0.0
             continue
         dist_to_head, idx = tree.query(np.asarray(r["center_mm"], dtype=np.float64))
-        if dist_to_head > 10.0:
+        if dist_to_head > config.PLAN_POINT_MAX_OFF_SKIN_MM:
             raise GeometryError(f"a reserved region's centre lies {dist_to_head:.0f} mm from the head surface; give "
                                 "it in mm in the scan's axes, on the skin")
         # the skin distance, and to be safe the straight distance plus one edge (a dot lies in a face whose corners
@@ -762,10 +763,10 @@ def hair_cover(head: Head, local, z_glabella) -> np.ndarray:
     x, y, z = local[:, 0], local[:, 1], local[:, 2]
     lo, hi = config.HAIR_SKIN_BAND_MM
     skin = (np.abs(x) < config.HAIR_SKIN_HALF_WIDTH_MM) & (y > 0) & (z > z_glabella + lo) & (z < z_glabella + hi)
-    if skin.sum() < 10:
+    if skin.sum() < config.HAIR_SKIN_MIN_SAMPLES:
         raise GeometryError("no forehead skin to take the skin's colour from; set hair.from_colour = false")
     ref = float(np.median(lum[skin]))
-    if ref <= 0.05:
+    if ref <= config.HAIR_SKIN_MIN_LUMINANCE:
         raise GeometryError(f"the forehead reads black in the scan's colour (luminance {ref:.2f}); hair cannot be "
                             "told from skin; set hair.from_colour = false")
     cover = np.clip((ref - lum) / (ref * (1.0 - config.HAIR_FULL_COVER_LUMINANCE)), 0.0, 1.0)

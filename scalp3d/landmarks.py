@@ -20,20 +20,20 @@ Estimation (any pose and position; the orientation is scale-free, the landmark r
 4. Nasion, for the frame: the deepest stretch of the midline profile under its convex hull between the nose tip and
    the forehead (depth under a hull segment is tilt-free; the near-deepest bins are averaged, weighted by depth, so
    the point moves continuously with the data). The pitch then comes from the nasal dorsum (tip to nasion, two
-   well-defined points): up is the dorsum tilted back by ``DORSUM_TILT_DEG``; tip, nasion and frame are iterated to a
-   fixed point on the even points, then again on the midline profile of the dense ones (on a mesh, its exact section
-   by the mirror plane, so that neither the pose nor the sampling moves it). The nasion itself lies between the
-   middle of the hollow's flat bottom in that frame (its most posterior stretch, within ``NASION_FLAT_FRAC`` of the
-   scale) and the hull's deepest point, which sits lower, pulled down by the nose tip (9 mm on fsaverage):
-   ``config.NASION_DEEP_SHARE`` of the way.
+   well-defined points): up is the dorsum tilted back by ``config.DORSUM_TILT_DEG``; tip, nasion and frame are
+   iterated to a fixed point on the even points, then again on the midline profile of the dense ones (on a mesh, its
+   exact section by the mirror plane, so that neither the pose nor the sampling moves it). The nasion itself lies
+   between the middle of the hollow's flat bottom in that frame (its most posterior stretch, within
+   ``config.NASION_FLAT_FRAC`` of the scale) and the hull's deepest point, which sits lower, pulled down by the nose
+   tip (9 mm on fsaverage): ``config.NASION_DEEP_SHARE`` of the way.
 5. LPA and RPA: on a head without ears, their midpoint is predicted from the cranium: below the centre of the sphere
    fitted to the head above the nasion, at fractions of its radius (``config.EAR_BELOW_CRANIUM_CENTRE``,
    ``config.EAR_BEHIND_CRANIUM_CENTRE``, fsaverage proportions), and the skin is found laterally there. (The ears
    are 45 mm from that centre and 115 mm from the nasion: measured from the nasion, the degree or two by which the
    nose frame's pitch varies would move them by several mm.) When the scan has ears (a pinna that stands out of a
    smooth quadratic fit of the side of the head), the point moves to the skin just in front of the tragus: at
-   ``TRAGUS_HEIGHT_FRACTION`` of the pinna's height, ``TRAGUS_WIDTH_MM`` in front of the concha (the hollow behind
-   the tragus).
+   ``config.TRAGUS_HEIGHT_FRACTION`` of the pinna's height, ``config.TRAGUS_WIDTH_MM`` in front of the concha (the
+   hollow behind the tragus).
 6. Glabella: the most prominent midline point 5-25 mm above the nasion. Vertex: the highest point. Inion: the
    rearmost midline point at the height of the preauricular points.
 
@@ -50,45 +50,6 @@ from .fileio import read_json
 from .types import Head, Landmarks
 
 LANDMARK_KEYS = ("nasion", "glabella", "lpa", "rpa", "vertex", "inion")
-
-#: even points used to orient a head (scale-free steps), and to place the landmarks (mm steps)
-ORIENT_POINTS = 12_000
-LANDMARK_POINTS = 40_000
-#: mirror plane search: candidate normals on a hemisphere, probe points, ICP iterations, share of pairs kept
-MIRROR_CANDIDATES = 200
-MIRROR_PROBE_POINTS = 1_500
-MIRROR_ICP_ITERATIONS = 12
-MIRROR_KEEP_FRACTION = 0.7
-#: scale-free lengths, as fractions of the rms radius of the points about their centre
-MIDLINE_BAND_FRAC = 0.03        # half width of the midline band
-NOSE_CAP_DEPTH_FRAC = 0.05      # depth of the cap whose width tells a nose tip from a skull
-NOSE_CAP_MAX_WIDTH_FRAC = 0.45  # a nose tip's cap is narrower than this (a dome's is about 0.6-0.9)
-DORSUM_STEP_FRAC = (0.08, 0.12, 0.16)  # heights above/below the tip where the profile's recession is compared
-DORSUM_VOTE_TILTS_DEG = (-20.0, -10.0, 0.0, 10.0, 20.0)
-CRANIUM_HEIGHTS_FRAC = (0.3, 0.45)     # section heights above and below the nose tip (fractions of the rms radius)
-TIP_CAP_FRAC = 0.04                    # the nose tip is the centre of the cap this deep (fraction of the rms radius)
-CRANIUM_RATIO = 1.1                    # sections above at least this much larger (or smaller): up is decided
-#: the nasal dorsum (nose tip to nasion) leans forward from the vertical by about this much
-DORSUM_TILT_DEG = 30.0
-#: ear search around the prediction (mm), the protrusion (mm) out of a smooth side fit that marks a pinna, and the
-#: least pinna area (mm2) that counts as an ear
-EAR_SEARCH_HALF_MM = 45.0
-PINNA_PROTRUSION_MM = 6.0
-CONCHA_DEPTH_MM = 4.0
-TRAGUS_SEARCH_MM = 20.0
-PINNA_MIN_AREA_MM2 = 300.0
-#: the tragus sits at this fraction of the pinna's height, from its lowest point (the ear canal is in the lower half)
-TRAGUS_HEIGHT_FRACTION = 0.45
-#: the preauricular point lies this far in front of the front edge of the concha (the tragus's thickness)
-TRAGUS_WIDTH_MM = 3.0
-GLABELLA_SEARCH_MM = (5.0, 25.0)
-#: the nasion's hollow: profile bins within this fraction of the scale (about 1 mm) of its deepest or most posterior
-#: point make its flat bottom, whose weighted middle is the nasion
-NASION_FLAT_FRAC = 0.01
-#: the rms radius of a head's surface about its centre (fsaverage: 110 mm): the scale of the mm steps of the nasion
-HEAD_RMS_RADIUS_MM = 110.0
-#: the same for the frame's own nasion (the deepest point under the hull; wider bands pull sparse profiles off it)
-NASION_DEEP_FRAC = 0.003
 
 _INCOMPLETE = "give the landmarks with --landmarks L.json"
 
@@ -159,9 +120,9 @@ def _mirror_plane(pts):
 
     centre = pts.mean(axis=0)
     _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
-    cands = np.vstack([vt, _fibonacci_hemisphere(MIRROR_CANDIDATES)])
+    cands = np.vstack([vt, _fibonacci_hemisphere(config.MIRROR_CANDIDATES)])
     tree = cKDTree(pts)
-    probe = _subsample(pts, MIRROR_PROBE_POINTS, seed=1)
+    probe = _subsample(pts, config.MIRROR_PROBE_POINTS, seed=1)
     scores = np.array([np.median(tree.query(_mirror(probe, c, centre @ c))[0]) for c in cands])
     picked = []
     for k in np.argsort(scores):
@@ -172,10 +133,10 @@ def _mirror_plane(pts):
     best = None
     for k in picked:
         n, d = cands[k], centre @ cands[k]
-        for _ in range(MIRROR_ICP_ITERATIONS):
+        for _ in range(config.MIRROR_ICP_ITERATIONS):
             m = _mirror(probe, n, d)
             dist, idx = tree.query(m)
-            keep = dist <= np.quantile(dist, MIRROR_KEEP_FRACTION)
+            keep = dist <= np.quantile(dist, config.MIRROR_KEEP_FRACTION)
             src, dst = m[keep], pts[idx[keep]]
             cs, cd = src.mean(axis=0), dst.mean(axis=0)
             u, _, wt = np.linalg.svd((src - cs).T @ (dst - cd))
@@ -194,7 +155,7 @@ def _mirror_plane(pts):
             if done:
                 break
         dist = np.sort(tree.query(_mirror(probe, n, d))[0])
-        err = dist[: int(MIRROR_KEEP_FRACTION * len(dist))].mean()
+        err = dist[: int(config.MIRROR_KEEP_FRACTION * len(dist))].mean()
         if best is None or err < best[2]:
             best = (n, d, err)
     return best
@@ -203,8 +164,8 @@ def _mirror_plane(pts):
 def _mirror_refine(pts, n, d):
     """(unit normal (3,), offset): the mirror plane (n, d) refined on dense surface points (k,3) by point-to-plane
     ICP (mirrored probe points moved onto the tangent planes of their nearest points, the nearest
-    ``MIRROR_KEEP_FRACTION`` of the pairs kept), which does not stall on the spacing of the points as matching them
-    point to point does."""
+    ``config.MIRROR_KEEP_FRACTION`` of the pairs kept), which does not stall on the spacing of the points as matching
+    them point to point does."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(pts)
@@ -221,7 +182,7 @@ def _mirror_refine(pts, n, d):
         s = rel @ n - d_c
         m = probe - 2.0 * s[:, None] * n
         dist, idx = tree.query(m)
-        keep = dist <= np.quantile(dist, MIRROR_KEEP_FRACTION)
+        keep = dist <= np.quantile(dist, config.MIRROR_KEEP_FRACTION)
         new = np.unique(idx[keep][np.isnan(normals[idx[keep], 0])])
         if len(new):
             _, nb = tree.query(pts[new], k=config.MIRROR_REFINE_NEIGHBOURS)
@@ -245,8 +206,8 @@ def _head_frame(pts):
     """Orientation of a head from even surface points (n,3) in any unit.
 
     Returns a dict: 'right', 'fwd', 'up' unit vectors (3,) (up is the nasal dorsum tilted back by
-    ``DORSUM_TILT_DEG``), 'normal', 'offset' (mirror plane: points p with p @ normal == offset), 'tip', 'nasion' (3,)
-    points and 'scale' (rms radius of the points, scan units).
+    ``config.DORSUM_TILT_DEG``), 'normal', 'offset' (mirror plane: points p with p @ normal == offset), 'tip',
+    'nasion' (3,) points and 'scale' (rms radius of the points, scan units).
     Raises GeometryError when no face (nose and nasion) is found.
     """
     pts = np.asarray(pts, dtype=np.float64)
@@ -261,7 +222,7 @@ def _head_frame(pts):
 
     probe = _subsample(pts, 2000, seed=2)
     spacing = np.median(cKDTree(pts).query(probe, k=2)[0][:, 1])
-    half = max(MIDLINE_BAND_FRAC * scale, 1.0 * spacing)
+    half = max(config.MIDLINE_BAND_FRAC * scale, 1.0 * spacing)
     band = np.abs(x) < half
     # in-plane basis
     a = np.cross(n, [1.0, 0, 0] if abs(n[0]) < 0.9 else [0, 1.0, 0])
@@ -276,10 +237,10 @@ def _head_frame(pts):
     for k in range(len(thetas)):
         if abs(x[ext[k]]) > 2 * half:
             continue
-        cap = h[:, k] >= h[ext[k], k] - NOSE_CAP_DEPTH_FRAC * scale
+        cap = h[:, k] >= h[ext[k], k] - config.NOSE_CAP_DEPTH_FRAC * scale
         widths[k] = np.ptp(x[cap])
     k_tip = int(np.argmin(widths))
-    if not np.isfinite(widths[k_tip]) or widths[k_tip] > NOSE_CAP_MAX_WIDTH_FRAC * scale:
+    if not np.isfinite(widths[k_tip]) or widths[k_tip] > config.NOSE_CAP_MAX_WIDTH_FRAC * scale:
         raise GeometryError("no nose was found on the scan (the face may be missing or the scan may be only part of "
                             "a head), so the head cannot be oriented; " + _INCOMPLETE)
     tip = pts[ext[k_tip]]
@@ -293,7 +254,7 @@ def _head_frame(pts):
     side_up = np.cross(n, fwd)
     # vote over forward directions around the first one (it is only good to about 10 degrees)
     votes = 0
-    for tilt in np.radians(DORSUM_VOTE_TILTS_DEG):
+    for tilt in np.radians(config.DORSUM_VOTE_TILTS_DEG):
         f_t = np.cos(tilt) * fwd + np.sin(tilt) * side_up
         u_t = np.cross(n, f_t)
         votes += 1 if _recession(wide, tip, f_t, u_t, scale) <= _recession(wide, tip, f_t, -u_t, scale) else -1
@@ -301,7 +262,7 @@ def _head_frame(pts):
     # the cranium is above the nose: sections of the head a little above the tip are much larger than those as far
     # below it (mouth, chin, neck); when that is clear, it decides the sense of up over the dorsum vote
     cranium = _section_ratio(pts, tip, fwd, side_up, n, scale)
-    if cranium > CRANIUM_RATIO or cranium < 1.0 / CRANIUM_RATIO:
+    if cranium > config.CRANIUM_RATIO or cranium < 1.0 / config.CRANIUM_RATIO:
         first = 0 if cranium > 1.0 else 1
     # 4. nasion: the deepest point of the profile under its hull, between the tip and the forehead; then the pitch
     # from the nasal dorsum (tip to nasion, two well-defined points), iterated to a fixed point, in both senses
@@ -335,13 +296,13 @@ def _head_frame(pts):
 
 
 def _section_ratio(pts, tip, fwd, up, n, scale):
-    """Size of the head's sections (left-right extent times front-back extent) at CRANIUM_HEIGHTS_FRAC of the scale
-    above the nose tip, over the same below it."""
+    """Size of the head's sections (left-right extent times front-back extent) at ``config.CRANIUM_HEIGHTS_FRAC`` of
+    the scale above the nose tip, over the same below it."""
     rel = pts - tip
     hh, ff, xx = rel @ up, rel @ fwd, rel @ n
     size = {1.0: 0.0, -1.0: 0.0}
     for sense in (1.0, -1.0):
-        for frac in CRANIUM_HEIGHTS_FRAC:
+        for frac in config.CRANIUM_HEIGHTS_FRAC:
             sel = np.abs(hh - sense * frac * scale) < 0.03 * scale
             if sel.sum() >= 10:
                 size[sense] += np.ptp(xx[sel]) * np.ptp(ff[sel])
@@ -353,16 +314,17 @@ def _recession(wide, tip, fwd, up, scale):
     rel = wide - tip
     hh, ff = rel @ up, rel @ fwd
     total = 0.0
-    for step in DORSUM_STEP_FRAC:
+    for step in config.DORSUM_STEP_FRAC:
         sel = np.abs(hh - step * scale) < 0.03 * scale
         total += -ff[sel].max() if sel.any() else scale
     return total
 
 
-def _dorsum_frame(mid, tip, fwd, up, n, scale, deep_frac=NASION_DEEP_FRAC):
-    """(tip, nasion, fwd, up): the nose frame iterated to a fixed point, up = the dorsum tilted by DORSUM_TILT_DEG.
+def _dorsum_frame(mid, tip, fwd, up, n, scale, deep_frac=config.NASION_DEEP_FRAC):
+    """(tip, nasion, fwd, up): the nose frame iterated to a fixed point, up = the dorsum tilted by
+    ``config.DORSUM_TILT_DEG``.
     """
-    c, s_ = np.cos(np.radians(DORSUM_TILT_DEG)), np.sin(np.radians(DORSUM_TILT_DEG))
+    c, s_ = np.cos(np.radians(config.DORSUM_TILT_DEG)), np.sin(np.radians(config.DORSUM_TILT_DEG))
     for _ in range(3):
         nasion = _nasion_on_profile(mid, tip, fwd, up, scale, deep_frac=deep_frac)
         dors = nasion - tip
@@ -374,7 +336,7 @@ def _dorsum_frame(mid, tip, fwd, up, n, scale, deep_frac=NASION_DEEP_FRAC):
         up = c * dors - s_ * back
         fwd = np.cross(up, n) * (1.0 if np.cross(up, n) @ fwd > 0 else -1.0)
         near = np.linalg.norm(mid - tip, axis=1) < 0.15 * scale
-        tip = _cap_centre(mid[near], fwd, TIP_CAP_FRAC * scale)
+        tip = _cap_centre(mid[near], fwd, config.TIP_CAP_FRAC * scale)
     return tip, nasion, fwd, up
 
 
@@ -384,7 +346,7 @@ def _cap_centre(points, direction, depth):
     return points[h >= h.max() - depth].mean(axis=0)
 
 
-def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_DEEP_FRAC):
+def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=config.NASION_DEEP_FRAC):
     """The nasion (3,): the deepest stretch of the midline profile under its upper hull above the nose tip (the bins
     within ``deep_frac`` of the scale of the deepest, weighted by depth); with ``bottom``, the middle of the hollow's
     flat bottom in this frame (the final estimate; the frame's own fixed point uses the deepest stretch, which does
@@ -433,7 +395,7 @@ def _nasion_on_profile(mid, tip, fwd, up, scale, bottom=False, deep_frac=NASION_
         # down; the soft-tissue nasion is the most posterior point of the hollow (the profile's tangent parallel to
         # up): the bins near the most posterior one (3-bin smoothed profile), weighted by how near
         fs = np.convolve(np.pad(f, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")[lo: hi + 1]
-        w = np.maximum(fs.min() + NASION_FLAT_FRAC * scale - fs, 0.0)
+        w = np.maximum(fs.min() + config.NASION_FLAT_FRAC * scale - fs, 0.0)
     zc = float((w * z[lo: hi + 1]).sum() / w.sum())
     # the profile's point at that height, interpolated between the bins' points
     prof = mid[j]
@@ -480,17 +442,17 @@ def estimate_axes(points):
     """(right, forward, up) unit vectors of a head in any unit, any pose, from its surface points (n,3).
 
     The orientation is scale-free (see the module's steps 1-4); up is the nasal dorsum tilted back by
-    ``DORSUM_TILT_DEG`` (within about 10 degrees of the scanner's up on fsaverage and Lee), right = forward x up.
+    ``config.DORSUM_TILT_DEG`` (within about 10 degrees of the scanner's up on fsaverage and Lee), right = forward x up.
 
     Examples
     --------
     >>> right, fwd, up = estimate_axes(head.vertices)  # doctest: +SKIP
     """
-    fr = _head_frame(_even_points(points, ORIENT_POINTS))
+    fr = _head_frame(_even_points(points, config.ORIENT_POINTS))
     return fr["right"], fr["fwd"], fr["up"]
 
 
-def _midline_profile(vertices, origin, R, band_mm=3.0):
+def _midline_profile(vertices, origin, R, band_mm=config.MIDLINE_BAND_MM):
     """Points of the midline (|x| < band) in head coordinates, sorted by height: (y forward, z up) arrays."""
     local = (vertices - origin) @ R.T
     sel = np.abs(local[:, 0]) < band_mm
@@ -524,9 +486,9 @@ def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
     """
     local = (pts - nasion) @ R.T
     lat = side * local[:, 0]
-    win = ((np.abs(local[:, 1] - centre_l[1]) < EAR_SEARCH_HALF_MM)
-           & (np.abs(local[:, 2] - centre_l[2]) < EAR_SEARCH_HALF_MM) & (lat > 20.0))
-    if win.sum() < 50:
+    win = ((np.abs(local[:, 1] - centre_l[1]) < config.EAR_SEARCH_HALF_MM)
+           & (np.abs(local[:, 2] - centre_l[2]) < config.EAR_SEARCH_HALF_MM) & (lat > config.EAR_SEARCH_LATERAL_MIN_MM))
+    if win.sum() < config.EAR_SEARCH_MIN_POINTS:
         raise GeometryError(f"the {'right' if side > 0 else 'left'} side of the head is missing from the scan, so "
                             "the preauricular point cannot be estimated; " + _INCOMPLETE)
     p = local[win]
@@ -539,10 +501,10 @@ def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
         coef, *_ = np.linalg.lstsq(design[keep], q[keep], rcond=None)
         res = q - design @ coef
         spread = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
-        keep = np.abs(res) < max(2.5 * spread, 2.0)
+        keep = np.abs(res) < max(config.SIDE_FIT_OUTLIER_SPREADS * spread, config.SIDE_FIT_OUTLIER_MIN_MM)
     res = q - design @ coef
-    pinna = res > PINNA_PROTRUSION_MM
-    if pinna.sum() * area_per_point >= PINNA_MIN_AREA_MM2:
+    pinna = res > config.PINNA_PROTRUSION_MM
+    if pinna.sum() * area_per_point >= config.PINNA_MIN_AREA_MM2:
         # the pinna's biggest cluster (ears are one piece; noise is scattered)
         from scipy.sparse.csgraph import connected_components
         from scipy.spatial import cKDTree
@@ -554,27 +516,28 @@ def _preauricular(pts, area_per_point, nasion, centre_l, R, side):
         g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(ip), len(ip)))
         _, lab = connected_components(g, directed=False)
         big = ip[lab == np.bincount(lab).argmax()]
-        if len(big) * area_per_point >= PINNA_MIN_AREA_MM2:
+        if len(big) * area_per_point >= config.PINNA_MIN_AREA_MM2:
             u_lo, u_hi = p[big, 2].min(), p[big, 2].max()
-            u_t = u_lo + TRAGUS_HEIGHT_FRACTION * (u_hi - u_lo)
-            front_rows = big[np.abs(p[big, 2] - u_t) < 15.0]
+            u_t = u_lo + config.TRAGUS_HEIGHT_FRACTION * (u_hi - u_lo)
+            front_rows = big[np.abs(p[big, 2] - u_t) < config.TRAGUS_ROW_HALF_MM]
             f_t = (p[front_rows, 1] if len(front_rows) else p[big, 1]).max()
             # the concha: the hollow in front of the antihelix; the tragus is its front rim
-            pit = (np.abs(p[:, 2] - u_t) < 6.0) & (p[:, 1] > f_t - 5.0) & (p[:, 1] < f_t + TRAGUS_SEARCH_MM) \
-                & (res < -CONCHA_DEPTH_MM)
-            f_t = (p[pit, 1].max() + TRAGUS_WIDTH_MM) if pit.any() else f_t + TRAGUS_WIDTH_MM
+            pit = (np.abs(p[:, 2] - u_t) < config.CONCHA_HALF_HEIGHT_MM) & (p[:, 1] > f_t - config.CONCHA_BEHIND_MM) \
+                & (p[:, 1] < f_t + config.TRAGUS_SEARCH_MM) & (res < -config.CONCHA_DEPTH_MM)
+            f_t = (p[pit, 1].max() + config.TRAGUS_WIDTH_MM) if pit.any() else f_t + config.TRAGUS_WIDTH_MM
             # the skin point nearest that spot; where the samples there are all off the smooth side (the tragus
             # and the concha are a few mm wide), the smooth fit of the side at the spot: the ear was found, and the
             # earless prediction below would be a head proportion away (20 mm on the Lee Perry-Smith head)
             gap = (p[:, 1] - f_t) ** 2 + (p[:, 2] - u_t) ** 2
-            skin = (np.abs(res) < 2.0) & (gap < config.TRAGUS_SKIN_RADIUS_MM ** 2)
+            skin = (np.abs(res) < config.SIDE_FIT_SKIN_MM) & (gap < config.TRAGUS_SKIN_RADIUS_MM ** 2)
             if skin.any():
                 return pts[win][np.flatnonzero(skin)[np.argmin(gap[skin])]]
             f_c, u_c = f_t - centre_l[1], u_t - centre_l[2]
             lat_fit = float(coef @ [1.0, f_c, u_c, f_c * f_c, f_c * u_c, u_c * u_c])
             return nasion + R.T @ np.array([side * lat_fit, f_t, u_t])
     # no ear: the outermost skin around the prediction
-    near = (np.abs(p[:, 1] - centre_l[1]) < 4.0) & (np.abs(p[:, 2] - centre_l[2]) < 4.0)
+    near = (np.abs(p[:, 1] - centre_l[1]) < config.EARLESS_SKIN_HALF_MM) \
+        & (np.abs(p[:, 2] - centre_l[2]) < config.EARLESS_SKIN_HALF_MM)
     if not near.any():
         raise GeometryError(f"the {'right' if side > 0 else 'left'} side of the head has a hole where the "
                             "preauricular point should be; " + _INCOMPLETE)
@@ -598,11 +561,11 @@ def estimate_landmarks(head: Head) -> Landmarks:
     v = np.asarray(head.vertices, dtype=np.float64)
     f = np.asarray(head.faces, dtype=np.int64)
     if len(f):
-        pts, area_pp = _surface_samples(v, f, LANDMARK_POINTS)
+        pts, area_pp = _surface_samples(v, f, config.LANDMARK_POINTS)
     else:
-        pts = _even_points(v, LANDMARK_POINTS)
-        area_pp = 4.0
-    fr = _head_frame(_even_points(pts, ORIENT_POINTS))
+        pts = _even_points(v, config.LANDMARK_POINTS)
+        area_pp = config.POINT_SET_AREA_PER_POINT_MM2
+    fr = _head_frame(_even_points(pts, config.ORIENT_POINTS))
     # the mirror plane again on the dense points (on the even ones it wobbles by a degree or two with the sampling)
     n, offset = _mirror_refine(pts, fr["normal"], fr["offset"])
     # the nasion again on the midline profile, in the frame found: the mesh's own section by the mirror plane (exact:
@@ -610,29 +573,29 @@ def estimate_landmarks(head: Head) -> Landmarks:
     # sampling to the next, which tilts the frame by a few degrees and moves the ears' prediction 115 mm behind by
     # several millimetres), or the points in a band around it for a point set
     mid = _mesh_section(v, f, n, offset, config.MIDLINE_SECTION_STEP_MM) if len(f) else \
-        pts[np.abs(pts @ n - offset) < 3.0]
-    if len(mid) < 100:
+        pts[np.abs(pts @ n - offset) < config.MIDLINE_BAND_MM]
+    if len(mid) < config.MIDLINE_MIN_POINTS:
         raise GeometryError("the scan is too sparse along the face's midline to estimate the nasion; " + _INCOMPLETE)
     # the frame's pitch again from the dense profile (the even points hold one or two points per profile bin)
     # (in mm from here: the rms radius of a head alone, so that shoulders or a torso in the scan change nothing)
-    scale_mm = HEAD_RMS_RADIUS_MM
-    _, _, fwd_d, up_d = _dorsum_frame(mid, fr["tip"], fr["fwd"], fr["up"], n, scale_mm, NASION_FLAT_FRAC)
+    scale_mm = config.HEAD_RMS_RADIUS_MM
+    _, _, fwd_d, up_d = _dorsum_frame(mid, fr["tip"], fr["fwd"], fr["up"], n, scale_mm, config.NASION_FLAT_FRAC)
     right_d = np.cross(fwd_d, up_d)
     fr.update(fwd=fwd_d, up=up_d, right=right_d / np.linalg.norm(right_d))
-    tip_band = mid[np.linalg.norm(mid - fr["tip"], axis=1) < 15.0]
-    tip = _cap_centre(tip_band, fr["fwd"], 2.0) if len(tip_band) else fr["tip"]
+    tip_band = mid[np.linalg.norm(mid - fr["tip"], axis=1) < config.NOSE_TIP_BAND_MM]
+    tip = _cap_centre(tip_band, fr["fwd"], config.NOSE_TIP_CAP_MM) if len(tip_band) else fr["tip"]
     # between the hollow's most posterior point in this frame and its deepest point under the chord from the nose
     # tip to the forehead (see config.NASION_DEEP_SHARE), on the mirror plane
     bottom = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, bottom=True)
-    deep = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, deep_frac=NASION_FLAT_FRAC)
+    deep = _nasion_on_profile(mid, tip, fr["fwd"], fr["up"], scale_mm, deep_frac=config.NASION_FLAT_FRAC)
     nasion = bottom + config.NASION_DEEP_SHARE * (deep - bottom)
     nasion = nasion - n * (nasion @ n - offset)
     # head length at the nasion's height: from the nasion to the back of the skull along the midline
     R = np.vstack([fr["right"], fr["fwd"], fr["up"]])
     loc_mid = (mid - nasion) @ R.T
-    level_band = np.abs(loc_mid[:, 2]) < 15.0
+    level_band = np.abs(loc_mid[:, 2]) < config.HEAD_LENGTH_BAND_MM
     length = -loc_mid[level_band, 1].min() if level_band.any() else 0.0
-    if length < 120.0:
+    if length < config.HEAD_LENGTH_MIN_MM:
         raise GeometryError(f"the back of the head is missing from the scan (it is {length:.0f} mm long behind the "
                             "nasion), so the preauricular points cannot be estimated; " + _INCOMPLETE)
     # the ears' midpoint, predicted from the centre of the cranium (see _ear_centre), on the mirror plane
@@ -641,20 +604,21 @@ def estimate_landmarks(head: Head) -> Landmarks:
     rpa = _preauricular(pts, area_pp, nasion, centre_l, R, +1)
     lpa = _preauricular(pts, area_pp, nasion, centre_l, R, -1)
     local = (pts - nasion) @ R.T
-    sel = (loc_mid[:, 2] > GLABELLA_SEARCH_MM[0]) & (loc_mid[:, 2] < GLABELLA_SEARCH_MM[1]) \
-        & (loc_mid[:, 1] > -30.0)
+    sel = (loc_mid[:, 2] > config.GLABELLA_SEARCH_MM[0]) & (loc_mid[:, 2] < config.GLABELLA_SEARCH_MM[1]) \
+        & (loc_mid[:, 1] > -config.GLABELLA_MAX_BEHIND_MM)
     glabella = mid[sel][np.argmax(loc_mid[sel, 1])] if sel.any() else \
         nasion + config.GLABELLA_ABOVE_NASION_MM * fr["up"]
     vertex = pts[np.argmax(local[:, 2])]
     level = ((0.5 * (lpa + rpa)) - nasion) @ fr["up"]
-    back = (np.abs(loc_mid[:, 2] - level) < 5.0) & (loc_mid[:, 1] < -0.5 * length)
+    back = (np.abs(loc_mid[:, 2] - level) < config.INION_BAND_MM) & (loc_mid[:, 1] < -0.5 * length)
     inion = mid[back][np.argmin(loc_mid[back, 1])] if back.any() else None
 
     # plausibility: a face in front of two ears, at human proportions
     width = float(np.linalg.norm(rpa - lpa))
     ahead = float((nasion - 0.5 * (lpa + rpa)) @ fr["fwd"])
     lo, hi = config.EAR_DISTANCE_RANGE_MM
-    if not (lo <= width <= hi and 50.0 <= ahead <= 150.0):
+    ahead_lo, ahead_hi = config.NASION_AHEAD_OF_EARS_RANGE_MM
+    if not (lo <= width <= hi and ahead_lo <= ahead <= ahead_hi):
         raise GeometryError(f"the landmarks estimated on this scan are implausible (ears {width:.0f} mm apart, nasion "
                             f"{ahead:.0f} mm in front of them): the face or the sides may be missing or the scan may "
                             "not be in mm; " + _INCOMPLETE)
@@ -681,7 +645,7 @@ def load_landmarks(path, scale_to_mm: float = 1.0) -> dict:
 def _read_landmarks(path, scale_to_mm):
     from pathlib import Path
 
-    max_mm = 1e4  # a landmark farther than this from the scan's origin is a wrong unit or a typo, not a head
+    max_mm = config.MAX_COORD_MM  # a landmark farther than this from the scan's origin is a wrong unit or a typo
     if Path(path).is_dir():
         raise InputError(f"{path}: is a folder; give the landmarks JSON file")
     try:
@@ -731,7 +695,7 @@ def resolve_landmarks(head: Head, given: dict | None = None, given_source: str =
     for key in LANDMARK_KEYS:
         if key in given:
             dist, i = tree.query(given[key])
-            if dist > 25.0:
+            if dist > config.LANDMARK_MAX_OFF_SURFACE_MM:
                 raise InputError(f"landmark '{key}' lies {dist:.0f} mm from the head surface; check its units "
                                  f"(mm, or \"units\": \"scan\") and axes")
             vals[key], srcs[key] = np.asarray(given[key], dtype=np.float64), given_source
@@ -749,7 +713,7 @@ def resolve_landmarks(head: Head, given: dict | None = None, given_source: str =
     else:
         prof = _midline_profile(head.vertices, origin, R)
         n_l = (lm.nasion - origin) @ R.T
-        near = prof[np.abs(prof[:, 2] - (n_l[2] + config.GLABELLA_ABOVE_NASION_MM)) < 2.0]
+        near = prof[np.abs(prof[:, 2] - (n_l[2] + config.GLABELLA_ABOVE_NASION_MM)) < config.GLABELLA_PROFILE_BAND_MM]
         near = near[near[:, 1] > 0]
         g_l = near[np.argmax(near[:, 1])] if len(near) else n_l + [0, 0, config.GLABELLA_ABOVE_NASION_MM]
         lm.glabella, srcs["glabella"] = origin + g_l @ R, "derived"
@@ -759,7 +723,7 @@ def resolve_landmarks(head: Head, given: dict | None = None, given_source: str =
         lm.inion = vals["inion"]
     else:
         prof = _midline_profile(head.vertices, origin, R)
-        back = prof[(np.abs(prof[:, 2]) < 10.0) & (prof[:, 1] < 0)]
+        back = prof[(np.abs(prof[:, 2]) < config.INION_PROFILE_BAND_MM) & (prof[:, 1] < 0)]
         lm.inion = origin + back[np.argmin(back[:, 1])] @ R if len(back) else None
         srcs["inion"] = "derived"
     lm.sources = srcs

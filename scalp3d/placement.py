@@ -67,8 +67,8 @@ def vertex_normals_of(vertices, faces):
 def _fractions(sessions):
     if isinstance(sessions, (int, np.integer)):
         k = int(sessions)
-        if k < 1 or k > 8:
-            raise InputError(f"sessions must be 1-8, not {k}")
+        if k < 1 or k > config.MAX_SESSIONS:
+            raise InputError(f"sessions must be 1-{config.MAX_SESSIONS}, not {k}")
         if k == len(config.SESSION_FRACTIONS):
             return np.array(config.SESSION_FRACTIONS)
         return np.arange(1, k + 1) / k
@@ -146,8 +146,8 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
         dens_v = np.broadcast_to(np.asarray(density_per_cm2, dtype=np.float64), (len(v),)).copy()
     if not np.isfinite(dens_v).all() or dens_v.min() < 0:
         raise InputError("density_per_cm2 must be finite and >= 0 everywhere")
-    if dens_v.max() > config.DENSITY_MAX_PER_CM2 * 10:
-        raise InputError(f"density_per_cm2 up to {dens_v.max():.0f}; at most {config.DENSITY_MAX_PER_CM2 * 10:.0f}")
+    if dens_v.max() > config.DENSITY_INPUT_MAX_PER_CM2:
+        raise InputError(f"density_per_cm2 up to {dens_v.max():.0f}; at most {config.DENSITY_INPUT_MAX_PER_CM2:.0f}")
 
     areas = K.triangle_areas(v, f)
     dens_f = dens_v[f].mean(axis=1)
@@ -250,7 +250,7 @@ def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar
     cell = float(np.median(r))
     nn_old, _ = K.nearest_distance(p, p, cell, True)
     # the lists serve the sweeps and the guard's nearest distances (a pair closer than the guard's limit is listed)
-    lists = _PairLists(cls, target, LIST_REACH * cell, fold_cos)
+    lists = _PairLists(cls, target, config.LIST_REACH * cell, fold_cos)
     for _ in range(passes):
         p2, n2, fi2, b2, _worst, moved = multiclass_sweep(p, n, fi, b, movable, cls, r, target, fold_cos, 1.0,
                                                           config.RELAX_MAX_STEP, *lists.at(p, n, r), v, vn, f,
@@ -276,7 +276,6 @@ def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar
 
 #: the spacing floor as the kernels take it: (fraction of the local spacing, absolute minimum in mm)
 _FLOOR = (config.SPACING_FLOOR_FRACTION, config.SPACING_FLOOR_MIN_MM)
-LIST_REACH = 1.0            # neighbour lists reach this far (x the median d_max) beyond each pair's target
 
 
 class _PairLists:
@@ -300,41 +299,27 @@ class _PairLists:
         return self.lists
 
 
-# joint mode (issue 3; study: /tmp/mcstudy, method B2 started from the subsets result). Targets are in units of the
-# local union d_max: (same session x own d_max, any other pair, sessions 1-2 x d_max of their union, floor of 1-2)
-JOINT_SOFT = (0.85, 1.00, 0.97, 1.00)
-JOINT_HARD = (0.75, 0.82, 0.75, 0.82)
-JOINT_SOFT_SWEEPS = 30      # soft (over-compressed) sweeps from the subsets result (the study: 750 from random)
-JOINT_SOFT_OMEGA = 0.5
-JOINT_HARD_SWEEPS = 300     # at most this many projection sweeps onto the hard targets
-JOINT_HARD_OMEGA = 1.7      # over-relaxed projection: 150 sweeps at 0.9, 72 at 1.5, 49 at 1.7 (60k)
-JOINT_HARD_TOL = 1e-2       # projection stops when the largest relative violation is below this (60k: ~50 sweeps)
-JOINT_HARD_PATIENCE = 20    # every this many projection sweeps, the hard targets are lowered by JOINT_HARD_BACKOFF
-JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this fraction of its last check (a stall:
-JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
-JOINT_MAX_STEP = 0.3
-
 
 def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, session, fractions,
                  new_fraction, fold_cos, dens_v=None, soft_sweeps=None, hard_sweeps=None, tol=None,
                  stats=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`).
 
-    Soft stage: ``soft_sweeps`` Jacobi sweeps at over-compressed targets (JOINT_SOFT) make the union and every session
-    uniform and irregular at once; hard stage: over-relaxed projection sweeps onto JOINT_HARD (the guarantees: every
-    session >= 0.75 of its own d_max, the union >= 0.82, each within JOINT_HARD_TOL) until the largest relative
-    violation is below JOINT_HARD_TOL. Where the targets cannot all be met (fixed dots that cannot make room, extreme
-    session counts) the projection stalls; the targets are then lowered step by step (``stats["level"]`` < 1) until it
-    converges. Fixed dots push every new dot at the union targets and never move. With ``dens_v`` (final density per
-    vertex, dots per cm2), the new dots' local spacing follows them as they move (sweeps move dots across density
-    bands).
+    Soft stage: ``soft_sweeps`` Jacobi sweeps at over-compressed targets (``config.JOINT_SOFT``) make the union and
+    every session uniform and irregular at once; hard stage: over-relaxed projection sweeps onto ``config.JOINT_HARD``
+    (the guarantees: every session >= 0.75 of its own d_max, the union >= 0.82, each within ``config.JOINT_HARD_TOL``)
+    until the largest relative violation is below ``config.JOINT_HARD_TOL``. Where the targets cannot all be met
+    (fixed dots that cannot make room, extreme session counts) the projection stalls; the targets are then lowered
+    step by step (``stats["level"]`` < 1) until it converges. Fixed dots push every new dot at the union targets and
+    never move. With ``dens_v`` (final density per vertex, dots per cm2), the new dots' local spacing follows them as
+    they move (sweeps move dots across density bands).
     """
     from scalp3d.kernels.multiclass import floor_offenders, multiclass_sweep, session_scales
     from scalp3d.kernels.relax import vertex_faces
 
-    soft_sweeps = JOINT_SOFT_SWEEPS if soft_sweeps is None else soft_sweeps
-    hard_sweeps = JOINT_HARD_SWEEPS if hard_sweeps is None else hard_sweeps
-    tol = JOINT_HARD_TOL if tol is None else tol
+    soft_sweeps = config.JOINT_SOFT_SWEEPS if soft_sweeps is None else soft_sweeps
+    hard_sweeps = config.JOINT_HARD_SWEEPS if hard_sweeps is None else hard_sweeps
+    tol = config.JOINT_HARD_TOL if tol is None else tol
     n_fix = len(fixed_pts)
     k = len(fractions)
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)]))
@@ -351,8 +336,10 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
     movable = np.concatenate([np.zeros(n_fix, bool), np.ones(len(pos), bool)])[srt]
     cls = np.ascontiguousarray(np.concatenate([np.full(n_fix, k, np.int64), session.astype(np.int64) - 1])[srt])
     ok = np.ascontiguousarray(face_ok)
-    soft = session_scales(shares, new_fraction, *JOINT_SOFT[:3], first_two_floor=JOINT_SOFT[3], fixed_class=True)
-    hard = session_scales(shares, new_fraction, *JOINT_HARD[:3], first_two_floor=JOINT_HARD[3], fixed_class=True)
+    soft = session_scales(shares, new_fraction, *config.JOINT_SOFT[:3], first_two_floor=config.JOINT_SOFT[3],
+                          fixed_class=True)
+    hard = session_scales(shares, new_fraction, *config.JOINT_HARD[:3], first_two_floor=config.JOINT_HARD[3],
+                          fixed_class=True)
 
     # the guard holds the union's floor; each session's own (half its own spacing) is left to the targets, which
     # keep it with a wide margin (0.75 of the own spacing), and to the pipeline's check: guarding it too blocked the
@@ -368,14 +355,14 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
         return r
 
     # one set of lists for both stages: each pair within the larger of its soft and hard targets
-    lists = _PairLists(cls, np.maximum(soft, hard), LIST_REACH * float(np.median(r)), fold_cos)
+    lists = _PairLists(cls, np.maximum(soft, hard), config.LIST_REACH * float(np.median(r)), fold_cos)
 
     def sweep(p, n, fi, b, r, scale, omega):
         """One sweep, then its guard: no move may break the spacing floor
         (:func:`scalp3d.kernels.multiclass.floor_offenders`); offenders go back until none is left."""
         p2, n2, fi2, b2, worst, moved = multiclass_sweep(p, n, fi, b, movable, cls, r, scale, fold_cos, omega,
-                                                         JOINT_MAX_STEP, *lists.at(p, n, r), v, vn, f, vf_ptr,
-                                                         vf_idx, ok)
+                                                         config.JOINT_MAX_STEP, *lists.at(p, n, r), v, vn, f,
+                                                         vf_ptr, vf_idx, ok)
         if moved == 0:
             return p, n, fi, b, r, worst
         r2 = follow_density(r, fi2, b2)
@@ -389,20 +376,20 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
 
     worst = float("nan")
     for _ in range(soft_sweeps):
-        p, n, fi, b, r, worst = sweep(p, n, fi, b, r, soft, JOINT_SOFT_OMEGA)
+        p, n, fi, b, r, worst = sweep(p, n, fi, b, r, soft, config.JOINT_SOFT_OMEGA)
     # projection; when it stalls (infeasible targets, e.g. around fixed dots that cannot make room), the hard targets
     # are lowered a little at a time, so the sweeps always end on a consistent state rather than an oscillating one
     # (lowering the targets only around the dots that keep a violation was tried: it converges in fewer sweeps, but
     # around fixed dots the sessions' worst spacing comes out worse: 0.53, against over 0.6, in the fixed-dot test)
     done, level, ref = 0, 1.0, np.inf
     for done in range(1, hard_sweeps + 1):
-        p2, n2, fi2, b2, r2, worst = sweep(p, n, fi, b, r, hard * level, JOINT_HARD_OMEGA)
+        p2, n2, fi2, b2, r2, worst = sweep(p, n, fi, b, r, hard * level, config.JOINT_HARD_OMEGA)
         if worst < tol:
             break  # the old positions already satisfy the targets: keep them
         p, n, fi, b, r = p2, n2, fi2, b2, r2
-        if done % JOINT_HARD_PATIENCE == 0:
-            if worst > JOINT_HARD_STALL * ref:
-                level *= JOINT_HARD_BACKOFF
+        if done % config.JOINT_HARD_PATIENCE == 0:
+            if worst > config.JOINT_HARD_STALL * ref:
+                level *= config.JOINT_HARD_BACKOFF
             ref = worst
     if stats is not None:
         stats.update(soft_sweeps=soft_sweeps, hard_sweeps=done, worst=float(worst), level=level)
