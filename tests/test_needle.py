@@ -165,3 +165,39 @@ def test_planner_refuses_travel_through_head(setup):
     bad.exit_points = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 200.0]])
     with pytest.raises(SafetyError, match="comes .* from the skin"):
         check_program(bad, surface)
+
+
+def test_per_dot_seconds_by_hand():
+    """Three dots with feeds, distances and dwell chosen so each time is a hand sum:
+    rapid 3000 mm/min = 50 mm/s, travel 1200 mm/min = 20 mm/s, plunge 600 mm/min = 10 mm/s, standoff 3 mm, dwell 0.1 s.
+    Dot 1: in from the shell (30 mm rapid: 0.6 s), plunge 3.5 mm (0.35 s), dwell, retract 3.5 mm rapid (0.07 s).
+    Dot 2: 5 mm straight travel at the travel feed (0.25 s), plunge 3.6 mm (0.36 s), dwell, retract (0.072 s).
+    Dot 3: a lift over two waypoints, 20 + 10 + 20 mm at rapid (1.0 s), plunge 3.7 mm (0.37 s), dwell, retract
+    (0.074 s), and the way out, 30 mm at rapid (0.6 s)."""
+    from scalp3d.needle import Program, per_dot_seconds
+
+    approach = np.array([[0.0, 0.0, 10.0], [3.0, 4.0, 10.0], [9.0, 12.0, 10.0]])
+    via = np.array([[0.0, 0.0, 40.0],                       # dot 1's way in
+                    [3.0, 4.0, 30.0], [9.0, 12.0, 30.0]])   # dot 3's lift
+    normals = np.tile([0.0, 0.0, 1.0], (3, 1))
+    prog = Program(session=1, ids=np.array([1, 2, 3]), skin=approach - [0, 0, 3], normals=normals,
+                   tips=approach - [0, 0, 3.6], approach=approach, depth_mm=np.array([0.5, 0.6, 0.7]),
+                   angles_deg=np.zeros((3, 2)), via_indptr=np.array([0, 1, 1, 3]), via_points=via,
+                   exit_points=np.array([[9.0, 12.0, 40.0]]), zone=["core"] * 3, needle=["0603-1RL"] * 3,
+                   shade="light", plunge_feed_mm_per_min=600.0, travel_feed_mm_per_min=1200.0, dwell_s=0.1,
+                   standoff_mm=3.0, clearance_mm=1.5, machine=Machine(rapid_mm_per_min=3000.0))
+    expected = [0.6 + 0.35 + 0.1 + 0.07,
+                0.25 + 0.36 + 0.1 + 0.072,
+                1.0 + 0.37 + 0.1 + 0.074 + 0.6]
+    assert per_dot_seconds(prog) == pytest.approx(expected, abs=1e-12)
+
+
+def test_per_dot_seconds_sum_to_the_session_estimate(setup):
+    from scalp3d.needle import per_dot_seconds
+
+    prog = setup[4]
+    t = per_dot_seconds(prog)
+    assert t.shape == (len(prog),) and np.all(t > 0)
+    # no dot takes less than its plunge, dwell and retract
+    assert np.all(t >= (prog.standoff_mm + prog.depth_mm) / (prog.plunge_feed_mm_per_min / 60) + prog.dwell_s)
+    assert t.sum() == pytest.approx(prog.estimated_time_s, rel=1e-9)

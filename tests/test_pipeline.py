@@ -171,4 +171,74 @@ def test_existing_plan_is_not_overwritten(tmp_path, lee_path):
 def test_demo_replaces_an_earlier_demo(demo_dir, tmp_path):
     out = tmp_path / "d"
     shutil.copytree(demo_dir, out)
-    run(out, sample=True, render=False, log=lambda *a: None)  # no --overwrite needed over a demo
+    assert (out / "preview.png").exists()  # the earlier demo was rendered; this one is not
+    logged = []
+    summary = run(out, sample=True, render=False, log=logged.append)  # no --overwrite needed over a demo
+    # replaced whole: exactly the new demo's files (the earlier pictures gone), the earlier demo not kept as
+    # d.previous-N, no temporary folder left beside it
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUT_FILES)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+    assert not any("kept as" in line for line in logged)
+    # the same sample head, plan and seed: the same dots and programs
+    for name in ("dots.csv", "session-1.ngc"):
+        assert (out / name).read_bytes() == (demo_dir / name).read_bytes(), name
+    assert json.loads((out / "summary.json").read_text())["dots_total"] == summary["dots_total"]
+
+
+def _small_summary():
+    return {"treated_area_cm2": 512.345, "dots_total": 51234, "seed": 7,
+            "sessions": [{"session": 1, "dots": 15370, "cumulative_dots": 15370, "cumulative_fraction": 0.3,
+                          "shade": "light", "estimated_time_min": 42.26, "lifted_travels": 12},
+                         {"session": 2, "dots": 35864, "cumulative_dots": 51234, "cumulative_fraction": 1.0,
+                          "shade": "medium", "estimated_time_min": 98.04, "lifted_travels": 3}],
+            "design": {"mode": "bald", "mid_frontal_above_glabella_mm": 79.6},
+            "zones": {"hairline": {"area_cm2": 40.04, "dots": 2100, "planned_per_cm2": 52.5, "realised_per_cm2": 52.44},
+                      "crown": {"area_cm2": 120.0, "dots": 12000, "planned_per_cm2": 100.0, "realised_per_cm2": 99.96}},
+            "quality": {"union": {"rho": 0.8123, "nn_p1": 0.8345, "nn_cv": 0.0712, "coverage_p99": 0.91,
+                                  "spectrum_peak": 1.5, "spectrum_low": 0.02},
+                        "cumulative": [{"through_session": 1, "rho": 0.75, "nn_p1": 0.77, "nn_cv": 0.09},
+                                       {"through_session": 2, "rho": 0.8123, "nn_p1": 0.8345, "nn_cv": 0.0712}],
+                        "sessions": [{"session": 1, "rho": 0.75, "nn_p1": 0.77},
+                                     {"session": 2, "rho": 0.74, "nn_p1": 0.76}]},
+            "verification": ["session 1: 15,370 plunges, OK", "session 2: 35,864 plunges, OK"]}
+
+
+def test_summary_table_lines():
+    from scalp3d.pipeline import summary_table
+
+    lines = summary_table(_small_summary(), "out")
+    assert lines == [
+        "treated area 512.3 cm2, 51,234 dots in 2 sessions (seed 7)",
+        "  session     dots  cumulative  share  shade        time  lifts",
+        "  1         15,370      15,370    30%  light    42.3 min     12",
+        "  2         35,864      51,234   100%  medium   98.0 min      3",
+        "  design: mode bald, hairline 80 mm above the glabella along the skin",
+        "  zone       area cm2    dots  planned/cm2  realised/cm2",
+        "  hairline       40.0   2,100         52.5          52.4",
+        "  crown         120.0  12,000        100.0         100.0",
+        "  quality, all dots: rho 0.81, nn p1 0.83, nn CV 0.071, coverage p99 0.91 (of the local d_max); spectrum peak "
+        "1.50, low-frequency power 0.02",
+        "  after session 1: rho 0.75, nn p1 0.77, nn CV 0.090; session 1 alone: rho 0.75, nn p1 0.77",
+        "  after session 2: rho 0.81, nn p1 0.83, nn CV 0.071; session 2 alone: rho 0.74, nn p1 0.76",
+        "  verified session 1: 15,370 plunges, OK",
+        "  verified session 2: 35,864 plunges, OK",
+        "wrote out/: session-K.ngc/.json, dots.csv, head.ply, landmarks.json, plan.toml, summary.json"]
+
+
+def test_summary_table_warnings_hair_and_images():
+    from scalp3d.pipeline import summary_table
+
+    s = _small_summary()
+    s["design"] = {"mode": "density", "mid_frontal_above_glabella_mm": None, "unmeasured_treated_cm2": 2.34,
+                   "existing_hair": {"area_with_hair_cm2": 61.06, "dots_not_added": 3050,
+                                     "share_of_dots_not_added": 0.056}}
+    s["quality"]["below_bars"] = ["rho 0.70 < 0.72", "nn p1 0.60 < 0.65"]
+    lines = summary_table(s, "out", images=["somewhere/preview.png", "somewhere/design.png"])
+    assert not any("design: mode" in line for line in lines)  # no hairline figure, no design line
+    assert ("  WARNING: 2.3 cm2 of the treated area was a hole in the scan (filled, not measured): no dots there; "
+            "rescan that part to treat it") in lines
+    assert ("  existing hair (from the scan's colour): 61.1 cm2 covered, 3,050 dots not added (6%)") in lines
+    bar = "  WARNING: quality below the engine's bar: "
+    warned = [line[len(bar):].split(";")[0] for line in lines if line.startswith(bar)]
+    assert warned == ["rho 0.70 < 0.72", "nn p1 0.60 < 0.65"]
+    assert lines[-1].endswith("summary.json, preview.png, design.png")
