@@ -24,6 +24,7 @@ import numpy as np
 
 from . import config
 from .errors import PlanError, one_line
+from .meshes import face_areas
 from .types import Field, Head, Landmarks
 
 if sys.version_info >= (3, 11):
@@ -720,8 +721,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> 
     if filled is not None and filled.any():
         # a filled hole was never measured: the needle's depth there would be a guess, so no dot goes there
         treated = (density[f] > 0).all(axis=1) & filled[f].any(axis=1)
-        t = head.vertices[f[treated]]
-        area = 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1).sum()
+        area = face_areas(head.vertices, f[treated]).sum()
         figures["unmeasured_treated_cm2"] = round(float(area / 100.0), 2)
         density[filled] = 0.0
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,

@@ -46,6 +46,7 @@ import numpy as np
 
 from . import config
 from .errors import GeometryError, InputError
+from .meshes import face_areas, random_samples
 from .fileio import read_json
 from .types import Head, Landmarks
 
@@ -88,18 +89,13 @@ def _even_points(points, n):
 
 
 def _surface_samples(vertices, faces, n, seed=0):
-    """(points (n,3), mm2 per point): area-weighted samples of a triangle mesh, seeded."""
-    tri = vertices[faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    total = area.sum()
+    """(points (n,3), mm2 per point): area-weighted samples of a triangle mesh, seeded
+    (:func:`scalp3d.meshes.random_samples`)."""
+    total = float(face_areas(vertices, faces).sum())
     if not np.isfinite(total) or total <= 0:
         raise GeometryError("the head mesh has no area; " + _INCOMPLETE)
-    rng = np.random.default_rng(seed)
-    k = rng.choice(len(faces), n, p=area / total)
-    r1, r2 = rng.random(n), rng.random(n)
-    s = np.sqrt(r1)
-    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
-    return np.einsum("ij,ijk->ik", w, tri[k]), total / n
+    pts, total = random_samples(vertices, faces, n, seed)
+    return pts, total / n
 
 
 def _fibonacci_hemisphere(n):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import config
 from .errors import GeometryError, InputError
+from .meshes import vertex_normals_of  # noqa: F401  (re-exported: scripts and tests import it from here)
 from .types import Dots
 
 
@@ -49,19 +50,6 @@ def _as_mesh(vertices, faces):
     if f.min() < 0 or f.max() >= len(v):
         raise InputError(f"faces index vertices outside 0..{len(v) - 1}")
     return v, f
-
-
-def vertex_normals_of(vertices, faces):
-    """Area-weighted unit vertex normals (n,3); vertices on no face get (0,0,0)."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area: area weighting
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1)
-    ok = norm > 0
-    vn[ok] /= norm[ok, None]
-    return vn
 
 
 def _fractions(sessions):
@@ -123,6 +111,8 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     """
     from scalp3d import kernels as K
 
+    from .meshes import stratified_samples
+
     v, f = _as_mesh(vertices, faces)
     if count is None and density_per_cm2 is None:
         raise InputError("place_dots needs count= or density_per_cm2=")
@@ -178,12 +168,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 
     rng = np.random.default_rng(seed)
     m_cand = max(n_new * int(candidates_per_dot), n_new + 16)
-    cum = np.cumsum(areas * dens_f)
-    cand_faces = K.stratified_faces(cum, rng.random(m_cand))
-    r1 = np.sqrt(rng.random(m_cand))
-    r2 = rng.random(m_cand)
-    bary = np.column_stack([1.0 - r1, r1 * (1.0 - r2), r1 * r2])
-    pts, nrm = K.interpolate_on_faces(v, vn, f, cand_faces, bary)
+    cand_faces, bary, pts, nrm = stratified_samples(v, vn, f, areas * dens_f, m_cand, rng)
     dens_c = (bary * dens_v[f[cand_faces]]).sum(axis=1) * scale
     peak = float(dens_v.max()) * scale
     radius_c = local_spacing_mm(dens_c, peak)

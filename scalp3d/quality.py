@@ -14,6 +14,7 @@ import numpy as np
 
 from . import config
 from .placement import local_spacing_mm
+from .meshes import stratified_samples
 from .types import Dots, Field, Head, settings_vertex
 
 
@@ -66,12 +67,8 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
     w = areas * treated
     rng = np.random.default_rng(seed + 7919)
     if w.sum() > 0 and len(dots) > 1:
-        cum_w = np.cumsum(w)
-        faces = K.stratified_faces(cum_w, rng.random(coverage_samples))
-        r1 = np.sqrt(rng.random(coverage_samples))
-        r2 = rng.random(coverage_samples)
-        bary = np.column_stack([1 - r1, r1 * (1 - r2), r1 * r2])
-        pts, _ = K.interpolate_on_faces(head.vertices, head.vertex_normals, head.faces, faces, bary)
+        faces, bary, pts, _ = stratified_samples(head.vertices, head.vertex_normals, head.faces, w,
+                                                 coverage_samples, rng)
         dq = (bary * fd[faces]).sum(axis=1)
         d, _ = K.nearest_distance(pts, np.ascontiguousarray(dots.positions), 1.0, False)
         full["coverage_p99"] = round(float(np.percentile(d / local_spacing_mm(dq, peak), 99)), 4)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import config
 from .errors import MissingDependencyError
-from .placement import vertex_normals_of
+from .meshes import vertex_normals_of
 from .types import Head, Scan
 
 CREDIT = ("Sample head: FreeSurfer fsaverage scalp (Fischl et al.; MNE-Python, BSD-3). "

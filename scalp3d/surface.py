@@ -27,7 +27,7 @@ import numpy as np
 
 from . import config
 from .errors import GeometryError, InputError
-from .placement import vertex_normals_of
+from .meshes import face_areas, random_samples, vertex_normals_of
 from .types import Head, Landmarks, Scan
 
 
@@ -89,7 +89,7 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
 
         with step("support"):
             support, _ = cKDTree(pts).query(v, workers=-1)
-            unsupported = support > config.SUPPORT_SPACINGS * max(spacing, 0.5)
+            unsupported = support > config.SUPPORT_SPACINGS * max(spacing, config.SUPPORT_MIN_SPACING_MM)
             # what the reconstruction invented over large gaps (the open bottom, background) goes before the crop
             f, _ = _keep_small_unsupported(v, f, unsupported, report, border_too=False)
             v, f, unsupported = _compact(v, f, unsupported)
@@ -151,8 +151,8 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
         if cut is not None:  # input points below the neck cut were cut away on purpose
             origin, up, height = cut
             reference = reference[(reference - origin) @ up > height]
-        # and so were the background and stray pieces: only points within the head's box (5 mm margin) count
-        lo, hi = v.min(axis=0) - 5.0, v.max(axis=0) + 5.0
+        # and so were the background and stray pieces: only points within the head's box (plus a margin) count
+        lo, hi = v.min(axis=0) - config.DEVIATION_BOX_MARGIN_MM, v.max(axis=0) + config.DEVIATION_BOX_MARGIN_MM
         reference = reference[((reference >= lo) & (reference <= hi)).all(axis=1)]
         report["deviation_mm"] = _deviation(v, f, reference, filled)
     report["vertices_out"] = int(len(v))
@@ -173,8 +173,9 @@ def _clean_points(scan, report):
     have_normals = scan.normals is not None and len(scan.normals) == len(pts)
     if have_normals:
         pc.normals = o3d.utility.Vector3dVector(np.asarray(scan.normals, dtype=np.float64))
-    raw = np.asarray(pc.compute_nearest_neighbor_distance()) if len(pts) <= 300_000 else \
-        np.asarray(pc.random_down_sample(300_000 / len(pts)).compute_nearest_neighbor_distance())
+    n_est = config.SPACING_ESTIMATE_POINTS
+    raw = np.asarray(pc.compute_nearest_neighbor_distance()) if len(pts) <= n_est else \
+        np.asarray(pc.random_down_sample(n_est / len(pts)).compute_nearest_neighbor_distance())
     spacing_in = float(np.median(raw)) if len(raw) else 1.0
     if spacing_in < config.CLOUD_SPACING_MM:
         pc = pc.voxel_down_sample(config.CLOUD_SPACING_MM)
@@ -198,17 +199,17 @@ def _oriented_normals(pts, nrm, spacing):
 
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
     if nrm is None or not np.isfinite(nrm).all() or (np.linalg.norm(nrm, axis=1) < 0.5).any():
-        pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=20))
+        pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=config.NORMAL_NEIGHBOURS))
         nrm = np.asarray(pc.normals).copy()
         given = False
     else:
         nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
         given = True
     coarse = pc.voxel_down_sample(max(config.ORIENT_SPACING_MM, 2 * spacing))
-    coarse.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=15))
+    coarse.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=config.ORIENT_NORMAL_NEIGHBOURS))
     cn_pts = np.asarray(coarse.points)
-    if len(cn_pts) >= 20:
-        coarse.orient_normals_consistent_tangent_plane(10)
+    if len(cn_pts) >= config.ORIENT_MIN_POINTS:
+        coarse.orient_normals_consistent_tangent_plane(config.ORIENT_GRAPH_NEIGHBOURS)
     cn = np.asarray(coarse.normals)
     if ((cn_pts - cn_pts.mean(axis=0)) * cn).sum() < 0:
         cn = -cn
@@ -246,7 +247,7 @@ def _keep_small_unsupported(v, f, unsupported, report, border_too=True):
     filled = np.zeros(len(f), bool)
     if bad.any():
         border = _boundary_vertices(f, len(v))
-        areas = _areas(v, f)
+        areas = face_areas(v, f)
         for comp in _face_components(f, bad):
             area_cm2 = float(areas[comp].sum() / 100.0)
             if (border_too and border[f[comp]].any()) or area_cm2 > config.HOLE_MAX_AREA_CM2:
@@ -277,7 +278,7 @@ def _repair(vertices, faces, notes, where="the scan"):
     v, f = np.asarray(m.vertices), np.asarray(m.triangles, dtype=np.int64)
     if len(f) == 0:
         raise GeometryError(f"{where}: the scan has no usable triangles (all degenerate); re-export it")
-    area = _areas(v, f)
+    area = face_areas(v, f)
     f = f[area > 1e-12]
     if len(f) < n_f or len(v) < n_v:
         notes.append(f"repaired: {n_v - len(v):,} duplicate or unused vertices, {n_f - len(f):,} degenerate, "
@@ -333,7 +334,7 @@ def _fill_holes(v, f, report, opening=None):
     return v2, f2, filled
 
 
-def _fill_tiny_holes(v, f, filled_f, max_loop=8):
+def _fill_tiny_holes(v, f, filled_f, max_loop=config.PINHOLE_MAX_EDGES):
     """Close pinholes (border loops of at most ``max_loop`` edges) left where non-manifold bits were cut out."""
     tiny = [lp for lp in _boundary_loops(f) if len(lp) <= max_loop]
     if not tiny:
@@ -426,18 +427,20 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
     inside = np.linalg.norm(xy, axis=1) < config.NECK_CYLINDER_FRAC * 2.0 * half_width
     lo, hi = config.NECK_SEARCH_MM
     best, z_best = np.inf, None
-    for zc in np.arange(-lo, -hi, -4.0):
-        m = (np.abs(zs - zc) < 2.0) & inside
-        if m.sum() < 12:
+    for zc in np.arange(-lo, -hi, -config.NECK_STEP_MM):
+        m = (np.abs(zs - zc) < config.NECK_SECTION_HALF_MM) & inside
+        if m.sum() < config.NECK_SECTION_MIN_POINTS:
             break  # the scan ends here
         q = xy[m]
-        sectors = np.unique(np.floor(np.degrees(np.arctan2(q[:, 0], q[:, 1])) / 10.0))
-        if len(sectors) < 27:
+        sectors = np.unique(np.floor(np.degrees(np.arctan2(q[:, 0], q[:, 1])) / config.NECK_SECTOR_DEG))
+        if len(sectors) < config.NECK_RING_MIN_SECTORS:
             break  # no longer a ring round the axis: below the neck, the torso (or the scan's end)
-        width = np.mean(np.percentile(q, 98, axis=0) - np.percentile(q, 2, axis=0))
+        p_lo, p_hi = config.NECK_WIDTH_PERCENTILES
+        width = np.mean(np.percentile(q, p_hi, axis=0) - np.percentile(q, p_lo, axis=0))
         if width < best:
             best, z_best = width, zc
-    if z_best is None or z_best <= -hi + 8.0 or (z < z_best - config.NECK_MARGIN_MM).sum() == 0:
+    if z_best is None or z_best <= -hi + config.NECK_END_MARGIN_MM \
+            or (z < z_best - config.NECK_MARGIN_MM).sum() == 0:
         report["neck_cut_mm"] = None
         return v, f, unsupported, None
     cut = z_best - config.NECK_MARGIN_MM
@@ -456,13 +459,8 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
 
 
 def _spread_points(v, f, n, seed=0):
-    """``n`` points spread over the triangles by area (seeded)."""
-    rng = np.random.default_rng(seed)
-    a = _areas(v, f)
-    k = rng.choice(len(f), n, p=a / a.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    t = v[f[k]]
-    return (1 - r1)[:, None] * t[:, 0] + (r1 * (1 - r2))[:, None] * t[:, 1] + (r1 * r2)[:, None] * t[:, 2]
+    """``n`` points spread over the triangles by area (seeded; :func:`scalp3d.meshes.random_samples`)."""
+    return random_samples(v, f, n, seed)[0]
 
 
 def _compact(v, f, per_vertex):
@@ -479,7 +477,7 @@ def _head_part(v, f, per_vertex, notes):
     comps = _face_components(f, np.ones(len(f), bool))
     if len(comps) <= 1:
         return v, f, per_vertex
-    areas = _areas(v, f)
+    areas = face_areas(v, f)
     scores = []
     for c in comps:
         p = v[np.unique(f[c])]
@@ -502,7 +500,7 @@ def _head_part(v, f, per_vertex, notes):
 def _largest_part(v, f, filled_f, notes):
     comps = _face_components(f, np.ones(len(f), bool))
     if len(comps) > 1:
-        areas = _areas(v, f)
+        areas = face_areas(v, f)
         sizes = np.array([areas[c].sum() for c in comps])
         keep = comps[int(np.argmax(sizes))]
         notes.append(f"kept the largest of {len(comps)} parts ({sizes.max() / sizes.sum():.1%} of the area)")
@@ -541,8 +539,8 @@ def _remesh(v, f, filled_f, edge_mm):
 def _manifold_faces(v, f):
     """Mask of faces to keep so that no edge has more than two faces: on an over-used edge, the two largest stay."""
     keep = np.ones(len(f), bool)
-    areas = _areas(v, f)
-    for _ in range(5):
+    areas = face_areas(v, f)
+    for _ in range(config.MANIFOLD_REPAIR_PASSES):
         idx = np.flatnonzero(keep)
         e = np.sort(np.concatenate([f[idx][:, [0, 1]], f[idx][:, [1, 2]], f[idx][:, [2, 0]]]), axis=1)
         face_of = np.tile(idx, 3)
@@ -578,11 +576,6 @@ def _deviation(v, f, reference, filled):
         return {"median": None, "p95": None, "max": None, "points": 0}
     return {"median": round(float(np.median(d)), 3), "p95": round(float(np.percentile(d, 95)), 3),
             "max": round(float(d.max()), 3), "points": int(len(d))}
-
-
-def _areas(v, f):
-    t = v[f]
-    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
 def _boundary_vertices(f, n):
