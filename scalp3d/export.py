@@ -294,7 +294,10 @@ def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
     nrm = _rounded(dots.normals, 6).tolist()
     depth = _rounded(dots.depth_mm, 3).tolist()
     shade = [shades[s - 1] for s in dots.session.tolist()] if dots.shade is None else list(dots.shade)
-    size = (np.full(len(dots), np.nan) if dots.dot_size_mm is None else _rounded(dots.dot_size_mm, 3)).tolist()
+    if dots.dot_size_mm is None:  # the needle's own diameter, as the design field's default is
+        size = [config.NEEDLE_DIAMETER_MM[needle_names[n]] for n in dots.needle.tolist()]
+    else:
+        size = _rounded(dots.dot_size_mm, 3).tolist()
     for k, (i, s) in enumerate(zip(dots.ids.tolist(), dots.session.tolist())):
         out.write(fmt % (i, *pos[k], *nrm[k], s, zone_names[dots.zone[k]], depth[k],
                          needle_names[dots.needle[k]], shade[k], size[k]))

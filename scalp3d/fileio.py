@@ -113,7 +113,7 @@ def write_json(path, obj, rows_key=None) -> None:
         write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
         return
     head = {k: v for k, v in obj.items() if k != rows_key}
-    text = json.dumps(head, indent=1, allow_nan=False)[:-2]
+    text = json.dumps(head, indent=1, allow_nan=False)[:-2] if head else "{"  # the head's keys without its "\n}"
     rows = ",\n  ".join(json.dumps(r, allow_nan=False, separators=(", ", ": ")) for r in obj[rows_key])
     sep = ",\n" if head else "\n"
     write_text(path, f"{text}{sep} \"{rows_key}\": [\n  {rows}\n ]\n}}\n")

@@ -54,15 +54,16 @@ def test_dots_csv_reads_back(tmp_path, dots):
     assert np.array_equal(cols["id"], dots.ids)
 
 
-@pytest.mark.xfail(strict=True, raises=InputError,
-                   reason="bug: dots_csv_text writes dot_size_mm as 'nan' when the dots have no sizes, and "
-                   "read_dots_csv refuses 'nan' (the pipeline always sets sizes, so only direct API use meets it)")
 def test_dots_csv_without_dot_sizes_reads_back(tmp_path, dots):
+    """Dots without sizes (direct API use) are written with their needle's diameter, never 'nan'."""
     import copy
 
     bare = copy.copy(dots)
     bare.dot_size_mm = None
-    read_dots_csv(_write(tmp_path, dots_csv_text(bare, ZONE_NAMES, NEEDLE_NAMES, SHADES)))
+    cols = read_dots_csv(_write(tmp_path, dots_csv_text(bare, ZONE_NAMES, NEEDLE_NAMES, SHADES)))
+    from scalp3d.config import NEEDLE_DIAMETER_MM
+
+    assert cols["dot_size_mm"].tolist() == [NEEDLE_DIAMETER_MM[NEEDLE_NAMES[n]] for n in dots.needle.tolist()]
 
 
 def test_only_the_four_first_columns_are_needed(tmp_path):
