@@ -53,7 +53,21 @@ def test_field_on_sample_head():
     band = (f.height_mm > 0.5) & (f.height_mm <= 25)
     order = np.argsort(f.height_mm[band])
     assert np.all(np.diff(d[band][order]) >= -1e-9)
-    assert set(np.unique(f.zone)) <= set(range(len(ZONES)))
+    # zones where the module docstring puts them, in the head frame (x right, y forward, z up): the hairline is the
+    # frontal transition band, crown and mid share the top (crown behind, mid in front), front ahead, back behind
+    q = (head.vertices - origin) @ R.T
+    treated = d > 0
+    zone = {name: treated & (f.zone == k) for k, name in enumerate(ZONES)}
+    assert {n for n, m in zone.items() if m.any()} == set(ZONES) - {"scar"}  # every zone, and no scar unplanned
+    hl = zone["hairline"]
+    assert np.all(q[hl, 1] > 0) and np.all(f.height_mm[hl] < plan["hairline"]["transition_mm"])
+    assert np.all(d[hl] < 100.0)  # the sparse edge, not the core
+    assert np.all(q[zone["crown"], 1] < 0) and np.all(q[zone["mid"], 1] >= 0)
+    assert np.all(q[zone["front"], 1] > 0) and np.all(q[zone["back"], 1] < 0)
+    top = min(q[zone["crown"], 2].min(), q[zone["mid"], 2].min())
+    assert top > 0.5 * q[treated, 2].max() and np.all(q[zone["sides"] | zone["back"] | zone["front"], 2] <= top)
+    # the sides are beside the head: further from the midline than forward or back
+    assert np.median(np.abs(q[zone["sides"], 0])) > np.median(np.abs(q[zone["sides"], 1]))
 
 
 def test_zone_overrides():
