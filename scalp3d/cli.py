@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from . import config
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with errors on one line (exit 2): its usage block would bury the one thing to fix."""
@@ -101,7 +103,7 @@ def build_parser():
     m.add_argument("--scale", type=_SCALE, help="millimetres per scan unit (overrides --units)")
     m.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="landmarks for the neck cut")
     m.add_argument("--edge-mm", type=_number("a positive length in mm"), default=None,
-                   help="target edge length of the remeshing (default 1.0)")
+                   help=f"target edge length of the remeshing (default {config.REMESH_EDGE_MM})")
     m.add_argument("--overwrite", action="store_true", help="replace HEAD.ply if it exists")
     _add_quiet(m)
     s = sub.add_parser("sample", help="the dot placement engine alone, on any mesh in mm")
@@ -109,7 +111,8 @@ def build_parser():
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--count", type=_whole(1), help="exact number of dots")
     g.add_argument("--density-per-cm2", type=_number("a positive density"), help="dots per cm2 over the whole mesh")
-    s.add_argument("--sessions", type=_whole(1, 8), default=3, help="number of sessions (default 3: 30/70/100 %%)")
+    s.add_argument("--sessions", type=_whole(1, config.MAX_SESSIONS), default=len(config.SESSION_FRACTIONS),
+                   help="number of sessions (default 3: 30/70/100 %%)")
     s.add_argument("--seed", type=_SEED, default=0)
     s.add_argument("--fixed", metavar="DOTS.csv", help="dots already on the skin (columns x,y,z in mm)")
     s.add_argument("--units", choices=["mm", "cm", "m", "in"])
@@ -174,8 +177,9 @@ def _sample(args):
         fixed = np.column_stack([cols["x"], cols["y"], cols["z"]])
     if args.count is not None and args.count < 1:
         raise InputError(f"--count must be at least 1, not {args.count}")
-    if args.density_per_cm2 is not None and not 0 < args.density_per_cm2 <= 1600:
-        raise InputError(f"--density-per-cm2 must be above 0 and at most 1600, not {args.density_per_cm2}")
+    top = config.DENSITY_INPUT_MAX_PER_CM2
+    if args.density_per_cm2 is not None and not 0 < args.density_per_cm2 <= top:
+        raise InputError(f"--density-per-cm2 must be above 0 and at most {top:g}, not {args.density_per_cm2}")
     _progress(args)("placing dots ...")
     dots = place_dots(scan.vertices, scan.faces, count=args.count, density_per_cm2=args.density_per_cm2,
                       sessions=args.sessions, seed=args.seed, fixed=fixed)
@@ -281,7 +285,6 @@ def _export(args):
 def _mesh(args):
     from pathlib import Path
 
-    from . import config
     from .errors import InputError
     from .export import write_head_ply
     from .fileio import write_json
@@ -296,8 +299,9 @@ def _mesh(args):
     if out.exists() and not args.overwrite:
         raise InputError(f"{out} exists; pass --overwrite to replace it")
     edge = config.REMESH_EDGE_MM if args.edge_mm is None else args.edge_mm
-    if not 0.2 <= edge <= 5.0:
-        raise InputError(f"--edge-mm {edge} is out of range; use 0.2 to 5 mm")
+    lo, hi = config.REMESH_EDGE_RANGE_MM
+    if not lo <= edge <= hi:
+        raise InputError(f"--edge-mm {edge} is out of range; use {lo:g} to {hi:g} mm")
     scan = load_scan(args.scan, units=args.units, scale=args.scale)
     lm = load_landmarks(args.landmarks_path, scan.scale_to_mm) if args.landmarks_path else None
     head = make_head(scan, edge_mm=edge, landmarks=lm, progress=_progress(args))

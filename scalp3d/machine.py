@@ -24,9 +24,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: a registration whose points disagree with a rigid motion by more than this (RMS, mm) is refused
-REGISTRATION_RMS_LIMIT_MM = 1.0
-
 
 @dataclass
 class Machine:
@@ -216,7 +213,7 @@ def load_machine(spec=None) -> Machine:
         if np.linalg.matrix_rank(s - s.mean(axis=0), tol=1.0) < 2:
             raise PlanError(f"{where}: the registration points lie on a line; touch three points spread apart")
         T, rms, res = rigid_transform(s, d)
-        if rms > REGISTRATION_RMS_LIMIT_MM:
+        if rms > config.REGISTRATION_RMS_LIMIT_MM:
             worst = int(np.argmax(res))
             raise PlanError(f"{where}: registration points disagree by {rms:.2f} mm RMS (point {worst + 1} is "
                             f"{res[worst]:.2f} mm off); re-touch it or check the order of the points")

@@ -83,7 +83,7 @@ def _shell_route(p, n_p, q, n_q, centre, radius, lift_mm):
     u = (p_up - centre) / np.linalg.norm(p_up - centre)
     w = (q_up - centre) / np.linalg.norm(q_up - centre)
     ang = math.acos(max(-1.0, min(1.0, float(u @ w))))
-    steps = max(1, int(math.ceil(math.degrees(ang) / 10.0)))
+    steps = max(1, int(math.ceil(math.degrees(ang) / config.SHELL_ARC_STEP_DEG)))
     pts = [p_up]
     for k in range(steps + 1):
         t = k / steps
@@ -126,14 +126,14 @@ def order_dots(points, zone=None, zone_order=None, block=None):
     for g in groups:
         p = np.ascontiguousarray(pts[g])
         start = 0 if last is None else int(np.argmin(np.linalg.norm(p - last, axis=1)))
-        cell = 2.0
+        cell = config.TOUR_CELL_MM
         if len(p) > 1:
             nn, _ = K.nearest_distance(p, p, cell, True)
             cell = max(2.0 * float(np.median(nn)), 1e-3)
         o = K.nearest_neighbour_tour(p, start, cell)
-        if len(p) >= 8:
-            nb = K.knn_lists(p, 8, cell)
-            o = K.two_opt_or_opt(p, o, nb, 50 * len(p))
+        if len(p) >= config.TOUR_NEIGHBOURS:
+            nb = K.knn_lists(p, config.TOUR_NEIGHBOURS, cell)
+            o = K.two_opt_or_opt(p, o, nb, config.TOUR_MOVES_PER_DOT * len(p))
             if last is not None and o[-1] == start and o[0] != start:
                 o = o[::-1].copy()  # the free ends of the path: start near where the last group ended
         out.append(g[o])
@@ -176,7 +176,7 @@ def build_program(session, ids, skin, normals, depth, zone, needle, shade, surfa
     verts = surface.head.vertices
     centre = 0.5 * (verts.min(axis=0) + verts.max(axis=0))
     radius = float(np.linalg.norm(verts - centre, axis=1).max()) + config.SAFE_SHELL_MARGIN_MM
-    lift = 20.0
+    lift = config.SHELL_LIFT_MM
     # straight travel between consecutive approach points, lifted where it comes too close to the skin
     dmin = surface.segments_min_distance(approach[:-1], approach[1:], clearance * 0.5)
     unsafe = np.flatnonzero(dmin < clearance) + 1

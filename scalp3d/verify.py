@@ -164,7 +164,7 @@ def read_program(path) -> Parsed:
             raise InputError(f"{path}:{ln}: a G word cannot be read; fix or re-export the program") from None
         vals = {k: float(v) for k, v in words if k != "G"}
         if 20 in g:
-            to_mm = 25.4
+            to_mm = config.UNIT_TO_MM["in"]
         if 21 in g:
             to_mm = 1.0
         note = len(notes) - 1 if notes else None
