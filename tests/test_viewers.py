@@ -127,20 +127,57 @@ def test_dots_darken_the_top_view(renders):
     assert _dotted(top_with, top_bare) > 0.02
 
 
-def test_dots_show_in_the_close_up(renders):
-    from scalp3d.viewers import preview
+def _top_view_parts(bare):
+    """Find, in the top view's tile of the render without dots, the skin regions a viewer sees: the head (the largest),
+    the skin inside the close-up's white frame (enclosed by the head) and the close-up inset (beside the head).
+    Returns boolean masks over the tile: head, framed patch, inset."""
+    from scipy import ndimage
 
-    # the inset sits in the bottom-right corner of the top view's tile (the bottom-left quarter of the picture)
-    w, h = WINDOW
-    tw, th = w // 2, h // 2
-    side = int(round(preview.INSET_SIZE * min(tw, th)))
-    pad, low = int(round(0.02 * th)), int(round(preview.INSET_BOTTOM * th))
-    top, left = h - low - side, tw - pad - side
-    inner = (slice(top + int(0.4 * side), top + side - 3), slice(left + 3, left + side - 3))  # below its label
-    with_dots = _image(renders["dots"][0])[inner]
-    bare = _image(renders["bare"][0])[inner]
-    assert _dotted(with_dots, bare) > 0.01
-    assert np.abs(_luma(bare) - _luma(bare).mean()).max() < 40  # bare skin only, no border or label inside
+    skin = bare[..., 0] - bare[..., 2] > 15  # skin is reddish, the background and the frame are not
+    labels, n = ndimage.label(skin)
+    sizes = np.bincount(labels.ravel())[1:]
+    boxes = ndimage.find_objects(labels)
+    head_k = int(np.argmax(sizes))
+    hb = boxes[head_k]
+
+    def within(b, outer):
+        return all(o.start <= s.start and s.stop <= o.stop for s, o in zip(b, outer))
+
+    big = [k for k in np.argsort(sizes)[::-1] if k != head_k and sizes[k] > 100]
+    framed = next(k for k in big if within(boxes[k], hb))
+    inset = next(k for k in big if not within(boxes[k], hb))
+    return labels == head_k + 1, labels == framed + 1, labels == inset + 1
+
+
+def _blobs(dark):
+    from scipy import ndimage
+
+    labels, n = ndimage.label(dark)
+    return n, (np.bincount(labels.ravel())[1:].mean() if n else 0.0)
+
+
+def test_dots_show_in_the_close_up(renders):
+    """What a viewer sees in the top view: a small white frame on the head and, beside the head, a square inset of
+    magnified skin showing the dots of that 2 cm patch (15 dots/cm2: about 60), larger than in the overview."""
+    with_dots = _tile(_image(renders["dots"][0]), 1, 0)
+    bare = _tile(_image(renders["bare"][0]), 1, 0)
+    head, framed, inset = _top_view_parts(bare)
+    rows, cols = np.nonzero(head)
+    head_width = cols.max() - cols.min() + 1
+    fr, fc = np.nonzero(framed)
+    frame_width = fc.max() - fc.min() + 1
+    # the frame marks 2 cm on a head 18 cm across (perspective and the frame's lift make it read a little larger)
+    assert 0.07 < frame_width / head_width < 0.2, (frame_width, head_width)
+    ir, ic = np.nonzero(inset)
+    h, w = ir.max() - ir.min() + 1, ic.max() - ic.min() + 1
+    assert 0.8 < h / w < 1.25 and w > 3 * frame_width  # square, and magnified
+    assert ic.min() > cols.max()  # beside the head, not over it
+    dotted = _luma(bare) - _luma(with_dots) > 25.0
+    assert dotted[inset].mean() > 0.01
+    n_inset, size_inset = _blobs(dotted & inset)
+    n_head, size_head = _blobs(dotted & head & ~framed)
+    assert 25 < n_inset < 90, n_inset  # the dots of about 4 cm2 (part under the inset's label)
+    assert size_inset > 3 * size_head, (size_inset, size_head)  # each dot drawn larger than in the overview
 
 
 def test_dots_build_up_session_by_session(renders, top_dots):
