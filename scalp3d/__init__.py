@@ -41,11 +41,46 @@ if "numba" in _sys.modules:
     _sys.modules["numba"].config.CACHE_DIR = _os.environ["NUMBA_CACHE_DIR"]
 
 
-def place_dots(*args, **kwargs):
-    """See :func:`scalp3d.placement.place_dots`."""
-    from .placement import place_dots as _place
+#: the public API: name -> module it lives in (imported on first use, so ``import scalp3d`` stays light)
+_API = {
+    # reading and the head surface
+    "load_scan": "scan", "make_head": "surface", "load_head": "surface", "load_sample_head": "sample",
+    # landmarks and the design
+    "estimate_landmarks": "landmarks", "resolve_landmarks": "landmarks", "load_landmarks": "landmarks",
+    "load_plan": "design", "build_field": "design",
+    # dots, their quality and the spacing floor
+    "place_dots": "placement", "spacing_for_density": "placement", "local_spacing_mm": "placement",
+    "placement_quality": "quality", "check_floor": "spacing",
+    # needle programs, writing them, verifying them
+    "load_machine": "machine", "plan_session": "needle", "SurfaceQuery": "proximity",
+    "gcode_text": "export", "dots_csv_text": "export", "read_dots_csv": "export",
+    "verify_program": "verify", "verify_file": "verify",
+    # the whole pass, as `scalp3d plan` runs it
+    "run": "pipeline", "assign_dot_settings": "pipeline",
+    # pictures
+    "render_preview": "viewers.preview", "render_design": "viewers.preview",
+    # data types and errors
+    "Scan": "types", "Head": "types", "Landmarks": "types", "Field": "types", "Dots": "types",
+    "Scalp3dError": "errors", "InputError": "errors", "PlanError": "errors", "SafetyError": "errors",
+    "PlanRefused": "errors",
+}
 
-    return _place(*args, **kwargs)
+
+def __getattr__(name):
+    """The public API (``scalp3d.load_scan``, ``scalp3d.place_dots``, ...), imported on first use; see the README's
+    "Using scalp3d from Python" and each function's docstring (shapes, dtypes, units)."""
+    mod = _API.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'scalp3d' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-__all__ = ["place_dots", "__version__"]
+def __dir__():
+    return sorted(list(globals()) + list(_API))
+
+
+__all__ = ["__version__", "numba_cache_dir", "numba_cache_is_warm", *_API]
