@@ -119,21 +119,6 @@ def _above(a, b, key):
 
 
 @njit(cache=True)
-def _sift_up(heap, pos, key, k):
-    item = heap[k]
-    while k > 0:
-        parent = (k - 1) >> 1
-        if _above(item, heap[parent], key):
-            heap[k] = heap[parent]
-            pos[heap[k]] = k
-            k = parent
-        else:
-            break
-    heap[k] = item
-    pos[item] = k
-
-
-@njit(cache=True)
 def _sift_down(heap, pos, key, k, size):
     item = heap[k]
     while True:

@@ -1,4 +1,5 @@
-"""Triangle-mesh geometry kernels on plain arrays: areas, barycentric interpolation of points and normals.
+"""Triangle-mesh geometry kernels on plain arrays: areas, barycentric interpolation of points and normals, vertex
+neighbours.
 
 Inputs are C-contiguous float64 vertices (n,3) and int64 faces (m,3); kernels trust them (validated upstream).
 """
@@ -73,3 +74,25 @@ def interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary):
             for d in range(3):
                 nrm[i, d] /= s
     return pts, nrm
+
+
+def vertex_neighbours(n_vertices, faces):
+    """Vertex -> neighbouring vertices as CSR (indptr (n+1,), indices), from the mesh edges (numpy).
+
+    Parameters
+    ----------
+    n_vertices : int
+    faces : (m,3) int
+
+    Returns
+    -------
+    indptr : (n_vertices+1,) int64
+    indices : (2 * edges,) int64, each vertex's neighbours in increasing order
+    """
+    f = np.asarray(faces, dtype=np.int64)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e = np.concatenate([e, e[:, ::-1]])
+    e = np.unique(e, axis=0)
+    counts = np.bincount(e[:, 0], minlength=n_vertices)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return indptr, np.ascontiguousarray(e[:, 1])

@@ -110,14 +110,6 @@ def cube_cell(t, ring, shell_only, c0, c1, c2, cells, start, order, mask):
 
 
 @njit(cache=True)
-def point_cell(p, origin, cell):
-    c = np.empty(3, dtype=np.int64)
-    for k in range(3):
-        c[k] = np.int64(np.floor((p[k] - origin[k]) / cell))
-    return c
-
-
-@njit(cache=True)
 def sq_dist(a, i, b, j):
     """Squared distance between row i of ``a`` and row j of ``b`` ((n,3) arrays)."""
     d = 0.0

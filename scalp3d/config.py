@@ -18,13 +18,10 @@ EAR_DISTANCE_RANGE_MM = (100.0, 220.0)
 UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4}
 
 # --- surface -----------------------------------------------------------------------------------------------------
-#: longest edge on the planned surface: finer than the density ramps, coarse enough to stay fast
-SURFACE_MAX_EDGE_MM = 2.0
 #: Loop subdivisions applied to the embedded sample head (2,033 vertices -> about 130k; mean edge about 1.2 mm)
 SAMPLE_HEAD_SUBDIVISIONS = 3
-#: Poisson reconstruction depth for point clouds and the quantile of low-support vertices trimmed
+#: Poisson reconstruction depth for point clouds
 POISSON_DEPTH_RANGE = (7, 10)         # octree depth chosen so the finest cell is about the point spacing
-POISSON_TRIM_QUANTILE = 0.02
 #: point clouds: thinned to this spacing before meshing (0.2 mm noise averages out; Poisson stays fast), outliers
 #: are points whose mean distance to their OUTLIER_NEIGHBOURS nearest is over OUTLIER_STD_RATIO std above the mean
 CLOUD_SPACING_MM = 1.2

@@ -456,11 +456,6 @@ def plan_to_toml(plan: dict) -> str:
     return "\n".join(lines)
 
 
-def _smoothstep(t):
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _column_profile(x, y, z, x0, z_lo, z_hi, half=config.FOREHEAD_COLUMN_HALF_MM):
     """The front skin's profile in the vertical plane at lateral ``x0``: (z bins, y) with 1 mm bins, or None."""
     m = (np.abs(x - x0) < half) & (y > 0) & (z > z_lo) & (z < z_hi)
@@ -756,7 +751,7 @@ def hair_cover(head: Head, local, z_glabella) -> np.ndarray:
     hair on light skin is hardly seen (the summary says how much density it removed).
     """
     from .errors import GeometryError
-    from scalp3d.kernels.curvature import vertex_neighbours
+    from scalp3d.kernels.geometry import vertex_neighbours
 
     rgb = head.colors[:, :3].astype(np.float64) / 255.0
     lum = rgb @ np.array([0.299, 0.587, 0.114])

@@ -286,25 +286,21 @@ class _PairLists:
 
 
 def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, session, fractions,
-                 new_fraction, fold_cos, dens_v=None, soft_sweeps=None, hard_sweeps=None, tol=None,
-                 stats=None):
+                 new_fraction, fold_cos, dens_v=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`).
 
-    Soft stage: ``soft_sweeps`` Jacobi sweeps at over-compressed targets (``config.JOINT_SOFT``) make the union and
-    every session uniform and irregular at once; hard stage: over-relaxed projection sweeps onto ``config.JOINT_HARD``
-    (the guarantees: every session >= 0.75 of its own d_max, the union >= 0.82, each within ``config.JOINT_HARD_TOL``)
-    until the largest relative violation is below ``config.JOINT_HARD_TOL``. Where the targets cannot all be met
-    (fixed dots that cannot make room, extreme session counts) the projection stalls; the targets are then lowered
-    step by step (``stats["level"]`` < 1) until it converges. Fixed dots push every new dot at the union targets and
-    never move. With ``dens_v`` (final density per vertex, dots per cm2), the new dots' local spacing follows them as
-    they move (sweeps move dots across density bands).
+    Soft stage: ``config.JOINT_SOFT_SWEEPS`` Jacobi sweeps at over-compressed targets (``config.JOINT_SOFT``) make the
+    union and every session uniform and irregular at once; hard stage: up to ``config.JOINT_HARD_SWEEPS`` over-relaxed
+    projection sweeps onto ``config.JOINT_HARD`` (the guarantees: every session >= 0.75 of its own d_max, the union
+    >= 0.82, each within ``config.JOINT_HARD_TOL``) until the largest relative violation is below
+    ``config.JOINT_HARD_TOL``. Where the targets cannot all be met (fixed dots that cannot make room, extreme session
+    counts) the projection stalls; the targets are then lowered step by step until it converges. Fixed dots push every
+    new dot at the union targets and never move. With ``dens_v`` (final density per vertex, dots per cm2), the new
+    dots' local spacing follows them as they move (sweeps move dots across density bands).
     """
     from scalp3d.kernels.multiclass import floor_offenders, multiclass_sweep, session_scales
     from scalp3d.kernels.relax import vertex_faces
 
-    soft_sweeps = config.JOINT_SOFT_SWEEPS if soft_sweeps is None else soft_sweeps
-    hard_sweeps = config.JOINT_HARD_SWEEPS if hard_sweeps is None else hard_sweeps
-    tol = config.JOINT_HARD_TOL if tol is None else tol
     n_fix = len(fixed_pts)
     k = len(fractions)
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)]))
@@ -360,24 +356,22 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
             changed &= ~bad
 
     worst = float("nan")
-    for _ in range(soft_sweeps):
+    for _ in range(config.JOINT_SOFT_SWEEPS):
         p, n, fi, b, r, worst = sweep(p, n, fi, b, r, soft, config.JOINT_SOFT_OMEGA)
     # projection; when it stalls (infeasible targets, e.g. around fixed dots that cannot make room), the hard targets
     # are lowered a little at a time, so the sweeps always end on a consistent state rather than an oscillating one
     # (lowering the targets only around the dots that keep a violation was tried: it converges in fewer sweeps, but
     # around fixed dots the sessions' worst spacing comes out worse: 0.53, against over 0.6, in the fixed-dot test)
-    done, level, ref = 0, 1.0, np.inf
-    for done in range(1, hard_sweeps + 1):
+    level, ref = 1.0, np.inf
+    for done in range(1, config.JOINT_HARD_SWEEPS + 1):
         p2, n2, fi2, b2, r2, worst = sweep(p, n, fi, b, r, hard * level, config.JOINT_HARD_OMEGA)
-        if worst < tol:
+        if worst < config.JOINT_HARD_TOL:
             break  # the old positions already satisfy the targets: keep them
         p, n, fi, b, r = p2, n2, fi2, b2, r2
         if done % config.JOINT_HARD_PATIENCE == 0:
             if worst > config.JOINT_HARD_STALL * ref:
                 level *= config.JOINT_HARD_BACKOFF
             ref = worst
-    if stats is not None:
-        stats.update(soft_sweeps=soft_sweeps, hard_sweeps=done, worst=float(worst), level=level)
     back = np.empty_like(srt)
     back[srt] = np.arange(len(srt))
     new = back[n_fix:]  # rows of the new dots, in their input order

@@ -654,15 +654,3 @@ def load_head(path) -> Head:
             filled = np.asarray(data["filled"]) > 0
     return Head(vertices=v, faces=f, vertex_normals=vertex_normals_of(v, f), source=str(path), colors=scan.colors,
                 filled=filled)
-
-
-def principal_curvatures(head: Head) -> np.ndarray:
-    """Per-vertex principal curvatures (n,2) [k1, k2], k1 >= k2, in 1/mm (1/R on a sphere of radius R).
-
-    From :func:`scalp3d.kernels.curvature.principal_curvatures`; for the design (e.g. thinning dots where the skin bends
-    sharply) and the checks.
-    """
-    from scalp3d.kernels.curvature import principal_curvatures as _k, vertex_neighbours
-
-    ip, ix = vertex_neighbours(len(head.vertices), head.faces)
-    return _k(np.ascontiguousarray(head.vertices), np.ascontiguousarray(head.vertex_normals), ip, ix)

@@ -44,10 +44,6 @@ class Head:
     #: how the surface was made: units, counts, holes, deviation from the input, time per step
     report: dict = field(default_factory=dict)
 
-    @property
-    def n_vertices(self) -> int:
-        return len(self.vertices)
-
 
 @dataclass
 class Landmarks:

@@ -189,11 +189,6 @@ def read_program(path) -> Parsed:
     return Parsed(moves, notes, header, malformed)
 
 
-def parse_gcode(path):
-    """Moves of a scalp3d G-code program (see :func:`read_program`)."""
-    return read_program(path).moves
-
-
 def needle_axis(angles_deg) -> np.ndarray:
     """Unit needle axes (n,3) (from the tip back up the needle) of rotary words ``angles_deg`` (n,2) = (A, B) in
     degrees, read from the machine's kinematics: the tool axis +Z turned by Rx(A) about X, then by Ry(B) about Y,

@@ -133,6 +133,28 @@ def test_interpolate_on_faces_zero_normal_and_degenerate_face():
     np.testing.assert_allclose(nrm, ref_nrm, rtol=RTOL, atol=1e-15)
 
 
+def test_vertex_neighbours_two_triangles_and_a_lone_vertex():
+    from scalp3d.kernels.geometry import vertex_neighbours
+
+    indptr, indices = vertex_neighbours(5, np.array([[0, 1, 2], [2, 1, 3]]))
+    got = [indices[indptr[i]:indptr[i + 1]].tolist() for i in range(5)]
+    assert got == [[1, 2], [0, 2, 3], [0, 1, 3], [1, 2], []]
+
+
+def test_vertex_neighbours_icosphere_valences(icosphere):
+    from scalp3d.kernels.geometry import vertex_neighbours
+
+    vertices, _, faces, _ = icosphere
+    indptr, indices = vertex_neighbours(len(vertices), faces)
+    want = [set() for _ in vertices]
+    for a, b, c in faces.tolist():
+        want[a] |= {b, c}
+        want[b] |= {a, c}
+        want[c] |= {a, b}
+    assert [indices[indptr[i]:indptr[i + 1]].tolist() for i in range(len(vertices))] == [sorted(s) for s in want]
+    assert sorted(set(np.diff(indptr).tolist())) == [5, 6]  # 12 valence-5 vertices, the rest valence 6
+
+
 # ----------------------------------------------------------------------------------------------------------- sampling
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

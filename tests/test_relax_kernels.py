@@ -1,8 +1,6 @@
-"""Mesh snapping, the plain relaxation pass and curvature kernels against slow NumPy references."""
+"""Mesh snapping and the plain relaxation pass against slow NumPy references."""
 import numpy as np
-import pytest
 
-from scalp3d.kernels.curvature import principal_curvatures, vertex_neighbours
 from scalp3d.kernels.multiclass import multiclass_step
 from scalp3d.kernels.relax import closest_xyz, snap_xyz, vertex_faces
 from scalp3d.placement import vertex_normals_of
@@ -80,30 +78,3 @@ def test_relax_keeps_off_zero_density_faces():
                               np.zeros(2, np.int64), np.ones(2), np.ones((1, 1)), 0.0, 1.0, 0.5, v, vn, f, vf[0],
                               vf[1], ok)
     assert got[0, 0] <= 10.0 + 1e-12  # the dot pushed right stays on the allowed side
-
-
-@pytest.mark.parametrize("radius", [10.0, 50.0])
-def test_curvature_of_sphere(radius):
-    import trimesh
-
-    s = trimesh.creation.icosphere(4, radius=radius)
-    v, f = np.asarray(s.vertices), np.asarray(s.faces, dtype=np.int64)
-    k = principal_curvatures(v, vertex_normals_of(v, f), *vertex_neighbours(len(v), f))
-    assert np.allclose(k, 1 / radius, rtol=0.08)  # the 12 valence-5 vertices are 6 % low
-
-
-def test_curvature_of_cylinder_and_plane():
-    na, nh, R = 120, 40, 20.0
-    a = np.linspace(0, 2 * np.pi, na, endpoint=False)
-    A, H = np.meshgrid(a, np.linspace(0, 60, nh), indexing="ij")
-    v = np.column_stack([R * np.cos(A).ravel(), R * np.sin(A).ravel(), H.ravel()])
-    idx = np.arange(na * nh).reshape(na, nh)
-    f = np.array([t for i in range(na) for j in range(nh - 1) for t in (
-        (idx[i, j], idx[(i + 1) % na, j], idx[(i + 1) % na, j + 1]),
-        (idx[i, j], idx[(i + 1) % na, j + 1], idx[i, j + 1]))], dtype=np.int64)
-    k = principal_curvatures(v, vertex_normals_of(v, f), *vertex_neighbours(len(v), f))
-    inner = (v[:, 2] > 3) & (v[:, 2] < 57)
-    assert np.allclose(k[inner, 0], 1 / R, rtol=0.02) and np.allclose(k[inner, 1], 0, atol=1e-3)
-    pv, pf = grid_mesh()
-    kp = principal_curvatures(pv, vertex_normals_of(pv, pf), *vertex_neighbours(len(pv), pf))
-    assert np.abs(kp).max() < 1e-12
