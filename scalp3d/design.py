@@ -16,21 +16,14 @@ from __future__ import annotations
 
 import copy
 import math
-import difflib
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import config
-from .errors import PlanError, one_line
+from .errors import PlanError, nearest_name, one_line, parse_toml
 from .meshes import face_areas
 from .types import Field, Head, Landmarks
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ZONES = ("hairline", "front", "mid", "crown", "sides", "back", "scar")
 
@@ -217,8 +210,8 @@ def _check(where, data, schema, out, prefix=""):
     for key, val in data.items():
         name = prefix + key
         if key not in schema:
-            near = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.5)
-            hint = f"did you mean '{prefix}{near[0]}'?" if near else f"allowed: {', '.join(schema)}"
+            near = nearest_name(key, schema, cutoff=0.5)
+            hint = f"did you mean '{prefix}{near}'?" if near else f"allowed: {', '.join(schema)}"
             raise PlanError(f"{where}: unknown key '{name}'; {hint}")
         spec = schema[key]
         if isinstance(spec, dict):
@@ -253,15 +246,12 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
         if not p.is_file():
             raise PlanError(f"{p}: is a folder, not a plan file; give the TOML file")
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise PlanError(f"{p}: not UTF-8 text; save the plan as a TOML text file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PlanError(f"{p}: not valid TOML ({exc}); fix the line it names") from None
-        except RecursionError:
-            raise PlanError(f"{p}: not valid TOML (lists nested too deeply); fix the file") from None
         except OSError as exc:
             raise PlanError(f"{p}: plan file cannot be read ({exc.strerror or exc}); check the file") from None
+        data = parse_toml(text, str(p))
         _check_lists(where, data, plan, base=p.parent)
         _check(where, data, SCHEMA, plan)
     if overrides:
@@ -292,8 +282,8 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
                         "sparse edge")
     modes = ("bald", "whole-scalp", "density")
     if plan["mode"] not in modes:
-        near = difflib.get_close_matches(plan["mode"], modes, n=1, cutoff=0.4)
-        hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(modes)}"
+        near = nearest_name(plan["mode"], modes, cutoff=0.4)
+        hint = f"did you mean '{near}'?" if near else f"use one of {', '.join(modes)}"
         raise PlanError(f"{where}: 'mode' = '{plan['mode']}' is not a mode; {hint}")
     if plan["mode"] == "whole-scalp":
         over = [z for z, zp in plan["zones"].items() if zp.get("density_per_cm2") is not None and z != "scar"]

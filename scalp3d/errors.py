@@ -42,6 +42,32 @@ class MissingDependencyError(Scalp3dError):
     """An optional package is needed for this operation; the message names what to install."""
 
 
+def nearest_name(word, choices, cutoff: float = 0.6):
+    """The known name closest to ``word`` (difflib's ratio at least ``cutoff``), or None: the one source of the
+    "did you mean ...?" hints of every file scalp3d reads."""
+    import difflib
+
+    near = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+    return near[0] if near else None
+
+
+def parse_toml(text: str, where: str) -> dict:
+    """A TOML file's text as a dict; any failure is a one-line :class:`PlanError` naming ``where`` (plan files and
+    machine profiles read TOML the same way)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{where}: not valid TOML ({exc}); fix the line it names") from None
+    except RecursionError:
+        raise PlanError(f"{where}: not valid TOML (lists nested too deeply); fix the file") from None
+
+
 def one_line(func):
     """Decorate a loader so that any :class:`Scalp3dError` it raises reads as one line: text a user wrote into a file
     (a key, a name, a value) may hold line breaks, and a message must never spill onto a second line."""

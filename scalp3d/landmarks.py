@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import config
-from .errors import GeometryError, InputError
+from .errors import GeometryError, InputError, nearest_name
 from .meshes import face_areas, random_samples
 from .fileio import read_json
 from .types import Head, Landmarks
@@ -662,10 +662,8 @@ def _read_landmarks(path, scale_to_mm):
         if key in ("units", "sources", "comment", "scale_mm_per_unit"):
             continue
         if key not in LANDMARK_KEYS:
-            import difflib
-
-            near = difflib.get_close_matches(key, LANDMARK_KEYS, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else f"; use {', '.join(LANDMARK_KEYS)}"
+            near = nearest_name(key, LANDMARK_KEYS)
+            hint = f"; did you mean '{near}'?" if near else f"; use {', '.join(LANDMARK_KEYS)}"
             raise InputError(f"{path}: unknown landmark {key[:40]!r}{hint}")
         ok = isinstance(val, list) and len(val) == 3 and all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and abs(c) < 1e300 for c in val)

@@ -8,8 +8,6 @@ identity by default, so programs stay in the scan's own axes in mm.
 """
 from __future__ import annotations
 
-import difflib
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,12 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import PlanError, one_line
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .errors import PlanError, nearest_name, one_line, parse_toml
 
 
 @dataclass
@@ -96,8 +89,8 @@ def _section(where, data, key, allowed):
         raise PlanError(f"{where}: '{key}' must be a section [{key}]")
     for k in sec:
         if k not in allowed:
-            near = difflib.get_close_matches(k, allowed, n=1)
-            hint = f"; did you mean '{key}.{near[0]}'?" if near else f"; allowed: {', '.join(allowed)}"
+            near = nearest_name(k, allowed)
+            hint = f"; did you mean '{key}.{near}'?" if near else f"; allowed: {', '.join(allowed)}"
             raise PlanError(f"{where}: unknown key '{key}.{k}'{hint}")
     return sec
 
@@ -153,16 +146,11 @@ def load_machine(spec=None) -> Machine:
         except OSError as exc:
             raise PlanError(f"{path}: machine profile cannot be read ({exc.strerror or exc}); check the file") \
                 from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(f"{where}: not valid TOML ({exc}); fix the line it names") from None
-    except RecursionError:
-        raise PlanError(f"{where}: not valid TOML (lists nested too deeply); fix the file") from None
+    data = parse_toml(text, where)
     for k in data:
         if k not in _KEYS:
-            near = difflib.get_close_matches(k, sorted(_KEYS), n=1)
-            raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near[0]}'?" if near else ""))
+            near = nearest_name(k, sorted(_KEYS))
+            raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near}'?" if near else ""))
     name = data.get("name", Path(where).stem)
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or any(c in name for c in "()\n\r"):
         raise PlanError(f"{where}: 'name' must be one line of text without parentheses, not {name!r}")
