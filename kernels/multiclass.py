@@ -20,8 +20,7 @@ the thread count.
 
 Neighbours come from lists (:func:`pair_lists`, CSR) rather than from the grid at every sweep: a caller builds them
 with a ``reach`` beyond every pair's target and reuses them until a pair could have come within its target unseen
-(twice the largest move since the build, plus the growth of the spacing, exceeds the reach); :func:`multiclass_step`
-builds lists for one sweep (reach 0: only the pairs within their targets).
+(twice the largest move since the build, plus the growth of the spacing, exceeds the reach).
 """
 import math
 
@@ -138,29 +137,6 @@ def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, st
     return c
 
 
-def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
-    """One Jacobi sweep of the joint multi-class relaxation (neighbour lists built for this sweep alone).
-
-    Parameters
-    ----------
-    points, normals : (n,3) float64; face_ids : (n,) int64; bary : (n,3) float64
-    movable : (n,) bool; cls : (n,) int64 in [0, K); radius : (n,) float64 local union spacing d_max (mm)
-    scale : (K,K) float64 pair target factors (symmetric); fold_cos : float
-    omega : float, relaxation factor applied to the summed push; max_step : float, step cap as a fraction of r_i
-    vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
-    face_ok : (F,) bool, faces a dot may move onto
-
-    Returns
-    -------
-    new points, normals, face_ids, bary; worst : float, largest relative violation (t - d) / t over the pairs seen
-    from a movable dot (before the move); moved : int, number of dots moved.
-    """
-    ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
-    return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
-
-
 @njit(cache=True, inline="always")
 def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
                nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f, new_b,
@@ -274,8 +250,24 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
 @njit(parallel=True, cache=True)
 def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
-    """:func:`multiclass_step` over neighbour lists from :func:`pair_lists` (built with a reach covering every
-    move since); same arguments and returns, plus the lists."""
+    """One Jacobi sweep of the joint multi-class relaxation over neighbour lists from :func:`pair_lists` (built with a
+    reach covering every move since).
+
+    Parameters
+    ----------
+    points, normals : (n,3) float64; face_ids : (n,) int64; bary : (n,3) float64
+    movable : (n,) bool; cls : (n,) int64 in [0, K); radius : (n,) float64 local union spacing d_max (mm)
+    scale : (K,K) float64 pair target factors (symmetric); fold_cos : float
+    omega : float, relaxation factor applied to the summed push; max_step : float, step cap as a fraction of r_i
+    nbr_ptr : (n+1,) int64; nbr_idx : int64: neighbour lists (CSR) from :func:`pair_lists`
+    vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
+    face_ok : (F,) bool, faces a dot may move onto
+
+    Returns
+    -------
+    new points, normals, face_ids, bary; worst : float, largest relative violation (t - d) / t over the pairs seen
+    from a movable dot (before the move); moved : int, number of dots moved.
+    """
     n = points.shape[0]
     new_p = points.copy()
     new_n = normals.copy()

@@ -1,4 +1,5 @@
-"""Small shared pieces of the tests: a flat grid mesh and a run in a fresh process with a given thread count."""
+"""Small shared pieces of the tests: a flat grid mesh, a run in a fresh process with a given thread count, and one
+sweep of the joint relaxation with lists built for it alone."""
 import os
 import subprocess
 import sys
@@ -28,11 +29,24 @@ def grid_mesh(n=21, h=1.0):
 
 def arrays_with_threads(code, out_dir, threads=("1", "2")):
     """Run ``code`` (which saves one array to the path in sys.argv[1]) in a fresh process per numba thread count;
-    returns the arrays."""
+    returns the arrays. The tests folder is on the process's path, as under pytest (``code`` may import ``shapes``)."""
     outs = []
+    path = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")]))
     for t in threads:
         out = out_dir / f"t{t}.npy"
-        env = dict(os.environ, NUMBA_NUM_THREADS=t)
+        env = dict(os.environ, NUMBA_NUM_THREADS=t, PYTHONPATH=path)
         subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=600)
         outs.append(np.load(out))
     return outs
+
+
+def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+    """One Jacobi sweep of the joint multi-class relaxation
+    (:func:`scalp3d.kernels.multiclass.multiclass_sweep`) with neighbour lists built for this sweep alone (reach 0:
+    only the pairs within their targets); same arguments and returns as the sweep, without the lists."""
+    from scalp3d.kernels.multiclass import multiclass_sweep, pair_lists
+
+    ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
+    return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
+                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)

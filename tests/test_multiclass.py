@@ -6,14 +6,14 @@ import pytest
 
 from scalp3d import kernels as K
 from scalp3d.errors import InputError
-from scalp3d.kernels.multiclass import PAIR_ROW_CAP, multiclass_step, multiclass_sweep, pair_lists, session_scales
+from scalp3d.kernels.multiclass import PAIR_ROW_CAP, multiclass_sweep, pair_lists, session_scales
 from scalp3d.kernels.relax import vertex_faces
 from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
-from scalp3d.shapes import ellipsoid_cap
 
 import naive
-from helpers import faces_of, grid_mesh
+from helpers import faces_of, grid_mesh, multiclass_step
+from shapes import ellipsoid_cap
 
 
 def _plane_case(seed, n=160):

@@ -5,10 +5,10 @@ import pytest
 from scalp3d.errors import InputError
 from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
-from scalp3d.shapes import ellipsoid_cap
 from scalp3d import kernels as K
 
 from helpers import arrays_with_threads
+from shapes import ellipsoid_cap
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_bad_arguments(kwargs, match):
 
 def test_same_seed_same_dots_any_thread_count(tmp_path):
     # the default session mode: joint relaxation, neighbour lists, guarded passes
-    code = ("import numpy as np, sys; from scalp3d.shapes import ellipsoid_cap; "
+    code = ("import numpy as np, sys; from shapes import ellipsoid_cap; "
             "from scalp3d.placement import place_dots; v, f = ellipsoid_cap(40); "
             "d = place_dots(v, f, count=4000, seed=7); "
             "np.save(sys.argv[1], np.column_stack([d.positions, d.normals, d.session, d.face_ids, d.bary]))")

@@ -14,9 +14,10 @@ from scalp3d.machine import Machine, load_machine, rigid_transform
 from scalp3d.needle import order_dots, plan_session, resume_program, split_program
 from scalp3d.placement import place_dots, vertex_normals_of
 from scalp3d.proximity import SurfaceQuery
-from scalp3d.shapes import ellipsoid_cap
 from scalp3d.types import Head
 from scalp3d.verify import verify_program
+
+from shapes import ellipsoid_cap
 
 SETTINGS = dict(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0, travel_feed_mm_per_min=6000.0,
                 dwell_s=0.05)

@@ -5,7 +5,8 @@ import pytest
 from scalp3d import kernels as K
 from scalp3d.placement import place_dots, spacing_for_density
 from scalp3d.quality import radial_spectrum, spread_figures
-from scalp3d.shapes import ellipsoid_cap
+
+from shapes import ellipsoid_cap
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """Mesh snapping and the plain relaxation pass against slow NumPy references."""
 import numpy as np
 
-from scalp3d.kernels.multiclass import multiclass_step
 from scalp3d.kernels.relax import closest_xyz, snap_xyz, vertex_faces
 from scalp3d.placement import vertex_normals_of
 
 import naive
-from helpers import faces_of, grid_mesh
+from helpers import faces_of, grid_mesh, multiclass_step
 
 
 def brute_closest(p, a, b, c, n=400):
