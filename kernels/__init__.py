@@ -6,7 +6,7 @@ CPU kernels (``njit``, parallel where it pays) live in the topic modules; their 
 from .elimination import conflict_graph, eliminate, skin_distance
 from .geometry import interpolate_on_faces, triangle_areas
 from .grid import build_grid
-from .metrics import nearest_distance
+from .nearest import nearest_distance
 from .sampling import stratified_faces
 from .tour import knn_lists, nearest_neighbour_tour, path_length, two_opt_or_opt
 

@@ -158,7 +158,7 @@ def _device_functions():
     """Build the sweep's device functions once (they need numba.cuda, so not at import)."""
     if _update_dot_device is None:
         from .multiclass import update_dot
-        from .relax import _closest_on_face, closest_xyz, snap_xyz
+        from .snap import _closest_on_face, closest_xyz, snap_xyz
 
         closest = _on_device(closest_xyz)
         on_face = _on_device(_closest_on_face, closest_xyz=closest)

@@ -13,7 +13,7 @@ onto hard constraints until the violation is gone.
 One sweep (Jacobi): every movable dot i sums, over its neighbours j closer than t_ij, a push of half the shortfall
 (all of it when j is fixed) along the pair direction, keeps the tangent part, scales it by ``omega``, caps it at
 ``max_step * r_i``, and is put back onto the mesh: projected onto its own face's plane when it stays inside that face
-(allocation-free fast path), otherwise snapped by :func:`scalp3d.kernels.relax.snap_xyz` walking from its face
+(allocation-free fast path), otherwise snapped by :func:`scalp3d.kernels.snap.snap_xyz` walking from its face
 (never onto a face whose ``face_ok`` is False: the dot then stays). Pairs whose normals satisfy n_i . n_j < ``fold_cos``
 (opposite sides of a fold) never interact. New positions depend on the old ones only, so the result does not depend on
 the thread count.
@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from .grid import build_grid, cube_cell
-from .relax import snap_xyz
+from .snap import snap_xyz
 
 #: slots per row of the first pass of :func:`pair_lists`
 PAIR_ROW_CAP = 48

@@ -215,10 +215,10 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 
 
 def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, passes, fold_cos):
-    """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.relax`); fixed dots push but never move."""
+    """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.multiclass`); fixed dots push but never move."""
     from scalp3d import kernels as K
     from scalp3d.kernels.multiclass import floor_offenders, list_nearest, multiclass_sweep
-    from scalp3d.kernels.relax import vertex_faces
+    from scalp3d.kernels.snap import vertex_faces
 
     n_fix = len(fixed_pts)
     vf_ptr, vf_idx = vertex_faces(len(v), f)
@@ -299,7 +299,7 @@ def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fi
     dots' local spacing follows them as they move (sweeps move dots across density bands).
     """
     from scalp3d.kernels.multiclass import floor_offenders, multiclass_sweep, session_scales
-    from scalp3d.kernels.relax import vertex_faces
+    from scalp3d.kernels.snap import vertex_faces
 
     n_fix = len(fixed_pts)
     k = len(fractions)

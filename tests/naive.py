@@ -86,7 +86,7 @@ def build_grid(points, cell):
     return origin, cells, start, order, mask
 
 
-# ------------------------------------------------------------------------------------------------------------- metrics
+# ------------------------------------------------------------------------------------------------------------- nearest
 
 def _squared_distances(queries, points):
     # (q, n) squared distances, summed in the kernels' order: ((dx*dx + dy*dy) + dz*dz)

@@ -29,7 +29,7 @@ import naive  # noqa: E402
 import scalp3d.kernels.cuda as kcuda  # noqa: E402
 from scalp3d.kernels import interpolate_on_faces, nearest_distance, triangle_areas  # noqa: E402
 from scalp3d.kernels.multiclass import multiclass_sweep, pair_lists, session_scales  # noqa: E402
-from scalp3d.kernels.relax import vertex_faces  # noqa: E402
+from scalp3d.kernels.snap import vertex_faces  # noqa: E402
 
 SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")
 USABLE = SIMULATOR or cuda.is_available()

@@ -233,7 +233,7 @@ def test_cube_cell_spans_exactly_one_cell(ring, shell_only):
             assert order[lo:hi].tolist() == want.tolist()
 
 
-# ------------------------------------------------------------------------------------------------------------ metrics
+# ------------------------------------------------------------------------------------------------------------ nearest
 
 @pytest.mark.parametrize("cell", [0.004, 0.05, 0.3, 10.0])
 def test_nearest_distance_matches_naive(cell):

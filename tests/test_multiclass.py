@@ -7,7 +7,7 @@ import pytest
 from scalp3d import kernels as K
 from scalp3d.errors import InputError
 from scalp3d.kernels.multiclass import PAIR_ROW_CAP, multiclass_sweep, pair_lists, session_scales
-from scalp3d.kernels.relax import vertex_faces
+from scalp3d.kernels.snap import vertex_faces
 from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
 

@@ -1,7 +1,7 @@
 """Mesh snapping and the plain relaxation pass against slow NumPy references."""
 import numpy as np
 
-from scalp3d.kernels.relax import closest_xyz, snap_xyz, vertex_faces
+from scalp3d.kernels.snap import closest_xyz, snap_xyz, vertex_faces
 from scalp3d.placement import vertex_normals_of
 
 import naive
