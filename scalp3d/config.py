@@ -1,6 +1,7 @@
 """Every named tunable of scalp3d in one place: its default, its unit (in its name) and its allowed range.
 
-Defaults come from DOMAIN.md's figures (SMP in figures), from measurements on the sample heads and the benchmark cap
+Defaults come from the published figures of scalp micropigmentation and hair biology (the source beside each: papers,
+physicians' summaries, practitioners' consistent claims), from measurements on the sample heads and the benchmark cap
 (noted beside each), and from the studies and papers cited beside them. Algorithms import these names; no bare literal
 tolerances live in the algorithms (numerical guards such as 1e-12 against a division by zero excepted). The plan file (see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
 """
@@ -77,9 +78,9 @@ DEVIATION_BOX_MARGIN_MM = 5.0
 #: a scan with fewer points than this cannot hold a head
 MIN_SCAN_POINTS = 100
 
-# --- design (plan defaults, DOMAIN.md) ---------------------------------------------------------------------------
-CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2
-HAIRLINE_DENSITY_PER_CM2 = 40.0       # natural hairline 38-78, 51 typical; the sparse edge of the transition band
+# --- design (plan defaults, published figures) -------------------------------------------------------------------
+CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2 (J Soc Cosmet Chem 28(5))
+HAIRLINE_DENSITY_PER_CM2 = 40.0       # natural hairline 38-78, 51 typical (Keene's data); the sparse edge of the band
 DENSITY_MAX_PER_CM2 = 160.0           # above this dots merge ("helmet look")
 #: a density given to the engine (CLI, place_dots) above this is refused: ten times the merging limit, so a unit
 #: mistake (dots per mm2, per m2) fails with a message rather than a plan
@@ -169,7 +170,7 @@ HAIR_SKIN_MIN_LUMINANCE = 0.05
 # --- needle (plan defaults) --------------------------------------------------------------------------------------
 NEEDLE = "0603-1RL"                   # 0.20 mm single point
 NEEDLE_DIAMETER_MM = {"0603-1RL": 0.20, "0603-3RL": 0.20, "0803-1RL": 0.25, "0803-3RL": 0.25, "0501-1RL": 0.18}
-DOT_SIZE_RANGE_MM = (0.05, 0.5)       # healed dots 0.1-0.25 mm wide (DOMAIN.md)
+DOT_SIZE_RANGE_MM = (0.05, 0.5)       # healed dots 0.1-0.25 mm wide (practitioners' figures)
 DEPTH_MM = 0.6                        # upper papillary dermis; clinics quote 0.25-2 mm
 DEPTH_RANGE_MM = (0.2, 2.0)
 STANDOFF_MM = 3.0                     # approach point above the skin, along the normal
@@ -230,7 +231,7 @@ JOINT_MAX_STEP = 0.3        # a dot moves at most this fraction of its d_max per
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing
 #: (d_max of the local final density, the smaller of the two dots' spacings) and never under SPACING_FLOOR_MIN_MM.
-#: DOMAIN.md: a healed dot reads as a soft spot 0.3-0.5 mm wide and no source gives an overlap threshold; two
+#: Practitioners estimate a healed dot reads as a soft spot 0.3-0.5 mm wide; no source gives an overlap threshold; two
 #: punctures closer than about 0.4 mm heal as one blotch, and the engine's own bar (union rho 0.65) sits well above
 #: half the spacing, so a plan under the floor is a defect, never a trade-off. Each session alone is held to the same
 #: fraction of its own spacing (the union's d_max over sqrt of the session's share of the final density).
