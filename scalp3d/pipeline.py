@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,35 +16,8 @@ from . import __version__
 from . import config
 from .errors import InputError, PlanRefused, SafetyError
 from .fileio import atomic_path, staged_dir, write_json, write_text
+from .progress import Timer  # noqa: F401  (benchmarks and scripts take it from here)
 from .types import settings_vertex
-
-class Timer:
-    """Wall-clock time per stage, for the printed table and the benchmarks (never written into outputs).
-
-    With ``progress`` (a callable taking a line), each stage announces itself when it starts and, when it took over
-    ``config.PROGRESS_AFTER_S``, its time when it ends: long work is never silent."""
-
-    def __init__(self, progress=None):
-        self.stages = {}
-        self.progress = progress
-
-    def __call__(self, name):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                if timer.progress:
-                    timer.progress(f"{name} ...")
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                dt = time.perf_counter() - self.t
-                timer.stages[name] = timer.stages.get(name, 0.0) + dt
-                if timer.progress and exc[0] is None and dt > config.PROGRESS_AFTER_S:
-                    timer.progress(f"{name}: {dt:.1f} s")
-
-        return _Ctx()
-
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None) -> bool:
     """Check that a plan may be written to ``out_dir`` (nothing is created yet: the plan is written into a temporary
@@ -272,7 +244,8 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
             "units": scan.units_reason,
             "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
                      "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
-                     "surface_report": head.report},
+                     # the surface's report without its step times: a data file never holds a wall-clock time
+                     "surface_report": {k: v for k, v in head.report.items() if k != "steps_s"}},
             "landmarks": lm.sources,
             "machine": machine.summary(),
             "seed": plan["seed"],

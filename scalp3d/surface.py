@@ -20,38 +20,14 @@ Steps (each timed in the head's ``report``):
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 
 import numpy as np
 
 from . import config
 from .errors import GeometryError, InputError
 from .meshes import face_areas, random_samples, vertex_normals_of
+from .progress import Timer
 from .types import Head, Landmarks, Scan
-
-
-class _Steps:
-    """Time per step into the report; with ``progress`` (a callable taking a line) each step announces itself and,
-    past config.PROGRESS_AFTER_S, its time: a 2-million-point scan takes about a minute."""
-
-    def __init__(self, report, progress=None):
-        self.report = report
-        self.progress = progress
-        report.setdefault("steps_s", {})
-
-    @contextmanager
-    def __call__(self, name):
-        if self.progress:
-            self.progress(f"surface: {name} ...")
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            dt = time.perf_counter() - t
-            self.report["steps_s"][name] = round(dt, 3)
-            if self.progress and dt > config.PROGRESS_AFTER_S:
-                self.progress(f"surface: {name}: {dt:.1f} s")
 
 
 def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=None, crop: bool = True,
@@ -74,7 +50,7 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
     """
     report = {"units": scan.units_reason, "points_in": int(len(scan.vertices)),
               "faces_in": 0 if scan.faces is None else int(len(scan.faces))}
-    step = _Steps(report, progress)
+    step = Timer(progress, prefix="surface: ", stages=report.setdefault("steps_s", {}), digits=3)
     notes = []
     if scan.is_point_cloud:
         with step("outliers"):
