@@ -2,7 +2,7 @@
 
     python benchmarks/placement_vs_peers.py [--count 60000] [--repeat 3] [--exact-pymeshlab] [--scaling] [--joint]
 
-The mesh is the benchmark cap of issue 3 (``tests/shapes.py``, :func:`ellipsoid_cap`). Every sampler's dots are judged by the
+The mesh is the benchmark cap of issue 3 (``ellipsoid_cap`` in tests/shapes.py). Every sampler's dots are judged by the
 same figures (scalp3d.quality.spread_figures plus coverage p99 over 200k uniform surface points): rho, nn p1, nn CV,
 coverage p99, all relative to d_max = sqrt(2A / (sqrt(3) N)) of the dots each returned. Times are medians of
 ``--repeat`` runs after a warm-up (JIT compiled). ``--scaling`` also prints scalp3d's time per dot from 5k to 500k
