@@ -78,6 +78,14 @@ DEVIATION_BOX_MARGIN_MM = 5.0
 #: a scan with fewer points than this cannot hold a head
 MIN_SCAN_POINTS = 100
 
+# --- skin distances (heat method) ---------------------------------------------------------------------------------
+#: above this many triangles the heat method runs on a copy simplified by vertex clustering in cells of
+#: GEODESIC_VOXEL_MM (about twice the 1 mm remeshing edge). Measured along the forehead's midline by an independent
+#: arc length (tests/test_hairline.py): 2.5 mm cells put the real head's hairline 3.8 mm above its plan (65 mm), 2 mm
+#: cells 1.4 mm, the full mesh 2.7 mm; the sample head's edge is 2 mm high at 1.5-2.5 mm cells
+GEODESIC_MAX_FACES = 40_000
+GEODESIC_VOXEL_MM = 2.0
+
 # --- design (plan defaults, published figures) -------------------------------------------------------------------
 CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2 (J Soc Cosmet Chem 28(5))
 HAIRLINE_DENSITY_PER_CM2 = 40.0       # natural hairline 38-78, 51 typical (Keene's data); the sparse edge of the band

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import config
+
 
 def _cotangents(v, f):
     """cot of the angle at each corner (m,3) and face areas (m,)."""
@@ -92,7 +94,8 @@ class HeadGeodesics:
     copy simplified by vertex clustering (``voxel_mm`` cells: plenty for bands and margins of centimetres, errors of
     about a cell) and the distances are carried back to every vertex from its nearest simplified vertex."""
 
-    def __init__(self, vertices, faces, max_faces: int = 40000, voxel_mm: float = 2.5):
+    def __init__(self, vertices, faces, max_faces: int = config.GEODESIC_MAX_FACES,
+                 voxel_mm: float = config.GEODESIC_VOXEL_MM):
         from scipy.spatial import cKDTree
 
         v = np.asarray(vertices, dtype=np.float64)
