@@ -184,7 +184,7 @@ def _sample(args):
     dots = place_dots(scan.vertices, scan.faces, count=args.count, density_per_cm2=args.density_per_cm2,
                       sessions=args.sessions, seed=args.seed, fixed=fixed)
     from . import kernels as K
-    from .pipeline import refuse_close_dots
+    from .spacing import refuse_close_dots
 
     area = float(K.triangle_areas(np.ascontiguousarray(scan.vertices), np.ascontiguousarray(scan.faces)).sum())
     n = len(dots)

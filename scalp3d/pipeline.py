@@ -14,9 +14,10 @@ import numpy as np
 
 from . import __version__
 from . import config
-from .errors import InputError, PlanRefused, SafetyError
+from .errors import InputError, SafetyError
 from .fileio import atomic_path, staged_dir, write_json, write_text
 from .progress import Timer  # noqa: F401  (benchmarks and scripts take it from here)
+from .spacing import refuse_close_dots
 from .types import settings_vertex
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None) -> bool:
@@ -42,28 +43,6 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None =
         raise InputError(f"{out_dir}: already holds a plan (summary.json); choose a new --out folder or pass "
                          "--overwrite to replace it (the old plan is kept as DIR.previous-N)")
     return not same_demo
-
-
-def refuse_close_dots(dots, spacing_mm, fractions, field, source: str = "the plan"):
-    """Refuse (:class:`PlanRefused`, exit 3) dots that break the spacing floor on the union or any session alone,
-    naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`)."""
-    from .spacing import check_floor
-
-    breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions)
-    if not breaches:
-        return
-    b = breaches[0]
-    def zone(k):
-        return f" in zone {field.zone_names[int(dots.zone[k])]}" if field is not None and dots.zone is not None else ""
-
-    pairs = "; ".join(
-        f"dots {dots.ids[i]} and {dots.ids[j]} {d:.2f} mm apart (floor {fl:.2f} mm){zone(i)} at "
-        f"({', '.join(f'{x:.1f}' for x in dots.positions[i])}) mm"
-        for i, j, d, fl in list(zip(b.i, b.j, b.dist, b.floor))[:3])
-    more = sum(len(x.i) for x in breaches) - min(len(b.i), 3)
-    raise PlanRefused(f"{source} refused: {len(b.i)} pair(s) of dots closer than the spacing floor ({b.scope}): "
-                      f"{pairs}{f' (+{more} more)' if more > 0 else ''}; lower the density there, widen the region "
-                      "or its margin, or try another --seed; nothing was written")
 
 
 def quality_warnings(quality: dict, n_dots: int) -> list:

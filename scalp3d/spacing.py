@@ -3,9 +3,9 @@
 The floor of a pair is ``config.SPACING_FLOOR_FRACTION`` of the smaller of the two dots' local target spacings
 (d_max of the local final density), never under ``config.SPACING_FLOOR_MIN_MM``; a session alone is held to the same
 fraction of its own spacing (the union's over the square root of the session's share of the final density). The
-placement engine keeps every pair above it; this module is the independent check the pipeline runs on the finished
-dots before any program is written (a plan that fails is refused, exit 3). It uses its own KD-tree (scipy), not the
-engine's grid, so a shared bug cannot hide a close pair.
+placement engine keeps every pair above it; this module is the independent check the pipeline and `scalp3d sample`
+run on the finished dots before any program or file is written (a plan that fails is refused, exit 3). It uses its
+own KD-tree (scipy), not the engine's grid, so a shared bug cannot hide a close pair.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import config
+from .errors import PlanRefused
 
 
 def floor_mm(spacing_a, spacing_b):
@@ -89,3 +90,23 @@ def check_floor(points, spacing_mm, session, fractions) -> list:
         if len(i):
             out.append(Breach(f"session {k} alone", rows[i], rows[j], d, f))
     return out
+
+
+def refuse_close_dots(dots, spacing_mm, fractions, field, source: str = "the plan"):
+    """Refuse (:class:`PlanRefused`, exit 3) dots that break the spacing floor on the union or any session alone,
+    naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`)."""
+    breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions)
+    if not breaches:
+        return
+    b = breaches[0]
+    def zone(k):
+        return f" in zone {field.zone_names[int(dots.zone[k])]}" if field is not None and dots.zone is not None else ""
+
+    pairs = "; ".join(
+        f"dots {dots.ids[i]} and {dots.ids[j]} {d:.2f} mm apart (floor {fl:.2f} mm){zone(i)} at "
+        f"({', '.join(f'{x:.1f}' for x in dots.positions[i])}) mm"
+        for i, j, d, fl in list(zip(b.i, b.j, b.dist, b.floor))[:3])
+    more = sum(len(x.i) for x in breaches) - min(len(b.i), 3)
+    raise PlanRefused(f"{source} refused: {len(b.i)} pair(s) of dots closer than the spacing floor ({b.scope}): "
+                      f"{pairs}{f' (+{more} more)' if more > 0 else ''}; lower the density there, widen the region "
+                      "or its margin, or try another --seed; nothing was written")

@@ -14,25 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAN = """# a small scar plan: a few hundred dots, quick to place
-[zones.hairline]
-density_per_cm2 = 0.0
-[zones.front]
-density_per_cm2 = 0.0
-[zones.mid]
-density_per_cm2 = 0.0
-[zones.crown]
-density_per_cm2 = 0.0
-[zones.sides]
-density_per_cm2 = 0.0
-[zones.back]
-density_per_cm2 = 0.0
-[[scars]]
-points_mm = [[23.5, -21.1, 94.4]]
-width_mm = 20.0
-density_per_cm2 = 80.0
-margin_mm = 2.0
-"""
+PLAN = ("# a small scar plan: a few hundred dots, quick to place\n"
+        + "".join(f"[zones.{z}]\ndensity_per_cm2 = 0.0\n"
+                  for z in ("hairline", "front", "mid", "crown", "sides", "back"))
+        + "[[scars]]\npoints_mm = [[23.5, -21.1, 94.4]]\nwidth_mm = 20.0\ndensity_per_cm2 = 80.0\nmargin_mm = 2.0\n")
 
 
 def _run(cmd, cwd, env=None):
