@@ -342,6 +342,21 @@ def _planned_dots(js) -> dict:
     return out
 
 
+@dataclass
+class _Plunges:
+    """The program's plunges (k of them), in program order: each G1 move with the point it starts from."""
+
+    moves: list  # the G1 moves (k,) of :class:`Move`
+    starts: np.ndarray  # (k,3) mm: the approach point each plunge starts from
+    tips: np.ndarray  # (k,3) mm: where each plunge ends
+    dots: list  # (k,): the dot id of each plunge's comment, or None
+    seen: dict  # dot id (or None) -> the lines plunging it
+
+    @property
+    def tags(self) -> list:
+        return [f"line {m.line}: dot {m.dot}" for m in self.moves]
+
+
 def verify_program(path, head, *, session_json: dict | None = None, machine: Machine | None = None,
                    head_sha: str | None = None, plan_sha: str | None = None,
                    clearance_mm: float | None = None) -> Report:
@@ -359,7 +374,29 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
     hdr, why = _header(parsed)
     if why:
         return rep.refuse(why)
-    # 1. the head, before any geometry
+    why = _wrong_head_or_plan(hdr, head, machine, head_sha, plan_sha)
+    if why:
+        return rep.refuse(why)
+    V = rep.violations
+    plunges = _check_structure(parsed, hdr, V)
+    rep.plunges = len(plunges.moves)
+    if not plunges.moves:
+        V.append("no plunge (G1) in the program")
+        return rep
+    skin = skin_of(head)
+    _check_plunges(plunges, parsed.notes, skin, machine, V)
+    _check_spacing_floor(plunges, hdr, V)
+    if session_json is not None:
+        _check_session(plunges, session_json, hdr, skin, V)
+    clearance = _clearance(clearance_mm, session_json, hdr)
+    _check_travel(parsed.moves, skin, clearance, V)
+    _check_workspace(parsed.moves, machine, V)
+    return rep
+
+
+def _wrong_head_or_plan(hdr, head, machine, head_sha, plan_sha) -> str | None:
+    """The one-line refusal when the program was made for another head (checked first, before any geometry) or,
+    with ``plan_sha``, for another plan; None when both are this program's."""
     if head_sha is None:
         if not np.array_equal(machine.scan_to_machine, np.eye(4)):
             raise ValueError("verify_program: pass head_sha (head_checksum of the head.ply's vertices): the head "
@@ -367,17 +404,22 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
         h = getattr(head, "head", head)
         head_sha = head_checksum(h.vertices)
     if hdr["head"] != head_sha:
-        return rep.refuse(f"made for head sha {hdr['head']}, this head is {head_sha}: verify it against the "
-                          "head.ply it was planned on")
-    # 2. the plan
+        return (f"made for head sha {hdr['head']}, this head is {head_sha}: verify it against the head.ply it was "
+                "planned on")
     if plan_sha is not None and hdr["plan"] != plan_sha:
-        return rep.refuse(f"made for plan sha {hdr['plan']}, the plan.toml beside it is {plan_sha}: a program "
-                          "left from another plan; re-export or delete it")
-    V = rep.violations
+        return (f"made for plan sha {hdr['plan']}, the plan.toml beside it is {plan_sha}: a program left from "
+                "another plan; re-export or delete it")
+    return None
+
+
+def _check_structure(parsed: Parsed, hdr: dict, V: list) -> _Plunges:
+    """The program's structure, violations appended to ``V``: no malformed comment; every plunge follows the dot
+    comment -> approach G0 -> G1 plunge -> G4 dwell at depth -> G0 back to the approach point pattern; every dot
+    comment has its plunge and no dot is plunged twice; the count, ids and tips checksums agree with the header.
+    Returns the plunges found."""
     moves, notes = parsed.moves, parsed.notes
     for ln in parsed.malformed:
         V.append(f"line {ln}: an unclosed or nested comment (LinuxCNC refuses it): the program was edited")
-    # 3. structure: dot comment -> approach G0 -> G1 plunge -> G4 dwell at depth -> G0 back to the approach point
     tol = config.GEOMETRY_TOLERANCE_MM
     plunges = []  # (move index, start xyz)
     per_note = np.zeros(len(notes), dtype=np.int64)
@@ -402,7 +444,6 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
                      + (f" (after dot {mv.dot}'s comment)" if mv.dot is not None else ""))
     for k in np.flatnonzero(per_note == 0):
         V.append(f"line {notes[k].line}: dot {notes[k].id} has a comment but no plunge (G1): a removed line?")
-    rep.plunges = len(plunges)
     p_moves = [moves[i] for i, _ in plunges]
     p_dot = [m.dot for m in p_moves]
     seen = {}
@@ -423,16 +464,19 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
     tips_sha = tips_checksum([m.words for m in p_moves])
     if tips_sha != hdr["tips"]:
         V.append(f"the plunge tips' sha256 is {tips_sha}, the header states {hdr['tips']}: a plunge was edited")
-    if not plunges:
-        V.append("no plunge (G1) in the program")
-        return rep
-    # 4. geometry of the plunges
-    skin = skin_of(head)
-    p0 = np.array([s for _, s in plunges])
-    p1 = np.array([m.xyz for m in p_moves])
-    tag = [f"line {m.line}: dot {m.dot}" for m in p_moves]
-    direction = p0 - p1
-    axis = direction / np.maximum(np.linalg.norm(direction, axis=1)[:, None], 1e-12)
+    starts = np.array([s for _, s in plunges])
+    tips = np.array([m.xyz for m in p_moves])
+    return _Plunges(p_moves, starts, tips, p_dot, seen)
+
+
+def _check_plunges(pl: _Plunges, notes: list, skin: Skin, machine: Machine, V: list) -> None:
+    """Each plunge's geometry, violations appended to ``V``: the tip below the skin within the machine's depth range
+    (mm) and at the depth its comment states, the plunge within the tilt limit (degrees) of the smooth skin normal,
+    and the A B words (5-axis) or the comment's axis (3-axis) along the plunge."""
+    tol = config.GEOMETRY_TOLERANCE_MM
+    p1, p_moves, tag = pl.tips, pl.moves, pl.tags
+    direction = pl.starts - p1
+    axis = direction / np.maximum(np.linalg.norm(direction, axis=1)[:, None], 1e-12)  # (k,3) unit, tip -> back up
     q, n, side = skin.closest(p1)
     depth = np.linalg.norm(p1 - q, axis=1)
     inside = side < 0
@@ -461,9 +505,14 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
         if not stated_err[k] <= config.AXIS_TOLERANCE_DEG:
             V.append(f"{tag[k]}: {what} {stated_err[k]:.1f} degrees away from the plunge direction"
                      if np.isfinite(stated_err[k]) else f"{tag[k]}: its comment gives no needle axis")
-    # the spacing floor: no two tips closer (a KD-tree, never all pairs)
+
+
+def _check_spacing_floor(pl: _Plunges, hdr: dict, V: list) -> None:
+    """No two tips of different dots closer than the spacing floor (mm; the header's, never under the engine's
+    minimum), violations appended to ``V``, closest pairs first. A KD-tree, never all pairs."""
     from scipy.spatial import cKDTree
 
+    p1, p_dot, p_moves = pl.tips, pl.dots, pl.moves
     floor = max(config.SPACING_FLOOR_MIN_MM, hdr["floor_min_mm"])
     pairs = cKDTree(p1).query_pairs(floor - 1e-9, output_type="ndarray")
     if len(pairs):
@@ -473,49 +522,61 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
             if p_dot[a] != p_dot[b]:
                 V.append(f"dots {p_dot[a]} and {p_dot[b]} (lines {p_moves[a].line}, {p_moves[b].line}): tips "
                          f"{dist[k]:.2f} mm apart, under the spacing floor of {floor:g} mm")
-    # 5. the session JSON: the same program, and every tip where the plan put it
-    if session_json is not None:
-        js = session_json
-        for key, mine in (("plan_sha256", hdr["plan"]), ("head_sha256", hdr["head"]), ("ids_sha256", hdr["ids"]),
-                          ("tips_sha256", hdr["tips"]), ("count", hdr["count"])):
-            if js.get(key) != mine:
-                V.append(f"session JSON: '{key}' is {js.get(key)!r}, the program's header states {mine!r}: not "
-                         "this program's JSON")
-        plan = _planned_dots(js)
-        for k in range(len(p1)):
-            if p_dot[k] not in plan:
-                V.append(f"{tag[k]}: this dot is not in the plan")
-        known = [k for k in range(len(p1)) if p_dot[k] in plan]
-        if known:
-            dd = np.array([plan[p_dot[k]] for k in known])
-            skin_pts = dd[:, :3]
-            want = skin_pts - dd[:, 3:6] * dd[:, 6:7]
-            err = np.linalg.norm(p1[known] - want, axis=1)
-            sk_off = skin.distance(skin_pts)
-            for j, k in enumerate(known):
-                if err[j] > config.PLUNGE_TOLERANCE_MM:
-                    V.append(f"{tag[k]}: the tip is {err[j]:.2f} mm from the planned point (skin + depth along the "
-                             "normal)")
-                if sk_off[j] > config.PLUNGE_TOLERANCE_MM:
-                    V.append(f"{tag[k]}: the planned skin point is {sk_off[j]:.2f} mm off the head surface")
-        missing = sorted(set(plan) - set(seen))
-        if missing:
-            V.append(f"{len(missing)} planned dot(s) missing from the program, first: "
-                     f"{', '.join(map(str, missing[:5]))}")
-    # 6. travel: every G0 that is not a retract from a dwell keeps the clearance
+
+
+def _check_session(pl: _Plunges, js: dict, hdr: dict, skin: Skin, V: list) -> None:
+    """The session JSON against the program, violations appended to ``V``: its checksums and count are the header's,
+    every plunged dot is in the plan, each tip lies at its planned point (skin point + depth along the normal, mm)
+    on the head's surface, and no planned dot is missing."""
+    p1, p_dot, tag = pl.tips, pl.dots, pl.tags
+    for key, mine in (("plan_sha256", hdr["plan"]), ("head_sha256", hdr["head"]), ("ids_sha256", hdr["ids"]),
+                      ("tips_sha256", hdr["tips"]), ("count", hdr["count"])):
+        if js.get(key) != mine:
+            V.append(f"session JSON: '{key}' is {js.get(key)!r}, the program's header states {mine!r}: not "
+                     "this program's JSON")
+    plan = _planned_dots(js)
+    for k in range(len(p1)):
+        if p_dot[k] not in plan:
+            V.append(f"{tag[k]}: this dot is not in the plan")
+    known = [k for k in range(len(p1)) if p_dot[k] in plan]
+    if known:
+        dd = np.array([plan[p_dot[k]] for k in known])
+        skin_pts = dd[:, :3]
+        want = skin_pts - dd[:, 3:6] * dd[:, 6:7]
+        err = np.linalg.norm(p1[known] - want, axis=1)
+        sk_off = skin.distance(skin_pts)
+        for j, k in enumerate(known):
+            if err[j] > config.PLUNGE_TOLERANCE_MM:
+                V.append(f"{tag[k]}: the tip is {err[j]:.2f} mm from the planned point (skin + depth along the "
+                         "normal)")
+            if sk_off[j] > config.PLUNGE_TOLERANCE_MM:
+                V.append(f"{tag[k]}: the planned skin point is {sk_off[j]:.2f} mm off the head surface")
+    missing = sorted(set(plan) - set(pl.seen))
+    if missing:
+        V.append(f"{len(missing)} planned dot(s) missing from the program, first: "
+                 f"{', '.join(map(str, missing[:5]))}")
+
+
+def _clearance(clearance_mm, session_json, hdr) -> float:
+    """The travel clearance (mm) to check: the one given, else the session JSON's setting, else the header's."""
     if clearance_mm is not None:
-        clearance = clearance_mm
-    elif session_json is not None and isinstance(session_json.get("settings"), dict) \
+        return clearance_mm
+    if session_json is not None and isinstance(session_json.get("settings"), dict) \
             and isinstance(session_json["settings"].get("clearance_mm"), (int, float)):
-        clearance = float(session_json["settings"]["clearance_mm"])
-    else:
-        clearance = hdr["clearance_mm"]
+        return float(session_json["settings"]["clearance_mm"])
+    return hdr["clearance_mm"]
+
+
+def _check_travel(moves: list, skin: Skin, clearance: float, V: list) -> None:
+    """Every G0 that is not a retract from a dwell keeps ``clearance`` (mm) from the skin along its whole segment
+    (sampled every half clearance), violations appended to ``V``."""
+    tol = config.GEOMETRY_TOLERANCE_MM
     travel_a, travel_b, travel_line = [], [], []
     for i, mv in enumerate(moves):
         if mv.kind != "G0" or i == 0 or np.isnan(moves[i - 1].xyz).any():
             continue
         if moves[i - 1].kind == "G4" and i >= 2 and moves[i - 2].kind == "G1":
-            continue  # the retract, out along the plunge (checked above)
+            continue  # the retract, out along the plunge (checked with the plunge)
         travel_a.append(moves[i - 1].xyz)
         travel_b.append(mv.xyz)
         travel_line.append(mv.line)
@@ -524,14 +585,17 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
         for k in np.flatnonzero(dmin < clearance - tol):
             V.append(f"line {travel_line[k]}: a travel move comes {dmin[k]:.2f} mm from the skin "
                      f"(clearance {clearance:g} mm)")
-    # 7. workspace
+
+
+def _check_workspace(moves: list, machine: Machine, V: list) -> None:
+    """Every known point of the program inside the machine's workspace (mm); the first 20 outside are appended to
+    ``V``."""
     allpts = np.array([m.xyz for m in moves if not np.isnan(m.xyz).any()])
     wmin = np.asarray(machine.workspace_min_mm)
     wmax = np.asarray(machine.workspace_max_mm)
     out = np.flatnonzero(((allpts < wmin) | (allpts > wmax)).any(axis=1))
     for k in out[:20]:
         V.append(f"point {np.round(allpts[k], 1).tolist()} lies outside the workspace of '{machine.name}'")
-    return rep
 
 
 def verify_file(program, head_path, *, plan_json=None, machine=None) -> Report:
