@@ -126,6 +126,25 @@ def load_machine(spec=None) -> Machine:
     the path of a TOML file."""
     if spec is None:
         return Machine()
+    text, where = _profile_text(spec)
+    data = parse_toml(text, where)
+    for k in data:
+        if k not in _KEYS:
+            near = nearest_name(k, sorted(_KEYS))
+            raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near}'?" if near else ""))
+    m = Machine(name=_profile_name(where, data))
+    _read_axes_and_units(where, data, m)
+    _read_workspace(where, data, m)
+    _read_limits(where, data, m)
+    _read_feeds(where, data, m)
+    _read_registration(where, data, m)
+    _read_cartridges(where, data, m)
+    return m
+
+
+def _profile_text(spec):
+    """(TOML text, name for messages) of a shipped profile's name or a profile's path; PlanError when it is missing
+    or unreadable."""
     path = Path(spec)
     if not path.exists() and not str(spec).endswith(".toml"):
         shipped = resources.files("scalp3d.machines") / f"{spec}.toml"
@@ -133,28 +152,31 @@ def load_machine(spec=None) -> Machine:
             names = sorted(p.name[:-5] for p in resources.files("scalp3d.machines").iterdir()
                            if p.name.endswith(".toml"))
             raise PlanError(f"machine profile '{spec}' not found; give a TOML file or one of {', '.join(names)}")
-        text, where = shipped.read_text(encoding="utf-8"), f"{spec}.toml"
-    else:
-        if not path.exists():
-            raise PlanError(f"{path}: machine profile not found; check the path")
-        if not path.is_file():
-            raise PlanError(f"{path}: is a folder, not a machine profile; give the TOML file")
-        try:
-            text, where = path.read_text(encoding="utf-8"), str(path)
-        except UnicodeDecodeError:
-            raise PlanError(f"{path}: machine profile is not UTF-8 text; save it as a TOML text file") from None
-        except OSError as exc:
-            raise PlanError(f"{path}: machine profile cannot be read ({exc.strerror or exc}); check the file") \
-                from None
-    data = parse_toml(text, where)
-    for k in data:
-        if k not in _KEYS:
-            near = nearest_name(k, sorted(_KEYS))
-            raise PlanError(f"{where}: unknown key '{k}'" + (f"; did you mean '{near}'?" if near else ""))
+        return shipped.read_text(encoding="utf-8"), f"{spec}.toml"
+    if not path.exists():
+        raise PlanError(f"{path}: machine profile not found; check the path")
+    if not path.is_file():
+        raise PlanError(f"{path}: is a folder, not a machine profile; give the TOML file")
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: machine profile is not UTF-8 text; save it as a TOML text file") from None
+    except OSError as exc:
+        raise PlanError(f"{path}: machine profile cannot be read ({exc.strerror or exc}); check the file") \
+            from None
+
+
+def _profile_name(where, data) -> str:
+    """The profile's ``name`` (default: the file's stem): one line without parentheses, as it goes into the
+    programs' comments."""
     name = data.get("name", Path(where).stem)
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or any(c in name for c in "()\n\r"):
         raise PlanError(f"{where}: 'name' must be one line of text without parentheses, not {name!r}")
-    m = Machine(name=name)
+    return name
+
+
+def _read_axes_and_units(where, data, m: Machine) -> None:
+    """``axes`` ("xyzab" or "xyz") and ``units`` ("mm" or "in") into ``m``."""
     axes = data.get("axes", "xyzab")
     if axes not in ("xyzab", "xyz"):
         raise PlanError(f"{where}: 'axes' must be \"xyzab\" (5-axis, A B rotary) or \"xyz\" (position only, the "
@@ -164,6 +186,10 @@ def load_machine(spec=None) -> Machine:
     if units not in ("mm", "in"):
         raise PlanError(f"{where}: 'units' must be \"mm\" or \"in\", not {units!r}")
     m.units = units
+
+
+def _read_workspace(where, data, m: Machine) -> None:
+    """``[workspace]`` min_mm, max_mm (3,) each, min < max on every axis, into ``m``."""
     ws = _section(where, data, "workspace", ("min_mm", "max_mm"))
     if ws:
         lo = _numbers(ws.get("min_mm", list(m.workspace_min_mm)), (3,))
@@ -171,6 +197,11 @@ def load_machine(spec=None) -> Machine:
         if lo is None or hi is None or not np.all(lo < hi):
             raise PlanError(f"{where}: workspace min_mm and max_mm must be [x, y, z] with min < max")
         m.workspace_min_mm, m.workspace_max_mm = tuple(lo), tuple(hi)
+
+
+def _read_limits(where, data, m: Machine) -> None:
+    """``[limits]``: depth_mm [low, high] within 0-5 mm, tilt_limit_deg in (0, 45], a_range_deg and b_range_deg
+    [low, high] within -360..360 degrees, into ``m``."""
     lim = _section(where, data, "limits", ("depth_mm", "tilt_limit_deg", "a_range_deg", "b_range_deg"))
     if "depth_mm" in lim:
         m.depth_range_mm = _pair(where, "limits.depth_mm", lim["depth_mm"], 0.0, 5.0)
@@ -183,6 +214,10 @@ def load_machine(spec=None) -> Machine:
         m.a_range_deg = _pair(where, "limits.a_range_deg", lim["a_range_deg"], -360, 360)
     if "b_range_deg" in lim:
         m.b_range_deg = _pair(where, "limits.b_range_deg", lim["b_range_deg"], -360, 360)
+
+
+def _read_feeds(where, data, m: Machine) -> None:
+    """``[feeds]``: range_mm_per_min [low, high] and rapid_mm_per_min (mm/min), into ``m``."""
     fd = _section(where, data, "feeds", ("range_mm_per_min", "rapid_mm_per_min"))
     if "range_mm_per_min" in fd:
         m.feed_range_mm_per_min = _pair(where, "feeds.range_mm_per_min", fd["range_mm_per_min"], 0.0, 1e6)
@@ -191,6 +226,12 @@ def load_machine(spec=None) -> Machine:
         if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 < r < 1e7:
             raise PlanError(f"{where}: 'feeds.rapid_mm_per_min' must be a positive number, not {r!r}")
         m.rapid_mm_per_min = float(r)
+
+
+def _read_registration(where, data, m: Machine) -> None:
+    """``[registration]``: the same k >= 3 points (k,3) mm in the scan (scan_mm) and on the machine (machine_mm),
+    not on a line; their rigid least-squares transform (4,4) and RMS residual (mm, within
+    ``config.REGISTRATION_RMS_LIMIT_MM``) into ``m``."""
     reg = _section(where, data, "registration", ("scan_mm", "machine_mm"))
     if reg:
         s = _numbers(reg.get("scan_mm"), (None, 3))
@@ -206,6 +247,10 @@ def load_machine(spec=None) -> Machine:
             raise PlanError(f"{where}: registration points disagree by {rms:.2f} mm RMS (point {worst + 1} is "
                             f"{res[worst]:.2f} mm off); re-touch it or check the order of the points")
         m.scan_to_machine, m.registration_rms_mm = T, rms
+
+
+def _read_cartridges(where, data, m: Machine) -> None:
+    """``[cartridges]``: needle name = diameter in mm (above 0, at most 5), replacing the default set in ``m``."""
     carts = data.get("cartridges", {})
     if not isinstance(carts, dict):
         raise PlanError(f"{where}: 'cartridges' must be a section [cartridges] of needle = diameter in mm")
@@ -214,4 +259,3 @@ def load_machine(spec=None) -> Machine:
             raise PlanError(f"{where}: cartridge '{k}' must have a diameter in mm above 0 and at most 5, not {v!r}")
     if carts:
         m.cartridges = {str(k): float(v) for k, v in carts.items()}
-    return m
