@@ -2,8 +2,9 @@
 rule for a head's size (:data:`config.HEAD_WIDTH_MIN_MM`-:data:`config.HEAD_WIDTH_MAX_MM`).
 
 A wrong unit fails here, on size, with a one-line :class:`UnitsError` suggesting a ``--scale``; never later on a
-landmark. :func:`head_width` still takes the head's orientation from ``landmarks.estimate_axes`` (imported inside it,
-so reading a scan does not load the landmarks stage): the head frame is to move to a small lower module (issue 12.4).
+landmark. :func:`head_width` takes the head's orientation from :func:`scalp3d.frame.estimate_axes`, the head frame's
+own module, which imports no stage (only config, errors and meshes); it is imported inside the function, so only
+unit detection loads it.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from ..errors import UnitsError
 def head_width(vertices: np.ndarray) -> float:
     """Skull width (left-right) of a head scan in the scan's own unit, from a scale-free orientation estimate.
 
-    The head is oriented by :func:`scalp3d.landmarks.estimate_axes`; the width is the left-right extent of the part of
+    The head is oriented by :func:`scalp3d.frame.estimate_axes`; the width is the left-right extent of the part of
     the head within 0.45 of its front-back length below the top (above the ears, below the widest point of the skull).
     """
     from ..errors import GeometryError
-    from ..landmarks import estimate_axes
+    from ..frame import estimate_axes
 
     try:
         axes = estimate_axes(vertices)
