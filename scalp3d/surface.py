@@ -20,6 +20,7 @@ Steps (each timed in the head's ``report``):
 """
 from __future__ import annotations
 
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,50 +53,100 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
               "faces_in": 0 if scan.faces is None else int(len(scan.faces))}
     step = Timer(progress, prefix="surface: ", stages=report.setdefault("steps_s", {}), digits=3)
     notes = []
-    if scan.is_point_cloud:
-        with step("outliers"):
-            pts, nrm, spacing = _clean_points(scan, report)
-        with step("normals"):
-            nrm = _oriented_normals(pts, nrm, spacing)
-        with step("poisson"):
-            v, f = _poisson(pts, nrm, spacing, report)
-        notes.append(f"meshed {len(pts):,} points (spacing {spacing:.2f} mm) by Poisson reconstruction, depth "
-                     f"{report['poisson_depth']}")
-        from scipy.spatial import cKDTree
-
-        with step("support"):
-            support, _ = cKDTree(pts).query(v, workers=-1)
-            unsupported = support > config.SUPPORT_SPACINGS * max(spacing, config.SUPPORT_MIN_SPACING_MM)
-            # what the reconstruction invented over large gaps (the open bottom, background) goes before the crop
-            f, _ = _keep_small_unsupported(v, f, unsupported, report, border_too=False)
-            v, f, unsupported = _compact(v, f, unsupported)
-        with step("head part"):
-            v, f, unsupported = _head_part(v, f, unsupported, notes)
-        reference = pts
-    else:
-        with step("repair"):
-            v, f = _repair(scan.vertices, scan.faces, notes, where=scan.path)
-        if len(f) > config.DECIMATE_ABOVE_FACES:
-            with step("decimate"):
-                v, f = _decimate(v, f, config.DECIMATE_ABOVE_FACES // 2)
-                notes.append(f"decimated to {len(f):,} faces")
-        unsupported = np.zeros(len(v), bool)
-        reference = scan.vertices
-        with step("head part"):
-            v, f, unsupported = _head_part(v, f, unsupported, notes)
-    opening = None
+    first_mesh = _mesh_of_cloud if scan.is_point_cloud else _mesh_of_mesh
+    v, f, unsupported, reference = first_mesh(scan, report, notes, step)
+    opening = cut = None
     if crop:
         with step("crop"):
-            v, f, unsupported, opening = _crop_below_neck(v, f, unsupported, landmarks, report, notes)
+            v, f, unsupported, opening, cut = _crop_below_neck(v, f, unsupported, landmarks, report, notes)
     with step("holes"):
-        if scan.is_point_cloud:
-            f, filled_f = _keep_small_unsupported(v, f, unsupported, report)
-            keep = _manifold_faces(v, f)
-            report["non_manifold_faces_removed"] = int((~keep).sum())
-            v, f, filled_f = _fill_tiny_holes(v, f[keep], filled_f[keep])
-        else:
-            v, f, filled_f = _fill_holes(v, f, report, opening)
-        v, f, filled_f = _largest_part(v, f, filled_f, notes)
+        v, f, filled_f = _close_holes(v, f, unsupported, opening, scan.is_point_cloud, report, notes)
+    v, f, filled = _remesh_and_smooth(v, f, filled_f, edge_mm, remesh, scan.is_point_cloud, notes, step)
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    f = np.ascontiguousarray(f, dtype=np.int64)
+    if len(f) == 0:
+        raise GeometryError(f"{scan.path}: nothing of the head is left after cleaning; check the scan")
+    f, vn = _outward(v, f)
+    colors = _scan_colours(scan, v)
+    with step("deviation"):
+        report["deviation_mm"] = _deviation(v, f, _measured_reference(reference, cut, v), filled)
+    report["vertices_out"] = int(len(v))
+    report["faces_out"] = int(len(f))
+    report["filled_vertices"] = int(filled.sum())
+    return Head(vertices=v, faces=f, vertex_normals=vn, source=scan.path, notes=notes, colors=colors,
+                filled=filled, report=report)
+
+
+class _NeckCut(NamedTuple):
+    """The plane of the neck cut: the surface kept lies where ``(p - origin) @ up > height`` (mm, scan axes)."""
+
+    origin: np.ndarray  # (3,) mm: the head frame's origin, midway between the preauricular points
+    up: np.ndarray  # (3,) unit: the vertical the sections were cut square to
+    height: float  # mm along ``up`` from ``origin`` (negative: below the tragi)
+
+
+def _mesh_of_cloud(scan, report, notes, step):
+    """A point cloud meshed: (vertices (n,3) mm, faces (m,3), unsupported (n,) bool: farther than
+    ``config.SUPPORT_SPACINGS`` spacings from every point, reference points (k,3) mm for the deviation).
+
+    Outliers removed, normals oriented, Poisson reconstruction; what it invented over large gaps (the open bottom,
+    the background) goes before the crop, then the most head-like part is kept."""
+    with step("outliers"):
+        pts, nrm, spacing = _clean_points(scan, report)
+    with step("normals"):
+        nrm = _oriented_normals(pts, nrm, spacing)
+    with step("poisson"):
+        v, f = _poisson(pts, nrm, spacing, report)
+    notes.append(f"meshed {len(pts):,} points (spacing {spacing:.2f} mm) by Poisson reconstruction, depth "
+                 f"{report['poisson_depth']}")
+    from scipy.spatial import cKDTree
+
+    with step("support"):
+        support, _ = cKDTree(pts).query(v, workers=-1)
+        unsupported = support > config.SUPPORT_SPACINGS * max(spacing, config.SUPPORT_MIN_SPACING_MM)
+        f, _ = _keep_small_unsupported(v, f, unsupported, report, border_too=False)
+        v, f, unsupported = _compact(v, f, unsupported)
+    with step("head part"):
+        v, f, unsupported = _head_part(v, f, unsupported, notes)
+    return v, f, unsupported, pts
+
+
+def _mesh_of_mesh(scan, report, notes, step):
+    """A scanned mesh made clean: (vertices (n,3) mm, faces (m,3), unsupported (n,) bool, all False, reference
+    points (k,3) mm: the scan's vertices).
+
+    Repaired, decimated (quadric) above ``config.DECIMATE_ABOVE_FACES`` faces, the most head-like part kept."""
+    with step("repair"):
+        v, f = _repair(scan.vertices, scan.faces, notes, where=scan.path)
+    if len(f) > config.DECIMATE_ABOVE_FACES:
+        with step("decimate"):
+            v, f = _decimate(v, f, config.DECIMATE_ABOVE_FACES // 2)
+            notes.append(f"decimated to {len(f):,} faces")
+    unsupported = np.zeros(len(v), bool)
+    with step("head part"):
+        v, f, unsupported = _head_part(v, f, unsupported, notes)
+    return v, f, unsupported, scan.vertices
+
+
+def _close_holes(v, f, unsupported, opening, is_cloud, report, notes):
+    """Holes closed and the largest part kept: (vertices, faces, filled (m,) bool per face).
+
+    A cloud keeps Poisson's own surface over small unsupported patches (larger ones and non-manifold faces go, the
+    pinholes left are closed); a mesh has its small border loops fan-filled, except the neck cut's ``opening`` (n,)
+    bool, or None."""
+    if is_cloud:
+        f, filled_f = _keep_small_unsupported(v, f, unsupported, report)
+        keep = _manifold_faces(v, f)
+        report["non_manifold_faces_removed"] = int((~keep).sum())
+        v, f, filled_f = _fill_tiny_holes(v, f[keep], filled_f[keep])
+    else:
+        v, f, filled_f = _fill_holes(v, f, report, opening)
+    return _largest_part(v, f, filled_f, notes)
+
+
+def _remesh_and_smooth(v, f, filled_f, edge_mm, remesh, is_cloud, notes, step):
+    """(vertices, faces, filled (n,) bool per vertex): remeshed to ``edge_mm`` edges unless ``remesh`` is off (or
+    nothing is left); on a mesh, the filled vertices then placed by a thin-plate fit to the skin around them."""
     if remesh and len(f) > 0:
         with step("remesh"):
             v, f, filled = _remesh(v, f, filled_f, edge_mm)
@@ -103,39 +154,41 @@ def make_head(scan: Scan, *, edge_mm: float = config.REMESH_EDGE_MM, landmarks=N
     else:
         filled = np.zeros(len(v), bool)
         filled[np.unique(f[filled_f])] = True
-    if not scan.is_point_cloud and filled.any():
+    if not is_cloud and filled.any():
         with step("smooth fill"):
             v = _thin_plate(v, f, filled)
-    v = np.ascontiguousarray(v, dtype=np.float64)
-    f = np.ascontiguousarray(f, dtype=np.int64)
-    if len(f) == 0:
-        raise GeometryError(f"{scan.path}: nothing of the head is left after cleaning; check the scan")
+    return v, f, filled
+
+
+def _outward(v, f):
+    """(faces, unit vertex normals (n,3)) wound so that the normals point away from the centre on average."""
     vn = vertex_normals_of(v, f)
-    if ((v - v.mean(axis=0)) * vn).sum() < 0:  # outward: normals point away from the centre on average
+    if ((v - v.mean(axis=0)) * vn).sum() < 0:
         f = f[:, ::-1].copy()
         vn = -vn
-    colors = None
-    if scan.colors is not None and len(scan.colors) == len(scan.vertices):
-        from scipy.spatial import cKDTree
+    return f, vn
 
-        # every head vertex takes the colour of the nearest scan point (meshes, clouds, remeshed alike)
-        _, near = cKDTree(scan.vertices).query(v, workers=-1)
-        colors = np.ascontiguousarray(scan.colors[near, :3], dtype=np.uint8)
-    with step("deviation"):
-        cut = report.pop("_cut", None)
-        reference = np.asarray(reference)
-        if cut is not None:  # input points below the neck cut were cut away on purpose
-            origin, up, height = cut
-            reference = reference[(reference - origin) @ up > height]
-        # and so were the background and stray pieces: only points within the head's box (plus a margin) count
-        lo, hi = v.min(axis=0) - config.DEVIATION_BOX_MARGIN_MM, v.max(axis=0) + config.DEVIATION_BOX_MARGIN_MM
-        reference = reference[((reference >= lo) & (reference <= hi)).all(axis=1)]
-        report["deviation_mm"] = _deviation(v, f, reference, filled)
-    report["vertices_out"] = int(len(v))
-    report["faces_out"] = int(len(f))
-    report["filled_vertices"] = int(filled.sum())
-    return Head(vertices=v, faces=f, vertex_normals=vn, source=scan.path, notes=notes, colors=colors,
-                filled=filled, report=report)
+
+def _scan_colours(scan, v):
+    """(n,3) uint8 colours of the head's vertices ``v`` (n,3): each takes the colour of the nearest scan point
+    (meshes, clouds, remeshed alike); None when the scan has no colours."""
+    if scan.colors is None or len(scan.colors) != len(scan.vertices):
+        return None
+    from scipy.spatial import cKDTree
+
+    _, near = cKDTree(scan.vertices).query(v, workers=-1)
+    return np.ascontiguousarray(scan.colors[near, :3], dtype=np.uint8)
+
+
+def _measured_reference(reference, cut, v):
+    """The input points (k,3) mm the deviation is measured on: those above the neck ``cut`` (a :class:`_NeckCut`, or
+    None), which cut the rest away on purpose, and within the head's box plus ``config.DEVIATION_BOX_MARGIN_MM``
+    (the background and stray pieces were removed on purpose too)."""
+    reference = np.asarray(reference)
+    if cut is not None:
+        reference = reference[(reference - cut.origin) @ cut.up > cut.height]
+    lo, hi = v.min(axis=0) - config.DEVIATION_BOX_MARGIN_MM, v.max(axis=0) + config.DEVIATION_BOX_MARGIN_MM
+    return reference[((reference >= lo) & (reference <= hi)).all(axis=1)]
 
 
 # --- point clouds --------------------------------------------------------------------------------------------------
@@ -370,36 +423,75 @@ def _thin_plate(v, f, filled):
 # --- both ----------------------------------------------------------------------------------------------------------
 
 def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
-    """Cut everything below the neck in the head frame (from ``landmarks`` or estimated)."""
-    from .landmarks import estimate_landmarks
+    """Cut everything below the neck in the head frame (from ``landmarks`` or estimated): the narrowest section
+    below the tragi (:func:`_narrowest_section`), less ``config.NECK_MARGIN_MM``.
 
+    Returns (vertices, faces, unsupported, opening, cut): ``opening`` (n,) bool marks the kept vertices on the cut's
+    border and ``cut`` is the :class:`_NeckCut`; both None when nothing was cut."""
     try:
-        if landmarks is None:
-            tmp = Head(v, f, vertex_normals_of(v, f))
-            lm = estimate_landmarks(tmp)
-        elif isinstance(landmarks, Landmarks):
-            lm = landmarks
-        else:
-            lm = Landmarks(nasion=np.asarray(landmarks["nasion"], float), lpa=np.asarray(landmarks["lpa"], float),
-                           rpa=np.asarray(landmarks["rpa"], float))
-        origin, R = lm.frame()
-        if lm.face_axes is not None:
-            # sections across the neck are cut square to a standing head's vertical; the frame's z leans back or
-            # forth with the nasion's height above the ears (about 15 degrees on the real head), enough to slice
-            # the trapezius at the back
-            R = np.asarray(lm.face_axes, dtype=np.float64)
+        origin, R, lpa, rpa = _neck_frame(v, f, landmarks)
     except (GeometryError, InputError, KeyError) as exc:
         notes.append(f"not cropped below the neck: {exc}")
         report["neck_cut_mm"] = None
-        return v, f, unsupported, None
+        return v, f, unsupported, None, None
     z = (v - origin) @ R[2]
-    # sections are measured on points spread evenly over the measured surface (a coarse mesh has few vertices)
+    half_width = 0.5 * float(np.linalg.norm(rpa - lpa))
+    best, z_best = _narrowest_section(v, f, unsupported, origin, R, half_width)
+    hi = config.NECK_SEARCH_MM[1]
+    if z_best is None or z_best <= -hi + config.NECK_END_MARGIN_MM \
+            or (z < z_best - config.NECK_MARGIN_MM).sum() == 0:
+        report["neck_cut_mm"] = None
+        return v, f, unsupported, None, None
+    cut = z_best - config.NECK_MARGIN_MM
+    keep_f = (z[f] > cut).all(axis=1)
+    report["neck_cut_mm"] = round(float(-cut), 1)
+    report["neck_width_mm"] = round(float(best), 1)
+    notes.append(f"cut below the neck, {-cut:.0f} mm below the tragi (shoulders and anything lower removed)")
+    # the cut's border: vertices of kept faces that had a neighbour below the cut
+    below = (z[f] <= cut).any(axis=1)
+    opening = np.zeros(len(v), bool)
+    opening[f[below].ravel()] = True
+    used = np.unique(f[keep_f])
+    v2, f2, unsupported2 = _compact(v, f[keep_f], unsupported)
+    return v2, f2, unsupported2, opening[used], _NeckCut(origin, R[2], cut)
+
+
+def _neck_frame(v, f, landmarks):
+    """(origin (3,), axes (3,3) rows x, y, z, lpa (3,), rpa (3,)), mm, of the head frame the neck is cut in: from the
+    given ``landmarks`` (Landmarks or dict), else estimated on the surface (:func:`scalp3d.frame.estimate_frame`).
+
+    With the face's own axes (estimated), z is a standing head's vertical: the frame's z leans back or forth with the
+    nasion's height above the ears (about 15 degrees on the real head), enough to slice the trapezius at the back.
+    Raises GeometryError (no frame found), InputError or KeyError (a dict without nasion, lpa, rpa)."""
+    from .frame import estimate_frame
+
+    if landmarks is None:
+        est = estimate_frame(v, f)
+        lm = Landmarks(nasion=est.nasion, lpa=est.lpa, rpa=est.rpa, face_axes=est.axes)
+    elif isinstance(landmarks, Landmarks):
+        lm = landmarks
+    else:
+        lm = Landmarks(nasion=np.asarray(landmarks["nasion"], float), lpa=np.asarray(landmarks["lpa"], float),
+                       rpa=np.asarray(landmarks["rpa"], float))
+    origin, R = lm.frame()
+    if lm.face_axes is not None:
+        R = np.asarray(lm.face_axes, dtype=np.float64)
+    return origin, R, lm.lpa, lm.rpa
+
+
+def _narrowest_section(v, f, unsupported, origin, R, half_width):
+    """(width mm, height mm along R[2] from ``origin``) of the narrowest section of the neck, or (inf, None).
+
+    Sections ``config.NECK_STEP_MM`` apart are taken downwards over ``config.NECK_SEARCH_MM`` below the origin, on
+    ``config.NECK_SAMPLES`` points spread evenly over the measured surface (a coarse mesh has few vertices), within a
+    cylinder round the head's vertical axis (``config.NECK_CYLINDER_FRAC`` of the ear distance ``2 * half_width``:
+    the shoulders beyond it never make a section look wide); the search stops where a section is no longer a ring
+    round the axis (below the neck: the torso, or the scan's end). A section's width is the mean of its x and y
+    extents between ``config.NECK_WIDTH_PERCENTILES``."""
     ok_f = ~unsupported[f].all(axis=1)
     sp = _spread_points(v, f[ok_f], config.NECK_SAMPLES)
     zs = (sp - origin) @ R[2]
     xy = (sp - origin) @ R[:2].T
-    # within a cylinder round the head's vertical axis: the shoulders beyond it never make a section look wide
-    half_width = 0.5 * float(np.linalg.norm(lm.rpa - lm.lpa))
     inside = np.linalg.norm(xy, axis=1) < config.NECK_CYLINDER_FRAC * 2.0 * half_width
     lo, hi = config.NECK_SEARCH_MM
     best, z_best = np.inf, None
@@ -415,23 +507,7 @@ def _crop_below_neck(v, f, unsupported, landmarks, report, notes):
         width = np.mean(np.percentile(q, p_hi, axis=0) - np.percentile(q, p_lo, axis=0))
         if width < best:
             best, z_best = width, zc
-    if z_best is None or z_best <= -hi + config.NECK_END_MARGIN_MM \
-            or (z < z_best - config.NECK_MARGIN_MM).sum() == 0:
-        report["neck_cut_mm"] = None
-        return v, f, unsupported, None
-    cut = z_best - config.NECK_MARGIN_MM
-    keep_f = (z[f] > cut).all(axis=1)
-    report["neck_cut_mm"] = round(float(-cut), 1)
-    report["_cut"] = (origin, R[2], cut)
-    report["neck_width_mm"] = round(float(best), 1)
-    notes.append(f"cut below the neck, {-cut:.0f} mm below the tragi (shoulders and anything lower removed)")
-    # the cut's border: vertices of kept faces that had a neighbour below the cut
-    below = (z[f] <= cut).any(axis=1)
-    opening = np.zeros(len(v), bool)
-    opening[f[below].ravel()] = True
-    used = np.unique(f[keep_f])
-    v2, f2, unsupported2 = _compact(v, f[keep_f], unsupported)
-    return v2, f2, unsupported2, opening[used]
+    return best, z_best
 
 
 def _spread_points(v, f, n, seed=0):
