@@ -1,15 +1,18 @@
 """CUDA twins of the CPU kernels (numba.cuda): same names with ``_cuda``, same arguments, same returns.
 
-Each operation has three layers, as in stumpy's ``gpu_*`` modules: a ``@cuda.jit`` kernel with an explicit signature and
-a grid-stride loop, a private host launcher that copies the arrays to the device, launches and copies the results back,
-and a public wrapper that makes the arrays float64/int64 C-contiguous and checks that a device is there. The kernels are
-compiled on first use, never at import, so ``import scalp3d.kernels.cuda`` works on a machine with neither a GPU nor the
-simulator; only calling a public function there raises ``RuntimeError``. This module must not be imported by
-``scalp3d.kernels`` itself, and, like every kernel, it trusts its input's shapes and indices (validated upstream).
+Each operation has three layers, as in stumpy's ``gpu_*`` modules: a ``@cuda.jit`` kernel with an explicit signature
+(the sweep's is typed at its first launch: its arguments are namedtuples of arrays) and a grid-stride loop, a private
+host launcher that copies the arrays to the device, launches and copies the results back, and a public wrapper that
+makes the arrays float64/int64 C-contiguous and checks that a device is there. The kernels are compiled on first use,
+never at import, so ``import scalp3d.kernels.cuda`` works on a machine with neither a GPU nor the simulator; only
+calling a public function there raises ``RuntimeError``. This module must not be imported by ``scalp3d.kernels``
+itself, and, like every kernel, it trusts its input's shapes and indices (validated upstream).
 
 The sweep of the joint session relaxation (:func:`multiclass_sweep_cuda`) is not written twice: its kernel calls the
 CPU sweep's per-dot function (:func:`scalp3d.kernels.multiclass.update_dot`) and the mesh walk it uses, recompiled
-from their Python source as device functions with their callees swapped for the device versions (``_on_device``).
+from their Python source as device functions with their callees swapped for the device versions (``_on_device``). It
+takes the same grouped arguments (:class:`scalp3d.kernels.multiclass.DotState`, ``Targets``, ``SweepStep``, the
+neighbour lists, ``Mesh``).
 
 On a machine without a GPU the kernels run on numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is in the
 environment before numba is first imported (slow: keep inputs to a few hundred elements).
@@ -53,7 +56,7 @@ _COMPILED = {}
 def _compiled(fn):
     kernel = _COMPILED.get(fn.__name__)
     if kernel is None:
-        kernel = _COMPILED[fn.__name__] = cuda.jit(fn.signature)(fn)
+        kernel = _COMPILED[fn.__name__] = cuda.jit(fn) if fn.signature is None else cuda.jit(fn.signature)(fn)
     return kernel
 
 
@@ -124,23 +127,16 @@ def _nearest_distance_kernel(queries, points, exclude_self, dist, index):
 
 _update_dot_device = None  # built on first use by _device_functions
 
-_SWEEP_SIGNATURE = ("void(float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], boolean[::1], int64[::1], "
-                    "float64[::1], float64[:, ::1], float64, float64, float64, int64[::1], int64[::1], "
-                    "float64[:, ::1], float64[:, ::1], int64[:, ::1], int64[::1], int64[::1], boolean[::1], "
-                    "float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], int64[::1], float64[::1])")
 
-
-@_kernel(_SWEEP_SIGNATURE)
-def _multiclass_sweep_kernel(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                             nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok,
-                             new_p, new_n, new_f, new_b, moved, worst_i):
+# typed from the first launch's arguments (namedtuples of device arrays, which a signature string cannot spell); the
+# public wrapper makes them float64/int64/bool C-contiguous, so there is one specialization
+@_kernel(None)
+def _multiclass_sweep_kernel(dots, movable, targets, step, lists, mesh, new, moved, worst_i):
     # one dot per thread: the CPU sweep's own per-dot source, compiled for the device (see _device_functions)
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
-    for i in range(start, points.shape[0], stride):
-        _update_dot_device(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                           nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p,
-                           new_n, new_f, new_b, moved, worst_i)
+    for i in range(start, dots.points.shape[0], stride):
+        _update_dot_device(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i)
 
 
 def _on_device(fn, **callees):
@@ -206,20 +202,20 @@ def _nearest_distance(queries, points, exclude_self):
     return d_dist.copy_to_host(), d_index.copy_to_host()
 
 
-def _multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                      nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
-    n = points.shape[0]
+def _multiclass_sweep(dots, movable, targets, step, lists, mesh):
+    from .multiclass import DotState, Mesh, SweepStep, Targets
+
+    n = dots.points.shape[0]
     if n == 0:
-        return points.copy(), normals.copy(), face_ids.copy(), bary.copy(), 0.0, 0
+        return dots.points.copy(), dots.normals.copy(), dots.face_ids.copy(), dots.bary.copy(), 0.0, 0
     _device_functions()
-    d_new = [cuda.to_device(a) for a in (points, normals, face_ids, bary)]  # dots that do not move keep their row
+    d_new = DotState(*(cuda.to_device(a) for a in dots))  # dots that do not move keep their row
     d_moved = cuda.to_device(np.zeros(n, dtype=np.int64))
     d_worst = cuda.to_device(np.zeros(n))
-    args = [cuda.to_device(a) for a in (points, normals, face_ids, bary, movable, cls, radius, scale)]
-    args += [float(fold_cos), float(omega), float(max_step)]
-    args += [cuda.to_device(a) for a in (nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices,
-                                         face_ok)]
-    _launch(_compiled(_multiclass_sweep_kernel), n, *args, *d_new, d_moved, d_worst)
+    args = (DotState(*(cuda.to_device(a) for a in dots)), cuda.to_device(movable),
+            Targets(*(cuda.to_device(a) for a in targets)), SweepStep(*(float(x) for x in step)),
+            tuple(cuda.to_device(a) for a in lists), Mesh(*(cuda.to_device(a) for a in mesh)))
+    _launch(_compiled(_multiclass_sweep_kernel), n, *args, d_new, d_moved, d_worst)
     new = [d.copy_to_host() for d in d_new]
     return new[0], new[1], new[2], new[3], float(d_worst.copy_to_host().max()), int(d_moved.copy_to_host().sum())
 
@@ -319,17 +315,17 @@ def nearest_distance_cuda(queries, points, cell, exclude_self):
     return _nearest_distance(_f64(queries), _f64(points), bool(exclude_self))
 
 
-def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                          nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists, on the GPU (one dot per thread);
     twin of :func:`scalp3d.kernels.multiclass.multiclass_sweep`, from the same per-dot source
     (:func:`scalp3d.kernels.multiclass.update_dot` and the mesh snapping it calls, compiled as device functions).
 
     Parameters
     ----------
-    As :func:`scalp3d.kernels.multiclass.multiclass_sweep`: the dots (points, normals (n,3), face_ids (n,),
-    bary (n,3), movable (n,) bool, cls (n,), radius (n,)), scale (K,K), fold_cos, omega, max_step, the neighbour
-    lists from :func:`scalp3d.kernels.multiclass.pair_lists`, and the mesh (vertices, vertex_normals, faces, its
+    As :func:`scalp3d.kernels.multiclass.multiclass_sweep`: the dots (a ``DotState``: points, normals (n,3),
+    face_ids (n,), bary (n,3)), movable (n,) bool, the pair targets (``Targets``: cls (n,), radius (n,),
+    scale (K,K)), the step (``SweepStep``: fold_cos, omega, max_step), the neighbour lists (indptr, indices) from
+    :func:`scalp3d.kernels.multiclass.pair_lists`, and the mesh (``Mesh``: vertices, vertex_normals, faces, its
     vertex -> faces CSR, face_ok (F,) bool).
 
     Returns
@@ -341,9 +337,14 @@ def multiclass_sweep_cuda(points, normals, face_ids, bary, movable, cls, radius,
     RuntimeError
         No CUDA GPU and the simulator is off.
     """
+    from .multiclass import DotState, Mesh, Targets
+
     _require_device()
-    return _multiclass_sweep(_f64(points), _f64(normals), _i64(face_ids), _f64(bary),
-                             np.ascontiguousarray(movable, dtype=np.bool_), _i64(cls), _f64(radius), _f64(scale),
-                             fold_cos, omega, max_step, _i64(nbr_ptr), _i64(nbr_idx), _f64(vertices),
-                             _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
-                             np.ascontiguousarray(face_ok, dtype=np.bool_))
+    points, normals, face_ids, bary = dots
+    cls, radius, scale = targets
+    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
+    return _multiclass_sweep(DotState(_f64(points), _f64(normals), _i64(face_ids), _f64(bary)),
+                             np.ascontiguousarray(movable, dtype=np.bool_),
+                             Targets(_i64(cls), _f64(radius), _f64(scale)), step, (_i64(lists[0]), _i64(lists[1])),
+                             Mesh(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
+                                  np.ascontiguousarray(face_ok, dtype=np.bool_)))

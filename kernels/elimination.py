@@ -59,9 +59,12 @@ def _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos):
 
 
 @njit(cache=True)
-def _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order, mask,
-              out_idx, out_w, k0, write):
-    """Conflicts of point i with the points of the 27 cells around it; written from k0 when ``write``."""
+def _scan_row(i, points, normals, radius, rule, grid, out_idx, out_w, k0, write):
+    """Conflicts of point i with the points of the 27 cells around it; written from k0 when ``write``. ``rule`` is
+    the conflict weight's (alpha, rmin_factor, fold_cos), ``grid`` as :func:`scalp3d.kernels.grid.build_grid`
+    returns it."""
+    alpha, rmin_factor, fold_cos = rule
+    _origin, cells, start, order, mask = grid
     c = 0
     for t in range(27):
         lo, hi = cube_cell(t, 1, False, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
@@ -95,20 +98,19 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
             cell = radius[i]
     if cell <= 0.0:
         cell = 1.0
-    origin, cells, start, order, mask = build_grid(points, cell)
+    grid = build_grid(points, cell)
+    rule = (alpha, rmin_factor, fold_cos)
     counts = np.zeros(n + 1, dtype=np.int64)
     no_idx = np.empty(0, dtype=np.int64)
     no_w = np.empty(0)
     for i in prange(n):
-        counts[i + 1] = _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order,
-                                  mask, no_idx, no_w, 0, False)
+        counts[i + 1] = _scan_row(i, points, normals, radius, rule, grid, no_idx, no_w, 0, False)
     indptr = np.cumsum(counts)
     nnz = indptr[n]
     indices = np.empty(nnz, dtype=np.int64)
     weights = np.empty(nnz)
     for i in prange(n):
-        _scan_row(i, points, normals, radius, alpha, rmin_factor, fold_cos, cells, start, order, mask,
-                  indices, weights, indptr[i], True)
+        _scan_row(i, points, normals, radius, rule, grid, indices, weights, indptr[i], True)
     return indptr, indices, weights
 
 

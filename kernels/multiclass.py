@@ -23,6 +23,7 @@ with a ``reach`` beyond every pair's target and reuses them until a pair could h
 (twice the largest move since the build, plus the growth of the spacing, exceeds the reach).
 """
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
@@ -32,6 +33,21 @@ from .snap import snap_xyz
 
 #: slots per row of the first pass of :func:`pair_lists`
 PAIR_ROW_CAP = 48
+
+# The sweep's arguments, grouped by meaning (numba types a namedtuple of arrays as one argument, on the CPU and in a
+# CUDA kernel alike). The neighbour lists travel as the (indptr, indices) pair :func:`pair_lists` returns.
+
+#: where the dots are, what a sweep moves: points, normals (n,3) float64; face_ids (n,) int64; bary (n,3) float64
+DotState = namedtuple("DotState", "points normals face_ids bary")
+#: each pair's target distance t_ij = min(r_i, r_j) * scale[c_i, c_j]: cls (n,) int64 in [0, K); radius (n,) float64
+#: local union spacing d_max (mm); scale (K,K) float64 pair factors (symmetric)
+Targets = namedtuple("Targets", "cls radius scale")
+#: how a sweep moves a dot: fold_cos (pairs with n_i . n_j below it never interact), omega (relaxation factor on the
+#: summed push), max_step (step cap as a fraction of r_i); floats
+SweepStep = namedtuple("SweepStep", "fold_cos omega max_step")
+#: the mesh the dots move on: vertices, vertex_normals (V,3) float64; faces (F,3) int64; vf_indptr, vf_indices the
+#: vertex -> faces CSR (:func:`scalp3d.kernels.snap.vertex_faces`); face_ok (F,) bool, faces a dot may move onto
+Mesh = namedtuple("Mesh", "vertices vertex_normals faces vf_indptr vf_indices face_ok")
 
 
 @njit(parallel=True, cache=True)
@@ -57,14 +73,14 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     for i in range(n):
         rmax = max(rmax, radius[i])
     cell = max(rmax * smax + reach, 1e-9)
-    origin, cells, start, order, mask = build_grid(points, cell)
+    grid = build_grid(points, cell)
+    targets = (cls, radius, scale)  # as a Targets (see multiclass_sweep for why not one)
     # one pass into rows of PAIR_ROW_CAP slots (the usual case: 10-30 neighbours), compacted after; a second,
     # counting pass only when some row overflows
     counts = np.zeros(n + 1, dtype=np.int64)
     rows = np.empty((n, PAIR_ROW_CAP), dtype=np.int64)
     for i in prange(n):
-        counts[i + 1] = _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask,
-                                  rows[i], 0, PAIR_ROW_CAP)
+        counts[i + 1] = _pair_row(i, points, normals, targets, reach, fold_cos, grid, rows[i], 0, PAIR_ROW_CAP)
     indptr = np.cumsum(counts)
     indices = np.empty(indptr[n], dtype=np.int64)
     over = False
@@ -79,8 +95,7 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
                 indices[k0 + c] = rows[i, c]
         return indptr, indices
     for i in prange(n):
-        _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask, indices,
-                  indptr[i], indptr[n])
+        _pair_row(i, points, normals, targets, reach, fold_cos, grid, indices, indptr[i], indptr[n])
     return indptr, indices
 
 
@@ -114,8 +129,11 @@ def max_shift(a, b):
 
 
 @njit(cache=True)
-def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, start, order, mask, out, k0, limit):
-    """Count row i's neighbours; write them to out[k0 + c] while k0 + c < limit."""
+def _pair_row(i, points, normals, targets, reach, fold_cos, grid, out, k0, limit):
+    """Count row i's neighbours (``targets`` a :data:`Targets`, ``grid`` as :func:`scalp3d.kernels.grid.build_grid`
+    returns it); write them to out[k0 + c] while k0 + c < limit."""
+    cls, radius, scale = targets
+    _origin, cells, start, order, mask = grid
     c = 0
     ci = cls[i]
     for q in range(27):
@@ -137,13 +155,18 @@ def _pair_row(i, points, normals, cls, radius, scale, reach, fold_cos, cells, st
     return c
 
 
-@njit(cache=True, inline="always")
-def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
-               nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f, new_b,
-               moved, worst_i):
-    """Dot i's part of a sweep: writes its largest violation to worst_i[i] and, when it moves, its new point, normal,
-    face and barycentric coordinates to new_*[i] and 1 to moved[i]. Scalars and indexing only: the CUDA twin
-    (:mod:`scalp3d.kernels.cuda`) compiles this same source as a device function."""
+@njit(cache=True)
+def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i):
+    """Dot i's part of a sweep (arguments as :func:`multiclass_sweep`'s): writes its largest violation to worst_i[i]
+    and, when it moves, its new point, normal, face and barycentric coordinates to row i of ``new`` (a
+    :data:`DotState`) and 1 to moved[i]. Scalars and indexing only: the CUDA twin (:mod:`scalp3d.kernels.cuda`)
+    compiles this same source as a device function."""
+    points, normals, face_ids, _bary = dots
+    cls, radius, scale = targets
+    fold_cos, omega, max_step = step
+    nbr_ptr, nbr_idx = lists
+    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
+    new_p, new_n, new_f, new_b = new
     if not movable[i]:
         return
     dx = 0.0
@@ -248,37 +271,40 @@ def update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, 
 
 
 @njit(parallel=True, cache=True)
-def multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                     nbr_ptr, nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
+def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists from :func:`pair_lists` (built with a
     reach covering every move since).
 
     Parameters
     ----------
-    points, normals : (n,3) float64; face_ids : (n,) int64; bary : (n,3) float64
-    movable : (n,) bool; cls : (n,) int64 in [0, K); radius : (n,) float64 local union spacing d_max (mm)
-    scale : (K,K) float64 pair target factors (symmetric); fold_cos : float
-    omega : float, relaxation factor applied to the summed push; max_step : float, step cap as a fraction of r_i
-    nbr_ptr : (n+1,) int64; nbr_idx : int64: neighbour lists (CSR) from :func:`pair_lists`
-    vertices, vertex_normals : (V,3); faces : (F,3) int64; vf_indptr, vf_indices : vertex -> faces CSR
-    face_ok : (F,) bool, faces a dot may move onto
+    dots : :data:`DotState` (points, normals (n,3) float64; face_ids (n,) int64; bary (n,3) float64)
+    movable : (n,) bool, False for fixed dots (they push, at full strength, and never move)
+    targets : :data:`Targets` (cls (n,) int64 in [0, K); radius (n,) float64 local union spacing d_max (mm);
+        scale (K,K) float64 pair target factors, symmetric)
+    step : :data:`SweepStep` (fold_cos; omega, relaxation factor applied to the summed push; max_step, step cap as a
+        fraction of r_i)
+    lists : (indptr (n+1,) int64, indices int64): neighbour lists (CSR) from :func:`pair_lists`
+    mesh : :data:`Mesh` (vertices, vertex_normals (V,3); faces (F,3) int64; vf_indptr, vf_indices the vertex -> faces
+        CSR; face_ok (F,) bool, faces a dot may move onto)
 
     Returns
     -------
     new points, normals, face_ids, bary; worst : float, largest relative violation (t - d) / t over the pairs seen
     from a movable dot (before the move); moved : int, number of dots moved.
     """
-    n = points.shape[0]
-    new_p = points.copy()
-    new_n = normals.copy()
-    new_f = face_ids.copy()
-    new_b = bary.copy()
+    n = dots.points.shape[0]
+    new_p = dots.points.copy()
+    new_n = dots.normals.copy()
+    new_f = dots.face_ids.copy()
+    new_b = dots.bary.copy()
+    # a plain tuple in DotState's order: numba 0.68's array analysis fails on a namedtuple of arrays built inside a
+    # parallel function (IndexError in _gen_shape_call). update_dot must stay a call (not inline="always"): inlined
+    # into the parallel loop, its writes through a tuple of arrays are lost (numba 0.68 parfors)
+    new = (new_p, new_n, new_f, new_b)
     moved = np.zeros(n, dtype=np.int64)
     worst_i = np.zeros(n)
     for i in prange(n):
-        update_dot(i, points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step, nbr_ptr,
-                   nbr_idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok, new_p, new_n, new_f,
-                   new_b, moved, worst_i)
+        update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i)
     worst = 0.0
     for i in range(n):
         if worst_i[i] > worst:

@@ -11,6 +11,8 @@ files and never plots.
 from __future__ import annotations
 
 import math
+import numbers
+from collections import namedtuple
 
 import numpy as np
 
@@ -52,7 +54,53 @@ def _as_mesh(vertices, faces):
     return v, f
 
 
+def _is_number(x) -> bool:
+    """A finite real number (not a bool; an int too large for a float is not one)."""
+    if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def check_fractions(fractions, what="session fractions") -> tuple[float, ...]:
+    """The cumulative session fractions, checked: 1 to ``config.MAX_SESSIONS`` finite numbers rising strictly from
+    above 0 to 1.0 (the share of the final density reached after each session). The one check of them: place_dots
+    and the plan reader both call it.
+
+    Parameters
+    ----------
+    fractions : sequence of numbers, e.g. (0.3, 0.7, 1.0)
+    what : the name the message gives them (e.g. a plan's key)
+
+    Returns
+    -------
+    tuple of floats
+
+    Raises
+    ------
+    InputError (a ValueError)
+        naming the rule and the value given.
+
+    Examples
+    --------
+    >>> check_fractions([0.3, 0.7, 1])
+    (0.3, 0.7, 1.0)
+    """
+    fr = None if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__") else list(fractions)
+    if (not fr or len(fr) > config.MAX_SESSIONS or not all(_is_number(x) for x in fr)
+            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
+        shown = repr(fractions)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise InputError(f"{what} must rise strictly from above 0 to 1.0 (cumulative, at most "
+                         f"{config.MAX_SESSIONS}), e.g. [0.3, 0.7, 1.0]; not {shown}")
+    return tuple(float(x) for x in fr)
+
+
 def _fractions(sessions):
+    """Cumulative fractions (K,) float64 of ``sessions``: a count (1 to ``config.MAX_SESSIONS``: the configured
+    fractions for their count, even steps otherwise) or the fractions themselves (:func:`check_fractions`)."""
     if isinstance(sessions, (int, np.integer)):
         k = int(sessions)
         if k < 1 or k > config.MAX_SESSIONS:
@@ -60,10 +108,30 @@ def _fractions(sessions):
         if k == len(config.SESSION_FRACTIONS):
             return np.array(config.SESSION_FRACTIONS)
         return np.arange(1, k + 1) / k
-    fr = np.asarray(sessions, dtype=np.float64)
-    if fr.ndim != 1 or len(fr) < 1 or not np.all(np.diff(fr) > 0) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9:
-        raise InputError(f"session fractions must rise strictly and end at 1.0 (cumulative), not {list(fr)}")
-    return fr
+    return np.array(check_fractions(sessions), dtype=np.float64)
+
+
+def check_density(density_per_cm2, n_vertices=1) -> np.ndarray:
+    """The density field, checked: a number or an (n_vertices,) array, finite, >= 0 and at most
+    ``config.DENSITY_INPUT_MAX_PER_CM2`` everywhere. Returns it per vertex, (n_vertices,) float64 (a copy).
+
+    Raises
+    ------
+    InputError (a ValueError)
+    """
+    dens_v = np.broadcast_to(np.asarray(density_per_cm2, dtype=np.float64), (n_vertices,)).copy()
+    if not np.isfinite(dens_v).all() or dens_v.min() < 0:
+        raise InputError("density_per_cm2 must be finite and >= 0 everywhere")
+    if dens_v.max() > config.DENSITY_INPUT_MAX_PER_CM2:
+        raise InputError(f"density_per_cm2 up to {dens_v.max():.0f}; at most {config.DENSITY_INPUT_MAX_PER_CM2:.0f}")
+    return dens_v
+
+
+#: dots already on the skin (place_dots' ``fixed``): points, normals (k,3) and local spacing radius (k,), both from
+#: each dot's nearest vertex; they push the new dots and never move
+_Fixed = namedtuple("_Fixed", "points normals radius")
+#: the candidate pool of the elimination: face_ids (m,), bary, points, normals (m,3), radius (m,) local spacing (mm)
+_Candidates = namedtuple("_Candidates", "face_ids bary points normals radius")
 
 
 def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3, seed=0, fixed=None,
@@ -109,137 +177,170 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     >>> len(dots) > 0
     True
     """
-    from scalp3d import kernels as K
+    from scalp3d.kernels.multiclass import Mesh
+    from scalp3d.kernels.snap import vertex_faces
 
-    from .meshes import stratified_samples
+    v, f, vn, dens_v, fractions, fixed_pts = _checked_input(vertices, faces, count, density_per_cm2, sessions,
+                                                            session_mode, vertex_normals, fixed)
+    joint = session_mode == "joint" and len(fractions) > 1
+    if candidates_per_dot is None:
+        # (around fixed dots, which cannot make room, the fuller pool still pays)
+        lean = joint and len(fixed_pts) == 0
+        candidates_per_dot = config.JOINT_CANDIDATES_PER_DOT if lean else config.CANDIDATES_PER_DOT
+    if relax_passes is None:
+        relax_passes = config.RELAX_PASSES
+    areas, dens_f, n_new, scale = _dot_count(v, f, dens_v, count, len(fixed_pts))
+    if n_new == 0:
+        empty = np.zeros((0, 3))
+        return Dots(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                         empty.copy())
+    n_all = n_new + len(fixed_pts)
+    peak = float(dens_v.max()) * scale
+    cand = _candidates(v, vn, f, areas * dens_f, dens_v, scale, peak, n_new, candidates_per_dot, seed)
+    fixed_dots = _fixed_dots(fixed_pts, v, vn, dens_v, scale, peak)
 
+    # 1. select the union by weighted sample elimination, fixed dots kept
+    dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos)
+    mesh = Mesh(v, vn, f, *vertex_faces(len(v), f), dens_f > 0) if relax_passes > 0 or joint else None
+    # 2. relax the union: push too-close pairs apart along the skin (fixed dots stay)
+    if relax_passes > 0:
+        dots = _relax(mesh, fixed_dots, dots, rad, relax_passes, fold_cos)
+    # 3. sessions: each a well-spread subset of the union
+    session = _assign_sessions(dots.points, dots.normals, rad * math.sqrt(n_all / n_new), fractions, fold_cos)
+    # 4. joint mode: relax all dots again, each pair at a target set by its two sessions
+    if joint:
+        dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, n_new / n_all, fold_cos,
+                            dens_v=None if density_per_cm2 is None else dens_v * scale)
+    return _in_session_order(dots, session)
+
+
+def _checked_input(vertices, faces, count, density_per_cm2, sessions, session_mode, vertex_normals, fixed):
+    """place_dots' input, checked and made contiguous float64/int64: (v, f, vertex normals, density per vertex (ones
+    without a density field), fractions, fixed points (k,3)). Raises InputError."""
     v, f = _as_mesh(vertices, faces)
     if count is None and density_per_cm2 is None:
         raise InputError("place_dots needs count= or density_per_cm2=")
     fractions = _fractions(sessions)
     if session_mode not in ("subsets", "joint"):
         raise InputError(f"session_mode must be 'subsets' or 'joint', not {session_mode!r}")
-    joint = session_mode == "joint" and len(fractions) > 1
-    if candidates_per_dot is None:
-        # (around fixed dots, which cannot make room, the fuller pool still pays)
-        lean = joint and (fixed is None or len(fixed) == 0)
-        candidates_per_dot = config.JOINT_CANDIDATES_PER_DOT if lean else config.CANDIDATES_PER_DOT
-    if relax_passes is None:
-        relax_passes = config.RELAX_PASSES
     vn = vertex_normals_of(v, f) if vertex_normals is None else np.ascontiguousarray(vertex_normals, np.float64)
     if vn.shape != v.shape:
         raise InputError(f"vertex_normals must have the shape of vertices {v.shape}, not {vn.shape}")
-
-    if density_per_cm2 is None:
-        dens_v = np.ones(len(v))
-    else:
-        dens_v = np.broadcast_to(np.asarray(density_per_cm2, dtype=np.float64), (len(v),)).copy()
-    if not np.isfinite(dens_v).all() or dens_v.min() < 0:
-        raise InputError("density_per_cm2 must be finite and >= 0 everywhere")
-    if dens_v.max() > config.DENSITY_INPUT_MAX_PER_CM2:
-        raise InputError(f"density_per_cm2 up to {dens_v.max():.0f}; at most {config.DENSITY_INPUT_MAX_PER_CM2:.0f}")
-
-    areas = K.triangle_areas(v, f)
-    dens_f = dens_v[f].mean(axis=1)
-    # a face is treated only if all its vertices are: zero-density regions keep a clean edge
-    dens_f[(dens_v[f] <= 0).any(axis=1)] = 0.0
-    expected = float((areas * dens_f).sum() / 100.0)
+    dens_v = np.ones(len(v)) if density_per_cm2 is None else check_density(density_per_cm2, len(v))
     fixed_pts = np.zeros((0, 3)) if fixed is None else np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3)
     if not np.isfinite(fixed_pts).all():
         raise InputError("fixed dots hold NaN or infinite coordinates")
-    n_fix = len(fixed_pts)
-    # with fixed dots, a density is the final density of old and new dots together
-    if count is None:
-        n_new = max(int(round(expected)) - n_fix, 0)
-    else:
-        n_new = int(count)
-        if n_new < 0:
-            raise InputError(f"count must be >= 0, not {n_new}")
+    if count is not None and int(count) < 0:
+        raise InputError(f"count must be >= 0, not {int(count)}")
+    return v, f, vn, dens_v, fractions, fixed_pts
+
+
+def _dot_count(v, f, dens_v, count, n_fix):
+    """(face areas (m,), face density (m,), new dots to place, scale of the density field).
+
+    A face is treated only if all its vertices are (zero-density regions keep a clean edge). With fixed dots, a
+    density is the final density of old and new dots together; with ``count``, the field's shape is scaled to it."""
+    from scalp3d import kernels as K
+
+    areas = K.triangle_areas(v, f)
+    dens_f = dens_v[f].mean(axis=1)
+    dens_f[(dens_v[f] <= 0).any(axis=1)] = 0.0
+    expected = float((areas * dens_f).sum() / 100.0)
+    n_new = max(int(round(expected)) - n_fix, 0) if count is None else int(count)
     scale = (n_new + n_fix) / expected if expected > 0 else 0.0
     if n_new > config.MAX_DOTS:
         raise InputError(f"{n_new} dots asked for; at most {config.MAX_DOTS}")
     if n_new > 0 and expected <= 0:
         raise GeometryError("the density field is zero everywhere: no area to place dots on")
+    return areas, dens_f, n_new, scale
 
-    if n_new == 0:
-        empty = np.zeros((0, 3))
-        return Dots(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                    empty.copy())
+
+def _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, per_dot, seed):
+    """The elimination's pool (:data:`_Candidates`): ``per_dot`` stratified samples per new dot (at least 16 more
+    than the dots), spread over the faces in proportion to ``weights`` (area x density), each with its local spacing
+    at the final density. ``seed`` is the only source of randomness."""
+    from .meshes import stratified_samples
 
     rng = np.random.default_rng(seed)
-    m_cand = max(n_new * int(candidates_per_dot), n_new + 16)
-    cand_faces, bary, pts, nrm = stratified_samples(v, vn, f, areas * dens_f, m_cand, rng)
-    dens_c = (bary * dens_v[f[cand_faces]]).sum(axis=1) * scale
-    peak = float(dens_v.max()) * scale
-    radius_c = local_spacing_mm(dens_c, peak)
+    m_cand = max(n_new * int(per_dot), n_new + 16)
+    face_ids, bary, pts, nrm = stratified_samples(v, vn, f, weights, m_cand, rng)
+    dens_c = (bary * dens_v[f[face_ids]]).sum(axis=1) * scale
+    return _Candidates(face_ids, bary, pts, nrm, local_spacing_mm(dens_c, peak))
 
-    # fixed dots: normal and radius from their nearest vertex
-    if n_fix:
-        from scipy.spatial import cKDTree
 
-        _, near = cKDTree(v).query(fixed_pts)
-        fix_nrm = vn[near]
-        fix_radius = local_spacing_mm(dens_v[near] * scale, peak)
-    else:
-        fix_nrm = np.zeros((0, 3))
-        fix_radius = np.zeros(0)
+def _fixed_dots(fixed_pts, v, vn, dens_v, scale, peak):
+    """The fixed dots (:data:`_Fixed`): normal and local spacing from each one's nearest vertex."""
+    if len(fixed_pts) == 0:
+        return _Fixed(fixed_pts, np.zeros((0, 3)), np.zeros(0))
+    from scipy.spatial import cKDTree
 
-    # 1. select the union by weighted sample elimination, fixed dots kept
-    all_pts = np.ascontiguousarray(np.vstack([fixed_pts, pts]))
-    all_nrm = np.ascontiguousarray(np.vstack([fix_nrm, nrm]))
-    all_rad = np.concatenate([fix_radius, radius_c])
+    _, near = cKDTree(v).query(fixed_pts)
+    return _Fixed(fixed_pts, vn[near], local_spacing_mm(dens_v[near] * scale, peak))
+
+
+def _select_union(cand, fixed, n_new, fold_cos):
+    """The new dots (a :class:`scalp3d.kernels.multiclass.DotState`, candidate order) and their local spacing,
+    chosen from the pool by weighted sample elimination with the fixed dots kept (new dots interleave with them)."""
+    from scalp3d.kernels.multiclass import DotState
+
+    n_fix, m_cand = len(fixed.points), len(cand.points)
+    all_pts = np.ascontiguousarray(np.vstack([fixed.points, cand.points]))
+    all_nrm = np.ascontiguousarray(np.vstack([fixed.normals, cand.normals]))
+    all_rad = np.concatenate([fixed.radius, cand.radius])
     removable = np.concatenate([np.zeros(n_fix, bool), np.ones(m_cand, bool)])
     chosen = _eliminate_to(all_pts, all_nrm, all_rad, removable, n_fix + n_new, n_new / m_cand, fold_cos)
     sel = chosen[chosen >= n_fix] - n_fix  # candidate indices of the new dots
-    pos, nor, fid, bar, rad = pts[sel], nrm[sel], cand_faces[sel], bary[sel], radius_c[sel]
-
-    # 2. relax the union: push too-close pairs apart along the skin (fixed dots stay)
-    if relax_passes > 0:
-        pos, nor, fid, bar = _relax(v, vn, f, dens_f > 0, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad,
-                                    relax_passes, fold_cos)
-
-    # 3. sessions: each a well-spread subset of the union
-    session = _assign_sessions(pos, nor, rad * math.sqrt((n_new + n_fix) / n_new), fractions, fold_cos)
-
-    # 4. joint mode: relax all dots again, each pair at a target set by its two sessions
-    if joint:
-        pos, nor, fid, bar = _relax_joint(v, vn, f, dens_f > 0, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar,
-                                          rad, session, fractions, n_new / (n_new + n_fix), fold_cos,
-                                          dens_v=None if density_per_cm2 is None else dens_v * scale)
-
-    # ids in session order, then selection order (stratified along faces): stable and reproducible
-    order = np.lexsort((np.arange(n_new), session))
-    ids = np.arange(1, n_new + 1, dtype=np.int64)
-    return Dots(positions=pos[order], normals=nor[order], face_ids=fid[order], session=session[order], ids=ids,
-                bary=bar[order])
+    return DotState(cand.points[sel], cand.normals[sel], cand.face_ids[sel], cand.bary[sel]), cand.radius[sel]
 
 
-def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, passes, fold_cos):
-    """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.multiclass`); fixed dots push but never move."""
+def _in_session_order(dots, session):
+    """The placed dots, in session order, then selection order (stratified along faces); ids 1..n in that order:
+    stable and reproducible."""
+    n = len(session)
+    order = np.lexsort((np.arange(n), session))
+    return Dots(positions=dots.points[order], normals=dots.normals[order], face_ids=dots.face_ids[order],
+                     session=session[order], ids=np.arange(1, n + 1, dtype=np.int64), bary=dots.bary[order])
+
+
+def _with_fixed(fixed, dots, rad):
+    """Fixed dots first, then the new ones, as the sweeps take them: (DotState, radius, movable); a fixed dot's face
+    is 0 at the face's centre (never read: fixed dots do not move)."""
+    from scalp3d.kernels.multiclass import DotState
+
+    n_fix = len(fixed.points)
+    all_dots = DotState(np.ascontiguousarray(np.vstack([fixed.points, dots.points])),
+                        np.ascontiguousarray(np.vstack([fixed.normals, dots.normals])),
+                        np.concatenate([np.zeros(n_fix, np.int64), dots.face_ids]),
+                        np.ascontiguousarray(np.vstack([np.full((n_fix, 3), 1.0 / 3.0), dots.bary])))
+    movable = np.concatenate([np.zeros(n_fix, bool), np.ones(len(dots.points), bool)])
+    return all_dots, np.concatenate([fixed.radius, rad]), movable
+
+
+def _take(dots, rows):
+    """The rows ``rows`` of every array of a DotState."""
+    return type(dots)(*(a[rows] for a in dots))
+
+
+def _relax(mesh, fixed, dots, rad, passes, fold_cos):
+    """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.multiclass`); fixed dots push but never move.
+    ``mesh`` a :class:`scalp3d.kernels.multiclass.Mesh` (face_ok: the faces with density), ``fixed`` a
+    :data:`_Fixed`, ``dots`` the new dots (DotState) with their local spacing ``rad``. Returns the new dots moved."""
     from scalp3d import kernels as K
-    from scalp3d.kernels.multiclass import floor_offenders, list_nearest, multiclass_sweep
-    from scalp3d.kernels.snap import vertex_faces
+    from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders, list_nearest, multiclass_sweep
 
-    n_fix = len(fixed_pts)
-    vf_ptr, vf_idx = vertex_faces(len(v), f)
-    p = np.ascontiguousarray(np.vstack([fixed_pts, pos]))
-    n = np.ascontiguousarray(np.vstack([fix_nrm, nor]))
-    fi = np.concatenate([np.zeros(n_fix, np.int64), fid])
-    b = np.ascontiguousarray(np.vstack([np.full((n_fix, 3), 1.0 / 3.0), bar]))
-    r = np.concatenate([fix_radius, rad])
-    movable = np.concatenate([np.zeros(n_fix, bool), np.ones(len(pos), bool)])
-    cls = np.zeros(len(p), np.int64)
-    target = np.full((1, 1), config.RELAX_TARGET)
+    n_fix = len(fixed.points)
+    cur, r, movable = _with_fixed(fixed, dots, rad)
+    cls = np.zeros(len(r), np.int64)
+    targets = Targets(cls, r, np.full((1, 1), config.RELAX_TARGET))
+    step = SweepStep(fold_cos, 1.0, config.RELAX_MAX_STEP)
     floor_one = np.ones((1, 1))
-    ok = np.ascontiguousarray(face_ok)
     cell = float(np.median(r))
-    nn_old, _ = K.nearest_distance(p, p, cell, True)
+    nn_old, _ = K.nearest_distance(cur.points, cur.points, cell, True)
     # the lists serve the sweeps and the guard's nearest distances (a pair closer than the guard's limit is listed)
-    lists = _PairLists(cls, target, config.LIST_REACH * cell, fold_cos)
+    lists = _PairLists(cls, targets.scale, config.LIST_REACH * cell, fold_cos)
     for _ in range(passes):
-        p2, n2, fi2, b2, _worst, moved = multiclass_sweep(p, n, fi, b, movable, cls, r, target, fold_cos, 1.0,
-                                                          config.RELAX_MAX_STEP, *lists.at(p, n, r), v, vn, f,
-                                                          vf_ptr, vf_idx, ok)
+        p, n, fi, b = cur
+        p2, n2, fi2, b2, _worst, moved = multiclass_sweep(cur, movable, targets, step, lists.at(p, n, r), mesh)
         if moved == 0:
             break
         # guard: no move may make a pair closer (relative to the local spacing) than the closest pair was before
@@ -254,9 +355,9 @@ def _relax(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar
             if not bad.any():
                 break
             p2[bad], n2[bad], fi2[bad], b2[bad] = p[bad], n[bad], fi[bad], b[bad]
-        p, n, fi, b = p2, n2, fi2, b2
+        cur = type(cur)(p2, n2, fi2, b2)
         nn_old = nn_new
-    return p[n_fix:], n[n_fix:], fi[n_fix:], b[n_fix:]
+    return _take(cur, slice(n_fix, None))
 
 
 #: the spacing floor as the kernels take it: (fraction of the local spacing, absolute minimum in mm)
@@ -284,98 +385,110 @@ class _PairLists:
         return self.lists
 
 
-
-def _relax_joint(v, vn, f, face_ok, fixed_pts, fix_nrm, fix_radius, pos, nor, fid, bar, rad, session, fractions,
-                 new_fraction, fold_cos, dens_v=None):
-    """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`).
+def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, dens_v=None):
+    """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`);
+    arguments as :func:`_relax`'s, with each new dot's ``session`` (1-based), the cumulative ``fractions`` and the
+    new dots' share of all dots ``new_fraction``. Returns the new dots moved, in their input order.
 
     Soft stage: ``config.JOINT_SOFT_SWEEPS`` Jacobi sweeps at over-compressed targets (``config.JOINT_SOFT``) make the
-    union and every session uniform and irregular at once; hard stage: up to ``config.JOINT_HARD_SWEEPS`` over-relaxed
-    projection sweeps onto ``config.JOINT_HARD`` (the guarantees: every session >= 0.75 of its own d_max, the union
-    >= 0.82, each within ``config.JOINT_HARD_TOL``) until the largest relative violation is below
-    ``config.JOINT_HARD_TOL``. Where the targets cannot all be met (fixed dots that cannot make room, extreme session
-    counts) the projection stalls; the targets are then lowered step by step until it converges. Fixed dots push every
-    new dot at the union targets and never move. With ``dens_v`` (final density per vertex, dots per cm2), the new
-    dots' local spacing follows them as they move (sweeps move dots across density bands).
+    union and every session uniform and irregular at once; hard stage (:func:`_project`): up to
+    ``config.JOINT_HARD_SWEEPS`` over-relaxed projection sweeps onto ``config.JOINT_HARD`` (the guarantees: every
+    session >= 0.75 of its own d_max, the union >= 0.82, each within ``config.JOINT_HARD_TOL``) until the largest
+    relative violation is below ``config.JOINT_HARD_TOL``. Where the targets cannot all be met (fixed dots that cannot
+    make room, extreme session counts) the projection stalls; the targets are then lowered step by step until it
+    converges. Fixed dots push every new dot at the union targets and never move. With ``dens_v`` (final density per
+    vertex, dots per cm2), the new dots' local spacing follows them as they move (sweeps move dots across density
+    bands).
     """
-    from scalp3d.kernels.multiclass import floor_offenders, multiclass_sweep, session_scales
-    from scalp3d.kernels.snap import vertex_faces
+    from scalp3d.kernels.multiclass import session_scales
 
-    n_fix = len(fixed_pts)
+    n_fix = len(fixed.points)
     k = len(fractions)
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)]))
-    vf_ptr, vf_idx = vertex_faces(len(v), f)
-    p = np.vstack([fixed_pts, pos])
+    cur, r, movable = _with_fixed(fixed, dots, rad)
+    cls = np.concatenate([np.full(n_fix, k, np.int64), session.astype(np.int64) - 1])
     # spatial order (cells of 2 d_max) keeps neighbours close in memory: the sweeps run ~25 % faster
-    cell = np.floor((p - p.min(axis=0)) / (2.0 * float(np.median(rad)))).astype(np.int64)
+    cell = np.floor((cur.points - cur.points.min(axis=0)) / (2.0 * float(np.median(rad)))).astype(np.int64)
     srt = np.lexsort((cell[:, 2], cell[:, 1], cell[:, 0]))
-    p = np.ascontiguousarray(p[srt])
-    n = np.ascontiguousarray(np.vstack([fix_nrm, nor])[srt])
-    fi = np.ascontiguousarray(np.concatenate([np.zeros(n_fix, np.int64), fid])[srt])
-    b = np.ascontiguousarray(np.vstack([np.full((n_fix, 3), 1.0 / 3.0), bar])[srt])
-    r = np.ascontiguousarray(np.concatenate([fix_radius, rad])[srt])
-    movable = np.concatenate([np.zeros(n_fix, bool), np.ones(len(pos), bool)])[srt]
-    cls = np.ascontiguousarray(np.concatenate([np.full(n_fix, k, np.int64), session.astype(np.int64) - 1])[srt])
-    ok = np.ascontiguousarray(face_ok)
+    cur = type(cur)(*(np.ascontiguousarray(a[srt]) for a in cur))
+    r, movable, cls = np.ascontiguousarray(r[srt]), movable[srt], np.ascontiguousarray(cls[srt])
     soft = session_scales(shares, new_fraction, *config.JOINT_SOFT[:3], first_two_floor=config.JOINT_SOFT[3],
                           fixed_class=True)
     hard = session_scales(shares, new_fraction, *config.JOINT_HARD[:3], first_two_floor=config.JOINT_HARD[3],
                           fixed_class=True)
-
-    # the guard holds the union's floor; each session's own (half its own spacing) is left to the targets, which
-    # keep it with a wide margin (0.75 of the own spacing), and to the pipeline's check: guarding it too blocked the
-    # projection around fixed dots (new-to-old spacing 0.54 of d_max instead of 0.66 in the fixed-dot test)
-    floor_scale = np.ones_like(soft)
-
-    def follow_density(r, fi, b):
-        """The new dots' local d_max at their current place (fixed dots keep theirs)."""
-        if dens_v is None:
-            return r
-        r = r.copy()
-        r[movable] = local_spacing_mm((b[movable] * dens_v[f[fi[movable]]]).sum(axis=1), dens_v.max())
-        return r
-
     # one set of lists for both stages: each pair within the larger of its soft and hard targets
     lists = _PairLists(cls, np.maximum(soft, hard), config.LIST_REACH * float(np.median(r)), fold_cos)
+    sweep = _GuardedSweep(mesh, movable, cls, lists, fold_cos, dens_v, np.ones_like(soft))
+    for _ in range(config.JOINT_SOFT_SWEEPS):
+        cur, r, _worst = sweep(cur, r, soft, config.JOINT_SOFT_OMEGA)
+    cur = _project(sweep, cur, r, hard)
+    back = np.empty_like(srt)
+    back[srt] = np.arange(len(srt))
+    return _take(cur, back[n_fix:])  # rows of the new dots, in their input order
 
-    def sweep(p, n, fi, b, r, scale, omega):
-        """One sweep, then its guard: no move may break the spacing floor
-        (:func:`scalp3d.kernels.multiclass.floor_offenders`); offenders go back until none is left."""
-        p2, n2, fi2, b2, worst, moved = multiclass_sweep(p, n, fi, b, movable, cls, r, scale, fold_cos, omega,
-                                                         config.JOINT_MAX_STEP, *lists.at(p, n, r), v, vn, f,
-                                                         vf_ptr, vf_idx, ok)
+
+class _GuardedSweep:
+    """One sweep of the joint relaxation (:func:`scalp3d.kernels.multiclass.multiclass_sweep`), then its guard: no
+    move may break the spacing floor (:func:`scalp3d.kernels.multiclass.floor_offenders`); offenders go back until
+    none is left. With ``dens_v``, the moved dots' local spacing is taken at their new place.
+
+    The guard holds the union's floor (``floor_scale`` all ones); each session's own (half its own spacing) is left to
+    the targets, which keep it with a wide margin (0.75 of the own spacing), and to the pipeline's check: guarding it
+    too blocked the projection around fixed dots (new-to-old spacing 0.54 of d_max instead of 0.66 in the fixed-dot
+    test)."""
+
+    def __init__(self, mesh, movable, cls, lists, fold_cos, dens_v, floor_scale):
+        self.mesh, self.movable, self.cls, self.lists = mesh, movable, cls, lists
+        self.fold_cos, self.dens_v, self.floor_scale = fold_cos, dens_v, floor_scale
+
+    def spacing(self, r, fi, b):
+        """The new dots' local d_max at their current place (fixed dots keep theirs)."""
+        if self.dens_v is None:
+            return r
+        m, dens_v = self.movable, self.dens_v
+        r = r.copy()
+        r[m] = local_spacing_mm((b[m] * dens_v[self.mesh.faces[fi[m]]]).sum(axis=1), dens_v.max())
+        return r
+
+    def __call__(self, dots, r, scale, omega):
+        """(dots, their spacing, the largest relative violation before the sweep) after one guarded sweep at pair
+        factors ``scale`` and relaxation ``omega``."""
+        from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders, multiclass_sweep
+
+        p, n, fi, b = dots
+        step = SweepStep(self.fold_cos, omega, config.JOINT_MAX_STEP)
+        p2, n2, fi2, b2, worst, moved = multiclass_sweep(dots, self.movable, Targets(self.cls, r, scale), step,
+                                                         self.lists.at(p, n, r), self.mesh)
         if moved == 0:
-            return p, n, fi, b, r, worst
-        r2 = follow_density(r, fi2, b2)
+            return dots, r, worst
+        r2 = self.spacing(r, fi2, b2)
         changed = (p2 != p).any(axis=1)
         while True:
-            bad = floor_offenders(p, p2, changed, cls, r2, floor_scale, *_FLOOR, *lists.at(p2, n2, r2))
+            bad = floor_offenders(p, p2, changed, self.cls, r2, self.floor_scale, *_FLOOR, *self.lists.at(p2, n2, r2))
             if not bad.any():
-                return p2, n2, fi2, b2, r2, worst
+                return type(dots)(p2, n2, fi2, b2), r2, worst
             p2[bad], n2[bad], fi2[bad], b2[bad], r2[bad] = p[bad], n[bad], fi[bad], b[bad], r[bad]
             changed &= ~bad
 
-    worst = float("nan")
-    for _ in range(config.JOINT_SOFT_SWEEPS):
-        p, n, fi, b, r, worst = sweep(p, n, fi, b, r, soft, config.JOINT_SOFT_OMEGA)
-    # projection; when it stalls (infeasible targets, e.g. around fixed dots that cannot make room), the hard targets
-    # are lowered a little at a time, so the sweeps always end on a consistent state rather than an oscillating one
-    # (lowering the targets only around the dots that keep a violation was tried: it converges in fewer sweeps, but
-    # around fixed dots the sessions' worst spacing comes out worse: 0.53, against over 0.6, in the fixed-dot test)
+
+def _project(sweep, dots, r, hard):
+    """The joint relaxation's hard stage: over-relaxed sweeps onto the pair factors ``hard`` until the largest
+    relative violation is below ``config.JOINT_HARD_TOL`` (at most ``config.JOINT_HARD_SWEEPS``). When it stalls
+    (infeasible targets, e.g. around fixed dots that cannot make room), the targets are lowered a little at a time, so
+    the sweeps always end on a consistent state rather than an oscillating one. (Lowering the targets only around the
+    dots that keep a violation was tried: it converges in fewer sweeps, but around fixed dots the sessions' worst
+    spacing comes out worse: 0.53, against over 0.6, in the fixed-dot test.)"""
     level, ref = 1.0, np.inf
     for done in range(1, config.JOINT_HARD_SWEEPS + 1):
-        p2, n2, fi2, b2, r2, worst = sweep(p, n, fi, b, r, hard * level, config.JOINT_HARD_OMEGA)
+        moved, r2, worst = sweep(dots, r, hard * level, config.JOINT_HARD_OMEGA)
         if worst < config.JOINT_HARD_TOL:
             break  # the old positions already satisfy the targets: keep them
-        p, n, fi, b, r = p2, n2, fi2, b2, r2
+        dots, r = moved, r2
         if done % config.JOINT_HARD_PATIENCE == 0:
             if worst > config.JOINT_HARD_STALL * ref:
                 level *= config.JOINT_HARD_BACKOFF
             ref = worst
-    back = np.empty_like(srt)
-    back[srt] = np.arange(len(srt))
-    new = back[n_fix:]  # rows of the new dots, in their input order
-    return p[new], n[new], fi[new], b[new]
+    return dots
 
 
 def _assign_sessions(pos, nor, rad, fractions, fold_cos):

@@ -28,7 +28,9 @@ from numba import cuda  # noqa: E402
 import naive  # noqa: E402
 import scalp3d.kernels.cuda as kcuda  # noqa: E402
 from scalp3d.kernels import interpolate_on_faces, nearest_distance, triangle_areas  # noqa: E402
-from scalp3d.kernels.multiclass import multiclass_sweep, pair_lists, session_scales  # noqa: E402
+from scalp3d.kernels.multiclass import (  # noqa: E402
+    DotState, Mesh, SweepStep, Targets, multiclass_sweep, pair_lists, session_scales,
+)
 from scalp3d.kernels.snap import vertex_faces  # noqa: E402
 
 SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")
@@ -201,8 +203,9 @@ def test_multiclass_sweep_cuda_matches_cpu(icosphere, shape):
     ok = np.ones(len(f), bool)
     ok[fid[7]] = False
     vf = vertex_faces(len(v), f)
-    ptr, idx = pair_lists(p, nrm, cls, radius, scale, 0.5, 0.0)
-    args = (p, nrm, fid, bary, movable, cls, radius, scale, 0.0, 0.7, 0.3, ptr, idx, v, vn, f, vf[0], vf[1], ok)
+    lists = pair_lists(p, nrm, cls, radius, scale, 0.5, 0.0)
+    args = (DotState(p, nrm, fid, bary), movable, Targets(cls, radius, scale), SweepStep(0.0, 0.7, 0.3), lists,
+            Mesh(v, vn, f, vf[0], vf[1], ok))
     cpu = multiclass_sweep(*args)
     gpu = kcuda.multiclass_sweep_cuda(*args)
     for a, b in zip(cpu[:4], gpu[:4]):

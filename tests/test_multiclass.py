@@ -6,7 +6,9 @@ import pytest
 
 from scalp3d import kernels as K
 from scalp3d.errors import InputError
-from scalp3d.kernels.multiclass import PAIR_ROW_CAP, multiclass_sweep, pair_lists, session_scales
+from scalp3d.kernels.multiclass import (
+    PAIR_ROW_CAP, DotState, Mesh, SweepStep, Targets, multiclass_sweep, pair_lists, session_scales,
+)
 from scalp3d.kernels.snap import vertex_faces
 from scalp3d.placement import place_dots, spacing_for_density, vertex_normals_of
 from scalp3d.quality import spread_figures
@@ -62,8 +64,8 @@ def test_sweep_on_reused_lists_equals_a_fresh_sweep():
     fq = faces_of(q)
     bq = np.full((n, 3), 1 / 3)
     a = multiclass_step(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, v, vn, f, vf[0], vf[1], ok)
-    b = multiclass_sweep(q, nrm, fq, bq, movable, cls, radius, scale, 0.0, 0.6, 0.3, ptr, idx, v, vn, f, vf[0],
-                         vf[1], ok)
+    b = multiclass_sweep(DotState(q, nrm, fq, bq), movable, Targets(cls, radius, scale), SweepStep(0.0, 0.6, 0.3),
+                         (ptr, idx), Mesh(v, vn, f, vf[0], vf[1], ok))
     for x, y in zip(a, b):
         assert np.allclose(x, y, rtol=0, atol=1e-12)
     assert np.array_equal(a[2], b[2]) and a[5] == b[5] > 20  # same faces; dots did move
