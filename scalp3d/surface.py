@@ -378,7 +378,12 @@ def _fill_tiny_holes(v, f, filled_f, max_loop=config.PINHOLE_MAX_EDGES):
 
 
 def _boundary_loops(f):
-    """Closed loops of border edges, each an array of vertex ids in the faces' edge direction."""
+    """Closed loops of border edges, each an array of vertex ids in the faces' edge direction.
+
+    Not gpytoolbox's boundary_loops: it finds the same loops but starts and orders them differently (the fill's new
+    vertices, and so the head, would be numbered differently), needs a connected manifold mesh (it fails on the
+    pinholes of a Poisson mesh of the real head's points) and was 2.2 times slower (1.65 s against 0.74 s, summed over
+    make_head on the real head's mesh, a cloud of its points and a test cap)."""
     e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     key = e[:, 0] * (f.max() + 1) + e[:, 1]
     rev = e[:, 1] * (f.max() + 1) + e[:, 0]
@@ -516,11 +521,15 @@ def _spread_points(v, f, n, seed=0):
 
 
 def _compact(v, f, per_vertex):
-    """Drop unused vertices; returns (vertices, faces, per_vertex) renumbered."""
-    used = np.unique(f)
-    remap = np.full(len(v), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return v[used], remap[f], per_vertex[used]
+    """Drop unused vertices; returns (vertices (k,3), faces (m,3) int64, per_vertex (k,)) renumbered, the kept
+    vertices in their order (gpytoolbox's remove_unreferenced: the same result, as its source shows and the real
+    head's meshes confirm bit for bit; it cannot take no faces, which leave no vertex here)."""
+    from gpytoolbox import remove_unreferenced
+
+    if len(f) == 0:
+        return v[:0], f.astype(np.int64), per_vertex[:0]
+    v2, f2, _, kept = remove_unreferenced(v, f, return_maps=True)
+    return v2, f2.astype(np.int64, copy=False), per_vertex[kept]
 
 
 def _head_part(v, f, per_vertex, notes):
@@ -559,10 +568,8 @@ def _largest_part(v, f, filled_f, notes):
         mask = np.zeros(len(f), bool)
         mask[keep] = True
         f, filled_f = f[mask], filled_f[mask]
-    used = np.unique(f)
-    remap = np.full(len(v), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return v[used], remap[f], filled_f
+    v, f, _ = _compact(v, f, np.zeros(len(v), bool))
+    return v, f, filled_f
 
 
 def _remesh(v, f, filled_f, edge_mm):
@@ -639,7 +646,11 @@ def _boundary_vertices(f, n):
 
 
 def _face_components(f, mask):
-    """Connected components (lists of face indices) of the faces in ``mask``, joined through shared edges."""
+    """Connected components (lists of face indices) of the faces in ``mask``, joined through shared edges.
+
+    Not gpytoolbox's connected_components: it joins faces through a shared vertex too, so parts touching at a point
+    are one (on a Poisson mesh of the real head's points it found 83 parts where there are 151 edge-connected ones,
+    changing what is kept), and it was 4 times slower (1.3 s against 0.33 s, over the same three make_head runs)."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
