@@ -125,7 +125,8 @@ def _nearest_distance_kernel(queries, points, exclude_self, dist, index):
         index[i] = bj
 
 
-_update_dot_device = None  # built on first use by _device_functions
+_update_dot_device = None  # built on first use by _device_functions, with _store_dot_device
+_store_dot_device = None
 
 
 # typed from the first launch's arguments (namedtuples of device arrays, which a signature string cannot spell); the
@@ -136,7 +137,8 @@ def _multiclass_sweep_kernel(dots, movable, targets, step, lists, mesh, new, mov
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, dots.points.shape[0], stride):
-        _update_dot_device(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i)
+        _store_dot_device(i, _update_dot_device(i, dots, movable, targets, step, lists, mesh), new.points, new.normals,
+                          new.face_ids, new.bary, moved, worst_i)
 
 
 def _on_device(fn, **callees):
@@ -153,12 +155,13 @@ def _on_device(fn, **callees):
 def _device_functions():
     """Build the sweep's device functions once (they need numba.cuda, so not at import)."""
     if _update_dot_device is None:
-        from .multiclass import update_dot
+        from .multiclass import store_dot, update_dot
         from .snap import _closest_on_face, closest_xyz, snap_xyz
 
         closest = _on_device(closest_xyz)
         on_face = _on_device(_closest_on_face, closest_xyz=closest)
         snap = _on_device(snap_xyz, _closest_on_face=on_face)
+        globals()["_store_dot_device"] = _on_device(store_dot)
         globals()["_update_dot_device"] = _on_device(update_dot, snap_xyz=snap)
 
 

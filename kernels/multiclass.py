@@ -74,7 +74,9 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
         rmax = max(rmax, radius[i])
     cell = max(rmax * smax + reach, 1e-9)
     grid = build_grid(points, cell)
-    targets = (cls, radius, scale)  # as a Targets (see multiclass_sweep for why not one)
+    # as a Targets, but a plain tuple: numba 0.68's array analysis fails on a namedtuple of arrays built inside a
+    # parallel function (IndexError in _gen_shape_call); passed in as an argument, namedtuples are fine
+    targets = (cls, radius, scale)
     # one pass into rows of PAIR_ROW_CAP slots (the usual case: 10-30 neighbours), compacted after; a second,
     # counting pass only when some row overflows
     counts = np.zeros(n + 1, dtype=np.int64)
@@ -155,20 +157,20 @@ def _pair_row(i, points, normals, targets, reach, fold_cos, grid, out, k0, limit
     return c
 
 
-@njit(cache=True)
-def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i):
-    """Dot i's part of a sweep (arguments as :func:`multiclass_sweep`'s): writes its largest violation to worst_i[i]
-    and, when it moves, its new point, normal, face and barycentric coordinates to row i of ``new`` (a
-    :data:`DotState`) and 1 to moved[i]. Scalars and indexing only: the CUDA twin (:mod:`scalp3d.kernels.cuda`)
-    compiles this same source as a device function."""
+@njit(cache=True, inline="always")
+def update_dot(i, dots, movable, targets, step, lists, mesh):
+    """Dot i's part of a sweep (arguments as :func:`multiclass_sweep`'s): (worst, face, x, y, z, nx, ny, nz, b0, b1,
+    b2), its largest violation and, when it moves (face >= 0), its new face, point, unit normal and barycentric
+    coordinates (:func:`store_dot` writes them). It reads and never writes: inlined into a parallel loop, writes
+    through a tuple of arrays are lost (numba 0.68 parfors). Scalars and indexing only: the CUDA twin
+    (:mod:`scalp3d.kernels.cuda`) compiles this same source as a device function."""
     points, normals, face_ids, _bary = dots
     cls, radius, scale = targets
     fold_cos, omega, max_step = step
     nbr_ptr, nbr_idx = lists
     vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
-    new_p, new_n, new_f, new_b = new
     if not movable[i]:
-        return
+        return 0.0, -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     dx = 0.0
     dy = 0.0
     dz = 0.0
@@ -197,7 +199,6 @@ def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i
         dx += push * ex
         dy += push * ey
         dz += push * ez
-    worst_i[i] = wi
     # tangent plane
     nd = dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]
     dx = omega * (dx - nd * normals[i, 0])
@@ -205,7 +206,7 @@ def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i
     dz = omega * (dz - nd * normals[i, 2])
     length = math.sqrt(dx * dx + dy * dy + dz * dz)
     if length == 0.0:
-        return
+        return wi, -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     cap = max_step * radius[i]
     if length > cap:
         dx *= cap / length
@@ -247,7 +248,7 @@ def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i
     else:
         px, py, pz, f, b0, b1, b2 = snap_xyz(qx, qy, qz, face_ids[i], vertices, faces, vf_indptr, vf_indices)
         if not face_ok[f]:
-            return
+            return wi, -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     u0 = faces[f, 0]
     u1 = faces[f, 1]
     u2 = faces[f, 2]
@@ -256,13 +257,24 @@ def update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i
     nz = b0 * vertex_normals[u0, 2] + b1 * vertex_normals[u1, 2] + b2 * vertex_normals[u2, 2]
     s = math.sqrt(nx * nx + ny * ny + nz * nz)
     if s == 0.0:
+        return wi, -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return wi, f, px, py, pz, nx / s, ny / s, nz / s, b0, b1, b2
+
+
+@njit(cache=True, inline="always")
+def store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i):
+    """Writes :func:`update_dot`'s ``result`` for dot i: its violation to worst_i[i] and, when it moved, its row of
+    the new points, normals, faces and barycentric coordinates and 1 to moved[i]. Shared by the CUDA twin."""
+    wi, f, px, py, pz, nx, ny, nz, b0, b1, b2 = result
+    worst_i[i] = wi
+    if f < 0:
         return
     new_p[i, 0] = px
     new_p[i, 1] = py
     new_p[i, 2] = pz
-    new_n[i, 0] = nx / s
-    new_n[i, 1] = ny / s
-    new_n[i, 2] = nz / s
+    new_n[i, 0] = nx
+    new_n[i, 1] = ny
+    new_n[i, 2] = nz
     new_f[i] = f
     new_b[i, 0] = b0
     new_b[i, 1] = b1
@@ -297,14 +309,11 @@ def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     new_n = dots.normals.copy()
     new_f = dots.face_ids.copy()
     new_b = dots.bary.copy()
-    # a plain tuple in DotState's order: numba 0.68's array analysis fails on a namedtuple of arrays built inside a
-    # parallel function (IndexError in _gen_shape_call). update_dot must stay a call (not inline="always"): inlined
-    # into the parallel loop, its writes through a tuple of arrays are lost (numba 0.68 parfors)
-    new = (new_p, new_n, new_f, new_b)
     moved = np.zeros(n, dtype=np.int64)
     worst_i = np.zeros(n)
     for i in prange(n):
-        update_dot(i, dots, movable, targets, step, lists, mesh, new, moved, worst_i)
+        store_dot(i, update_dot(i, dots, movable, targets, step, lists, mesh), new_p, new_n, new_f, new_b, moved,
+                  worst_i)
     worst = 0.0
     for i in range(n):
         if worst_i[i] > worst:
