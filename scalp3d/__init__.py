@@ -47,7 +47,7 @@ _API = {
     "load_scan": "scan", "make_head": "surface", "load_head": "surface", "load_sample_head": "sample",
     # landmarks and the design
     "estimate_landmarks": "landmarks", "resolve_landmarks": "landmarks", "load_landmarks": "landmarks",
-    "load_plan": "design", "build_field": "design",
+    "load_plan": "design", "build_field": "design", "dots_with_settings": "design", "plan_to_toml": "design",
     # dots, their quality and the spacing floor
     "place_dots": "placement", "spacing_for_density": "placement", "local_spacing_mm": "placement",
     "placement_quality": "quality", "check_floor": "spacing",
@@ -56,11 +56,12 @@ _API = {
     "gcode_text": "export", "dots_csv_text": "export", "read_dots_csv": "export",
     "verify_program": "verify", "verify_file": "verify",
     # the whole pass, as `scalp3d plan` runs it
-    "run": "pipeline", "assign_dot_settings": "pipeline",
+    "run": "pipeline", "plan_dots": "pipeline",
     # pictures
     "render_preview": "viewers.preview", "render_design": "viewers.preview",
     # data types and errors
-    "Scan": "types", "Head": "types", "Landmarks": "types", "Field": "types", "Dots": "types",
+    "Scan": "types", "Head": "types", "Landmarks": "types", "Field": "types", "Placement": "types", "Dots": "types",
+    "Plan": "types", "NeedleSettings": "types", "Motion": "types", "Program": "needle", "Visits": "needle",
     "Scalp3dError": "errors", "InputError": "errors", "PlanError": "errors", "SafetyError": "errors",
     "PlanRefused": "errors",
 }

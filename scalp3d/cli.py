@@ -192,7 +192,7 @@ def _sample(args):
     n_all = n + (0 if fixed is None else len(fixed))
     d_all = float(spacing_for_density(n_all / area * 100)) if n_all else 0.0
     if n > 1:
-        refuse_close_dots(dots, np.full(n, d_all), fr, None, source=f"{args.mesh}: the dots")
+        refuse_close_dots(dots, np.full(n, d_all), fr, source=f"{args.mesh}: the dots")
     write_text(out, sample_csv_text(dots))
     print(f"{Path(args.mesh).name}: {area / 100:,.1f} cm2, units {scan.units_reason}; {n:,} dots in "
           f"{time.perf_counter() - t0:.1f} s -> {args.out}")
@@ -252,9 +252,10 @@ def _export(args):
     if not np.allclose(written, machine.scan_to_machine, atol=1e-6):
         raise InputError(f"{js_path}: was planned for another machine registration than --machine "
                          f"{args.machine or 'generic-5axis'}; give the same profile")
-    if args.resume_from is not None and args.resume_from not in set(s["ids"].tolist()):
+    ids = s["visits"].ids
+    if args.resume_from is not None and args.resume_from not in set(ids.tolist()):
         raise InputError(f"{js_path}: dot {args.resume_from} is not in session {s['session']}; give an id from its "
-                         f"'dots' (this session runs from dot {int(s['ids'][0])} to dot {int(s['ids'][-1])})")
+                         f"'dots' (this session runs from dot {int(ids[0])} to dot {int(ids[-1])})")
     if args.resume_from is not None:
         out = d / f"session-{args.session}-from-{args.resume_from}"
     else:
@@ -263,8 +264,7 @@ def _export(args):
         raise InputError(f"{out}: exists and is not a folder; move it away and export again")
     head = load_head(d / "head.ply")
     surface = SurfaceQuery(machine.head_in_machine_frame(head))
-    prog = build_program(s["session"], s["ids"], s["skin"], s["normals"], s["depth"], s["zone"], s["needle"],
-                         s["shade"], surface, s["settings"], machine)
+    prog = build_program(s["visits"], surface, s["motion"], machine)
     if args.resume_from is not None:
         prog = resume_program(prog, surface, args.resume_from)
     head_sha = head_checksum(head.vertices)

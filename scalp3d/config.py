@@ -184,6 +184,7 @@ DEPTH_RANGE_MM = (0.2, 2.0)
 STANDOFF_MM = 3.0                     # approach point above the skin, along the normal
 STANDOFF_RANGE_MM = (1.0, 20.0)
 CLEARANCE_MM = 1.5                    # travel never comes closer than this to the skin
+CLEARANCE_RANGE_MM = (0.5, 20.0)
 SAFE_SHELL_MARGIN_MM = 15.0           # long jumps go out to a shell this far beyond the head's bounding sphere
 SHELL_LIFT_MM = 20.0                  # a long jump first lifts this far along the normal from the approach point
 SHELL_ARC_STEP_DEG = 10.0             # and follows the shell's great circle in steps of at most this angle

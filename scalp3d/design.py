@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ import numpy as np
 from . import config
 from .errors import PlanError, nearest_name, one_line, parse_toml
 from .meshes import face_areas
-from .types import Field, Head, Landmarks
+from .types import Dots, Field, HairlinePlan, HairPlan, Head, Landmarks, Placement, Plan, ScarPlan, ZonePlan, \
+    settings_vertex
 
 ZONES = ("hairline", "front", "mid", "crown", "sides", "back", "scar")
 
@@ -76,7 +78,7 @@ SCHEMA = {
         "plunge_feed_mm_per_min": (float, config.PLUNGE_FEED_MM_PER_MIN, config.FEED_RANGE_MM_PER_MIN, ""),
         "travel_feed_mm_per_min": (float, config.TRAVEL_FEED_MM_PER_MIN, config.FEED_RANGE_MM_PER_MIN, ""),
         "dwell_s": (float, config.DWELL_S, config.DWELL_RANGE_S, "pause at depth"),
-        "clearance_mm": (float, config.CLEARANCE_MM, (0.5, 20.0), "closest travel may come to the skin"),
+        "clearance_mm": (float, config.CLEARANCE_MM, config.CLEARANCE_RANGE_MM, "closest travel may come to the skin"),
         "zone_order": (list, [], None, "zones toured first, in this order (e.g. [\"hairline\"])"),
     },
     "zones": {z: {
@@ -235,8 +237,9 @@ def _check(where, data, schema, out, prefix=""):
 
 
 @one_line
-def load_plan(path=None, overrides: dict | None = None) -> dict:
-    """The fully resolved plan: defaults, then the TOML file, then ``overrides`` (same nesting), all validated."""
+def load_plan(path=None, overrides: dict | None = None) -> Plan:
+    """The fully resolved plan: defaults, then the TOML file, then ``overrides`` (a dict of the TOML's nesting), all
+    validated, frozen into a :class:`scalp3d.types.Plan`."""
     plan = _defaults(SCHEMA)
     where = str(path) if path else "plan"
     if path is not None:
@@ -312,7 +315,7 @@ def load_plan(path=None, overrides: dict | None = None) -> dict:
     for n in needles:
         if n not in config.NEEDLE_DIAMETER_MM:
             raise PlanError(f"{where}: unknown needle '{n}'; known: {', '.join(config.NEEDLE_DIAMETER_MM)}")
-    return plan
+    return Plan.from_dict(plan)
 
 
 def read_mask_ply(path, prop="mask"):
@@ -413,8 +416,9 @@ def read_polyline(path) -> list:
     return arr.tolist()
 
 
-def plan_to_toml(plan: dict) -> str:
+def plan_to_toml(plan: Plan) -> str:
     """Write a resolved plan back as TOML (flat values, lists and sections only)."""
+    plan = plan.to_dict()
     def val(v):
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -458,7 +462,7 @@ def _column_profile(x, y, z, x0, z_lo, z_hi, half=config.FOREHEAD_COLUMN_HALF_MM
     return uz + 0.5, yb
 
 
-def hairline_controls(local, z_front, hp):
+def hairline_controls(local, z_front, hp: HairlinePlan):
     """Control points (azimuth in degrees from the front, positive to the right; height z in the head frame, mm) of
     the treated area's edge: mid-frontal point, frontotemporal points ``recession_mm`` higher along the skin,
     temple points, the side above the ears, the nape. Symmetric unless a drawn polyline replaces the front.
@@ -466,7 +470,7 @@ def hairline_controls(local, z_front, hp):
     from .errors import GeometryError
 
     x, y, z = local[:, 0], local[:, 1], local[:, 2]
-    w = hp["frontotemporal_half_width_mm"]
+    w = hp.frontotemporal_half_width_mm
     az_f, z_f = [], []
     for side in (1.0, -1.0):
         below, above = config.FOREHEAD_COLUMN_SPAN_MM
@@ -477,13 +481,13 @@ def hairline_controls(local, z_front, hp):
         zc, yc = prof
         arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(zc), np.diff(yc)))])
         arc -= np.interp(z_front, zc, arc)
-        if arc[-1] < hp["recession_mm"]:
+        if arc[-1] < hp.recession_mm:
             raise GeometryError("the forehead is too short on this scan for a recession of "
-                                f"{hp['recession_mm']:.0f} mm; lower hairline.recession_mm")
-        zz = float(np.interp(hp["recession_mm"], arc, zc))
+                                f"{hp.recession_mm:.0f} mm; lower hairline.recession_mm")
+        zz = float(np.interp(hp.recession_mm, arc, zc))
         az_f.append(np.degrees(np.arctan2(w, np.interp(zz, zc, yc))))
         z_f.append(zz)
-    yt, zt = hp["temple_ahead_of_tragus_mm"], hp["temple_above_tragus_mm"]
+    yt, zt = hp.temple_ahead_of_tragus_mm, hp.temple_above_tragus_mm
     xt = []
     for side in (1.0, -1.0):
         m = (np.abs(y - yt) < config.TEMPLE_SEARCH_HALF_MM) & (np.abs(z - zt) < config.TEMPLE_SEARCH_HALF_MM) \
@@ -499,7 +503,7 @@ def hairline_controls(local, z_front, hp):
         raise GeometryError(f"the temple point (azimuth {az_tp:.0f} deg) must lie behind the frontotemporal point "
                             f"({az_ftp:.0f} deg) and in front of the ear; lower hairline.frontotemporal_half_width_mm "
                             "or hairline.temple_ahead_of_tragus_mm")
-    z_side, z_back = hp["side_above_tragus_mm"], -hp["nape_below_tragus_mm"]
+    z_side, z_back = hp.side_above_tragus_mm, -hp.nape_below_tragus_mm
     a2, a3 = config.NAPE_AZIMUTH_DEG
     half = [(az_ftp, z_ftp), (az_tp, zt), (90.0, z_side), (a2, z_side), (a3, z_back), (180.0, z_back)]
     pts = [(0.0, z_front)] + half + [(-a, h) for a, h in half]
@@ -551,180 +555,270 @@ def edge_noise(azimuth_rad, macro_mm, micro_mm, seed):
     return macro + micro
 
 
-def build_field(head: Head, landmarks: Landmarks, plan: dict, geodesic=None) -> Field:
-    """Per-vertex density, zone, depth and needle on ``head`` for ``plan`` (see the module docstring).
+@dataclass
+class _OnHead:
+    """The head as the design steps see it: vertices in the head frame (mm; x right, y forward, z up), the skin's
+    distances (heat method), a nearest-vertex tree and the faces."""
+
+    head: Head
+    local: np.ndarray
+    origin: np.ndarray
+    R: np.ndarray
+    tree: object
+    geodesic: object
+
+    @property
+    def x(self):
+        return self.local[:, 0]
+
+    @property
+    def y(self):
+        return self.local[:, 1]
+
+    @property
+    def z(self):
+        return self.local[:, 2]
+
+    def nearest(self, points, what: str):
+        """Nearest vertex of each point (scan axes, mm), refused when a point lies off the skin."""
+        from .errors import GeometryError
+
+        off, idx = self.tree.query(points)
+        if np.max(off) > config.PLAN_POINT_MAX_OFF_SKIN_MM:
+            raise GeometryError(f"{what} lies {np.max(off):.0f} mm from the skin; give it in mm in the "
+                                "scan's axes, on the skin")
+        return idx
+
+
+def build_field(head: Head, landmarks: Landmarks, plan: Plan, geodesic=None) -> Field:
+    """Per-vertex density, zone, depth, needle, dot size and shade on ``head`` for ``plan`` (see the module
+    docstring), in steps: the mid-frontal point, the edge of the treated area, the height above it, the density
+    ramp, zones and their overrides, scars, existing hair, reserved regions, filled holes.
 
     Distances along the skin come from the heat method (:class:`scalp3d.geodesic.HeadGeodesics`, built here unless
     given).
     """
     from scipy.spatial import cKDTree
 
-    from .errors import GeometryError
     from .geodesic import HeadGeodesics
 
-    g = geodesic or HeadGeodesics(head.vertices, head.faces)
     origin, R = landmarks.frame()
-    local = (head.vertices - origin) @ R.T
-    x, y, z = local[:, 0], local[:, 1], local[:, 2]
-    tree = cKDTree(head.vertices)
-    hp = plan["hairline"]
-    # the mid-frontal point: on the midline, above the glabella, at the planned distance along the skin
-    g_idx = int(tree.query(landmarks.glabella)[1])
-    from_glabella = g.distance([g_idx])
-    z_g = ((landmarks.glabella - origin) @ R.T)[2]
-    mid = np.flatnonzero((np.abs(x) < config.HAIRLINE_MIDLINE_BAND_MM) & (y > 0) & (z > z_g))
-    if len(mid) == 0 or from_glabella[mid].max() < hp["height_above_glabella_mm"]:
-        raise GeometryError("the forehead's midline is too short on this scan for a hairline "
-                            f"{hp['height_above_glabella_mm']:.0f} mm above the glabella; lower "
-                            "hairline.height_above_glabella_mm or check the landmarks")
-    front = mid[np.argmin(np.abs(from_glabella[mid] - hp["height_above_glabella_mm"]))]
-    z_front = z[front]
-    phi = np.arctan2(x, y)  # 0 at the front, +-pi at the back
-    c = np.cos(phi)
-    controls = hairline_controls(local, z_front, hp)
-    if hp.get("polyline_mm"):
-        poly = np.asarray(hp["polyline_mm"], dtype=np.float64)
-        off, _ = tree.query(poly)
-        if off.max() > config.PLAN_POINT_MAX_OFF_SKIN_MM:
-            raise GeometryError(f"a point of the drawn hairline lies {off.max():.0f} mm from the skin; give "
-                                "hairline.polyline_mm in mm in the scan's axes, on the skin")
-        controls = polyline_controls((poly - origin) @ R.T, controls)
-    edge = edge_height(np.degrees(phi), controls)
-    # irregular everywhere but at the mid-frontal point, which stays at the planned height
-    noise = edge_noise(np.concatenate([[0.0], phi]), hp["irregularity_mm"], hp["micro_irregularity_mm"], plan["seed"])
-    edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(config.EDGE_NOISE_FRONT_TAPER_DEG)) ** 2)
-    inside = z >= edge
-    # distance along the skin to the edge: from the inside vertices that touch the outside
-    f = head.faces
-    mixed = inside[f].any(axis=1) & ~inside[f].all(axis=1)
-    border = np.unique(f[mixed][inside[f[mixed]]])
-    to_edge = g.distance(border) if len(border) else np.full(len(z), np.inf)
-    front_border = border[(np.abs(x[border]) < config.HAIRLINE_MIDLINE_BAND_MM) & (y[border] > 0)]
-    figures = {"mode": plan["mode"],
+    on = _OnHead(head, (head.vertices - origin) @ R.T, origin, R, cKDTree(head.vertices),
+                 geodesic or HeadGeodesics(head.vertices, head.faces))
+    front, from_glabella = _mid_frontal_point(on, landmarks, plan.hairline)
+    controls, edge = _edge_of_treated_area(on, plan, front)
+    inside = on.z >= edge
+    height, front_border = _height_above_edge(on, inside)
+    figures = {"mode": plan.mode,
                "mid_frontal_above_glabella_mm": round(float(from_glabella[front_border].min()), 1)
                if len(front_border) else None,
                "hairline_controls_deg_mm": [[round(float(a), 1), round(float(h), 1)] for a, h in controls]}
-    height = np.where(inside, to_edge, -to_edge)
-    dp = plan["density"]
-    band = hp["transition_mm"]
-    sparse = dp["hairline_per_cm2"]
-    if plan["mode"] in ("density", "whole-scalp"):
-        # thinning hair, alopecia areata: the patient's own hairline is intact, so no designed sparse edge (the whole
-        # scalp at one density); a short feather only
-        band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), config.DENSITY_MODE_EDGE_SHARE * dp["core_per_cm2"]
-    t = np.clip(height / band, 0.0, 1.0) if band > 0 else inside.astype(float)
-    ramp = t * t * (3.0 - 2.0 * t)
-    density = np.where(inside, sparse + (dp["core_per_cm2"] - sparse) * ramp, 0.0)
-    # zones, by priority
-    top = z > config.ZONE_TOP_FRACTION * z.max()
-    zone = np.full(len(z), ZONES.index("sides"), dtype=np.int64)
-    zone[c < -config.ZONE_FRONT_BACK_COS] = ZONES.index("back")
-    zone[c > config.ZONE_FRONT_BACK_COS] = ZONES.index("front")
-    zone[top & (y >= 0)] = ZONES.index("mid")
-    zone[top & (y < 0)] = ZONES.index("crown")
-    if plan["mode"] == "bald":
-        zone[(c > config.ZONE_FRONT_BACK_COS) & inside & (height < band)] = ZONES.index("hairline")
+    density, band = _density_ramp(height, inside, plan)
+    zone = _zones(on, inside, height, band, plan.mode)
     needle_names = tuple(config.NEEDLE_DIAMETER_MM)
-    depth = np.full(len(z), plan["needle"]["depth_mm"])
-    needle = np.full(len(z), needle_names.index(plan["needle"]["name"]), dtype=np.int64)
-    dot_size = np.full(len(z), np.nan)
-    for k, name in enumerate(ZONES):
-        zp = plan["zones"].get(name, {})
-        m = zone == k
-        if "density_per_cm2" in zp:
-            density[m & inside] = zp["density_per_cm2"]
-        if "depth_mm" in zp:
-            depth[m] = zp["depth_mm"]
-        if "needle" in zp:
-            needle[m] = needle_names.index(zp["needle"])
-        if "dot_size_mm" in zp:
-            dot_size[m] = zp["dot_size_mm"]
-    # scars: their own density on the scar, blended into the surroundings over the margin
-    for s in plan.get("scars", []):
-        mask_tol = 0.0
-        if "mask_ply" in s:
-            pts, mask_tol = read_mask_ply(s["mask_ply"], s["mask_property"])
-        elif "polyline_mm" in s:
-            pts = np.asarray(s["polyline_mm"], dtype=np.float64)
-            dense = [pts[:1]]
-            for a, b in zip(pts[:-1], pts[1:]):
-                k = max(int(np.ceil(np.linalg.norm(b - a) / config.SCAR_POLYLINE_STEP_MM)), 1)
-                dense.append(a + np.outer(np.arange(1, k + 1) / k, b - a))
-            pts = np.vstack(dense)
-        else:
-            pts = np.asarray(s["points_mm"], dtype=np.float64)
-        dist_to_head, idx = tree.query(pts)
-        if dist_to_head.max() > config.PLAN_POINT_MAX_OFF_SKIN_MM:
-            raise GeometryError(f"a scar point lies {dist_to_head.max():.0f} mm from the head surface; give scar "
-                                "coordinates in mm in the scan's axes, on the skin")
-        dd = g.distance(np.unique(idx))
-        half = max(0.5 * s["width_mm"], mask_tol)
-        on = dd <= half
-        w = np.clip(1.0 - (dd - half) / max(s["margin_mm"], 1e-9), 0.0, 1.0) if s["margin_mm"] > 0 else on * 1.0
-        blend = w * w * (3.0 - 2.0 * w)
-        density = np.where(on, s["density_per_cm2"], density * (1 - blend) + s["density_per_cm2"] * blend)
-        zone[on] = ZONES.index("scar")
-        if "depth_mm" in s:
-            depth[on] = s["depth_mm"]
-        if "needle" in s:
-            needle[on] = needle_names.index(s["needle"])
-    hair = without_hair = None
-    if plan["hair"]["from_colour"]:
-        if head.colors is None:
-            raise PlanError(f"{head.source or 'the scan'}: hair.from_colour is on but the scan has no colour; give "
-                            "a scan with vertex colours or a texture, or set hair.from_colour = false")
-        hair = hair_cover(head, local, z_g)
-        without_hair = density.copy()
-        share = 1.0 - plan["hair"]["strength"] * hair
-        # where hair leaves less than HAIR_MIN_SHARE of the density, no dots at all: a few scattered dots among
-        # hair help nothing and their spacing cannot be judged
-        density = np.where(share >= config.HAIR_MIN_SHARE, density * share, 0.0)
-    # reserved regions: no dot at all
-    for r in plan.get("reserved", []):
-        if "mask_ply" in r:
-            pts, tol = read_mask_ply(r["mask_ply"], r["mask_property"])
-            off, _ = tree.query(pts)
-            if np.median(off) > config.MASK_MAX_OFF_SKIN_MM:
-                raise GeometryError(f"{r['mask_ply']}: the marked vertices lie {np.median(off):.0f} mm from this "
-                                    "head; paint the head.ply of this scan (mm, scan axes)")
-            # every vertex within the mask's resolution (plus the radius) of a marked vertex, and one edge more
-            edge = float(np.linalg.norm(head.vertices[f[:, 0]] - head.vertices[f[:, 1]], axis=1).max())
-            dmask, _ = cKDTree(pts).query(head.vertices, distance_upper_bound=tol + r["radius_mm"] + edge)
-            density[dmask <= tol + r["radius_mm"] + edge] = 0.0
-            continue
-        dist_to_head, idx = tree.query(np.asarray(r["center_mm"], dtype=np.float64))
-        if dist_to_head > config.PLAN_POINT_MAX_OFF_SKIN_MM:
-            raise GeometryError(f"a reserved region's centre lies {dist_to_head:.0f} mm from the head surface; give "
-                                "it in mm in the scan's axes, on the skin")
-        # the skin distance, and to be safe the straight distance plus one edge (a dot lies in a face whose corners
-        # all have density): no dot can land inside the radius
-        centre = head.vertices[int(idx)]
-        edge = float(np.linalg.norm(head.vertices[f[:, 0]] - head.vertices[f[:, 1]], axis=1).max())
-        near = np.linalg.norm(head.vertices - centre, axis=1) <= r["radius_mm"] + edge
-        density[near | (g.distance([int(idx)]) <= r["radius_mm"])] = 0.0
-    filled = getattr(head, "filled", None)
-    if filled is not None and filled.any():
-        # a filled hole was never measured: the needle's depth there would be a guess, so no dot goes there
-        treated = (density[f] > 0).all(axis=1) & filled[f].any(axis=1)
-        area = face_areas(head.vertices, f[treated]).sum()
-        figures["unmeasured_treated_cm2"] = round(float(area / 100.0), 2)
-        density[filled] = 0.0
+    depth, needle, dot_size = _zone_overrides(zone, inside, density, plan, needle_names)
+    density = _scars(on, density, zone, depth, needle, plan.scars, needle_names)
+    density, hair, without_hair = _existing_hair(on, density, plan.hair, landmarks)
+    _reserved(on, density, plan.reserved)
+    _unmeasured(head, density, figures)
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
                  needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
                  figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names),
                  **_shades(plan, zone))
 
 
-def _shades(plan, zone):
+def _mid_frontal_point(on: _OnHead, landmarks: Landmarks, hp: HairlinePlan):
+    """The mid-frontal hairline point: on the midline, above the glabella, at the planned distance along the skin.
+    Returns its vertex index and every vertex's distance from the glabella along the skin (mm)."""
+    from .errors import GeometryError
+
+    g_idx = int(on.tree.query(landmarks.glabella)[1])
+    from_glabella = on.geodesic.distance([g_idx])
+    z_g = ((landmarks.glabella - on.origin) @ on.R.T)[2]
+    mid = np.flatnonzero((np.abs(on.x) < config.HAIRLINE_MIDLINE_BAND_MM) & (on.y > 0) & (on.z > z_g))
+    if len(mid) == 0 or from_glabella[mid].max() < hp.height_above_glabella_mm:
+        raise GeometryError("the forehead's midline is too short on this scan for a hairline "
+                            f"{hp.height_above_glabella_mm:.0f} mm above the glabella; lower "
+                            "hairline.height_above_glabella_mm or check the landmarks")
+    front = mid[np.argmin(np.abs(from_glabella[mid] - hp.height_above_glabella_mm))]
+    return front, from_glabella
+
+
+def _edge_of_treated_area(on: _OnHead, plan: Plan, front):
+    """The edge's control points (azimuth deg, height mm) from the plan or a drawn polyline, and the edge's height
+    (mm, head frame) above every vertex's azimuth, with its irregularity (none at the mid-frontal point)."""
+    hp = plan.hairline
+    controls = hairline_controls(on.local, on.z[front], hp)
+    if hp.polyline_mm:
+        poly = np.asarray(hp.polyline_mm, dtype=np.float64)
+        on.nearest(poly, "a point of the drawn hairline (hairline.polyline_mm)")
+        controls = polyline_controls((poly - on.origin) @ on.R.T, controls)
+    phi = np.arctan2(on.x, on.y)  # 0 at the front, +-pi at the back
+    edge = edge_height(np.degrees(phi), controls)
+    noise = edge_noise(np.concatenate([[0.0], phi]), hp.irregularity_mm, hp.micro_irregularity_mm, plan.seed)
+    edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(config.EDGE_NOISE_FRONT_TAPER_DEG)) ** 2)
+    return controls, edge
+
+
+def _height_above_edge(on: _OnHead, inside):
+    """Signed distance along the skin to the edge (mm, negative outside), from the inside vertices touching the
+    outside; and those border vertices on the front midline."""
+    f = on.head.faces
+    mixed = inside[f].any(axis=1) & ~inside[f].all(axis=1)
+    border = np.unique(f[mixed][inside[f[mixed]]])
+    to_edge = on.geodesic.distance(border) if len(border) else np.full(len(inside), np.inf)
+    front_border = border[(np.abs(on.x[border]) < config.HAIRLINE_MIDLINE_BAND_MM) & (on.y[border] > 0)]
+    return np.where(inside, to_edge, -to_edge), front_border
+
+
+def _density_ramp(height, inside, plan: Plan):
+    """Density rising from the edge's to the core's over the transition band (smoothstep); the band (mm) too."""
+    dp = plan.density
+    band = plan.hairline.transition_mm
+    sparse = dp.hairline_per_cm2
+    if plan.mode in ("density", "whole-scalp"):
+        # thinning hair, alopecia areata: the patient's own hairline is intact, so no designed sparse edge (the whole
+        # scalp at one density); a short feather only
+        band, sparse = min(band, config.DENSITY_MODE_FEATHER_MM), config.DENSITY_MODE_EDGE_SHARE * dp.core_per_cm2
+    t = np.clip(height / band, 0.0, 1.0) if band > 0 else inside.astype(float)
+    ramp = t * t * (3.0 - 2.0 * t)
+    return np.where(inside, sparse + (dp.core_per_cm2 - sparse) * ramp, 0.0), band
+
+
+def _zones(on: _OnHead, inside, height, band, mode):
+    """Each vertex's zone (index into ZONES), by priority: sides, back, front, mid and crown on top, the hairline
+    band of a bald plan."""
+    z, c = on.z, np.cos(np.arctan2(on.x, on.y))
+    top = z > config.ZONE_TOP_FRACTION * z.max()
+    zone = np.full(len(z), ZONES.index("sides"), dtype=np.int64)
+    zone[c < -config.ZONE_FRONT_BACK_COS] = ZONES.index("back")
+    zone[c > config.ZONE_FRONT_BACK_COS] = ZONES.index("front")
+    zone[top & (on.y >= 0)] = ZONES.index("mid")
+    zone[top & (on.y < 0)] = ZONES.index("crown")
+    if mode == "bald":
+        zone[(c > config.ZONE_FRONT_BACK_COS) & inside & (height < band)] = ZONES.index("hairline")
+    return zone
+
+
+def _zone_overrides(zone, inside, density, plan: Plan, needle_names):
+    """Depth (mm), needle index and dot size (mm, nan = the needle's) per vertex: the plan's, then each zone's own;
+    a zone's density override is written into ``density`` (treated vertices only)."""
+    depth = np.full(len(zone), plan.needle.depth_mm)
+    needle = np.full(len(zone), needle_names.index(plan.needle.name), dtype=np.int64)
+    dot_size = np.full(len(zone), np.nan)
+    for k, name in enumerate(ZONES):
+        zp = plan.zones.get(name, ZonePlan())
+        m = zone == k
+        if zp.density_per_cm2 is not None:
+            density[m & inside] = zp.density_per_cm2
+        if zp.depth_mm is not None:
+            depth[m] = zp.depth_mm
+        if zp.needle is not None:
+            needle[m] = needle_names.index(zp.needle)
+        if zp.dot_size_mm is not None:
+            dot_size[m] = zp.dot_size_mm
+    return depth, needle, dot_size
+
+
+def _scar_points(s: ScarPlan):
+    """Points along a scar (mm, scan axes) and the tolerance of a painted one (mm; 0 otherwise)."""
+    if s.mask_ply is not None:
+        return read_mask_ply(s.mask_ply, s.mask_property)
+    if s.polyline_mm is not None:
+        pts = np.asarray(s.polyline_mm, dtype=np.float64)
+        dense = [pts[:1]]
+        for a, b in zip(pts[:-1], pts[1:]):
+            k = max(int(np.ceil(np.linalg.norm(b - a) / config.SCAR_POLYLINE_STEP_MM)), 1)
+            dense.append(a + np.outer(np.arange(1, k + 1) / k, b - a))
+        return np.vstack(dense), 0.0
+    return np.asarray(s.points_mm, dtype=np.float64), 0.0
+
+
+def _scars(on: _OnHead, density, zone, depth, needle, scars, needle_names):
+    """Scars: their own density on the scar, blended into the surroundings over the margin (smoothstep); zone, and
+    depth and needle where the scar sets them, written in place. Returns the new density."""
+    for s in scars:
+        pts, mask_tol = _scar_points(s)
+        idx = on.nearest(pts, "a scar point")
+        dd = on.geodesic.distance(np.unique(idx))
+        half = max(0.5 * s.width_mm, mask_tol)
+        hit = dd <= half
+        w = np.clip(1.0 - (dd - half) / max(s.margin_mm, 1e-9), 0.0, 1.0) if s.margin_mm > 0 else hit * 1.0
+        blend = w * w * (3.0 - 2.0 * w)
+        density = np.where(hit, s.density_per_cm2, density * (1 - blend) + s.density_per_cm2 * blend)
+        zone[hit] = ZONES.index("scar")
+        if s.depth_mm is not None:
+            depth[hit] = s.depth_mm
+        if s.needle is not None:
+            needle[hit] = needle_names.index(s.needle)
+    return density
+
+
+def _existing_hair(on: _OnHead, density, hp: HairPlan, landmarks: Landmarks):
+    """Where the plan asks, density lowered by the hair the scan's colour shows. Returns (density, hair cover or
+    None, density without hair or None)."""
+    if not hp.from_colour:
+        return density, None, None
+    head = on.head
+    if head.colors is None:
+        raise PlanError(f"{head.source or 'the scan'}: hair.from_colour is on but the scan has no colour; give "
+                        "a scan with vertex colours or a texture, or set hair.from_colour = false")
+    z_g = ((landmarks.glabella - on.origin) @ on.R.T)[2]
+    hair = hair_cover(head, on.local, z_g)
+    share = 1.0 - hp.strength * hair
+    # where hair leaves less than HAIR_MIN_SHARE of the density, no dots at all: a few scattered dots among
+    # hair help nothing and their spacing cannot be judged
+    return np.where(share >= config.HAIR_MIN_SHARE, density * share, 0.0), hair, density.copy()
+
+
+def _reserved(on: _OnHead, density, reserved) -> None:
+    """Reserved regions get no dot at all: density set to 0 in place."""
+    from scipy.spatial import cKDTree
+
+    from .errors import GeometryError
+
+    v, f = on.head.vertices, on.head.faces
+    edge = float(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1).max())
+    for r in reserved:
+        if r.mask_ply is not None:
+            pts, tol = read_mask_ply(r.mask_ply, r.mask_property)
+            off, _ = on.tree.query(pts)
+            if np.median(off) > config.MASK_MAX_OFF_SKIN_MM:
+                raise GeometryError(f"{r.mask_ply}: the marked vertices lie {np.median(off):.0f} mm from this "
+                                    "head; paint the head.ply of this scan (mm, scan axes)")
+            # every vertex within the mask's resolution (plus the radius) of a marked vertex, and one edge more
+            dmask, _ = cKDTree(pts).query(v, distance_upper_bound=tol + r.radius_mm + edge)
+            density[dmask <= tol + r.radius_mm + edge] = 0.0
+            continue
+        idx = on.nearest(np.asarray(r.center_mm, dtype=np.float64), "a reserved region's centre")
+        # the skin distance, and to be safe the straight distance plus one edge (a dot lies in a face whose corners
+        # all have density): no dot can land inside the radius
+        near = np.linalg.norm(v - v[int(idx)], axis=1) <= r.radius_mm + edge
+        density[near | (on.geodesic.distance([int(idx)]) <= r.radius_mm)] = 0.0
+
+
+def _unmeasured(head: Head, density, figures) -> None:
+    """A filled hole was never measured: the needle's depth there would be a guess, so no dot goes there (density 0
+    in place; the treated area lost is reported in ``figures``)."""
+    filled = getattr(head, "filled", None)
+    if filled is not None and filled.any():
+        f = head.faces
+        treated = (density[f] > 0).all(axis=1) & filled[f].any(axis=1)
+        area = face_areas(head.vertices, f[treated]).sum()
+        figures["unmeasured_treated_cm2"] = round(float(area / 100.0), 2)
+        density[filled] = 0.0
+
+
+def _shades(plan: Plan, zone):
     """Per session, the shade at every vertex: the session's, or its zone's own (``zones.NAME.shades``)."""
-    per_session = plan["sessions"]["shades"]
-    names = list(dict.fromkeys(per_session + [s for zp in plan["zones"].values() for s in zp.get("shades") or []]))
+    per_session = list(plan.sessions.shades)
+    names = list(dict.fromkeys(per_session + [s for zp in plan.zones.values() for s in zp.shades or ()]))
     shade = np.empty((len(per_session), len(zone)), dtype=np.int64)
     for k, s in enumerate(per_session):
         shade[k] = names.index(s)
-        for z, zp in plan["zones"].items():
-            if zp.get("shades"):
-                shade[k, zone == ZONES.index(z)] = names.index(zp["shades"][k])
+        for z, zp in plan.zones.items():
+            if zp.shades:
+                shade[k, zone == ZONES.index(z)] = names.index(zp.shades[k])
     return {"shade": shade, "shade_names": tuple(names)}
 
 
@@ -762,3 +856,20 @@ def hair_cover(head: Head, local, z_glabella) -> np.ndarray:
         s = np.bincount(rows, weights=cover[ix], minlength=len(cover))
         cover = (cover + s) / (1.0 + counts)
     return cover
+
+
+def dots_with_settings(placed: Placement, head: Head, field: Field) -> Dots:
+    """The placed dots with every setting the needle needs: zone, depth, needle, dot size and shade, each from the
+    dot's settings vertex (:func:`scalp3d.types.settings_vertex`, the one rule); the shade is the field's for the dot's
+    session there (the session's, or its zone's own ``zones.NAME.shades``).
+
+    placed : :class:`Placement` on ``head``; field : the design :class:`Field` of ``head``. Returns a new
+    :class:`Dots` (the placement is not changed).
+    """
+    corner = settings_vertex(head.faces, placed.face_ids, placed.bary)
+    size = field.dot_size_mm if field.dot_size_mm is not None else \
+        np.array([config.NEEDLE_DIAMETER_MM[n] for n in field.needle_names])[field.needle]
+    return Dots(**placed.geometry(), zone=field.zone[corner], depth_mm=field.depth_mm[corner],
+                needle=field.needle[corner], shade=field.shade[placed.session - 1, corner], dot_size_mm=size[corner],
+                zone_names=tuple(field.zone_names), needle_names=tuple(field.needle_names),
+                shade_names=tuple(field.shade_names))

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import __version__, config
 from .checksums import ids_checksum, tips_checksum
-from .needle import Program
+from .needle import Program, Visits
+from .types import Dots, Motion
 from .errors import one_line as _one_line
 
 SESSION_SCHEMA = "scalp3d.session"
@@ -76,8 +77,8 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, 
     tip_words = _tip_words(prog)
     sums = program_checksums(prog)
     w(f"(scalp3d {__version__} needle program)\n")
-    w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {_c(prog.shade)})\n")
-    w(f"(load cartridge {_c(prog.needle[0])} with pigment {_c(prog.shades[0])} before starting)\n")
+    w(f"(session {prog.session} of {n_sessions}{part}: {len(prog)} dots, shade {_c(prog.main_shade)})\n")
+    w(f"(load cartridge {_c(prog.needle_of(0))} with pigment {_c(prog.shade_of(0))} before starting)\n")
     frame = "the scan's own axes scaled to mm" if np.allclose(mach.scan_to_machine, np.eye(4)) else \
         "the machine frame from the profile's registration"
     w(f"(units {'inch' if inch else 'mm'}; coordinates: {frame}; X Y Z = needle tip; "
@@ -117,10 +118,10 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, 
             w("(lift: travel clear of the skin)\n")
             for p in vias[indptr[k]:indptr[k + 1]]:
                 w(g0(p, k))
-        if k > 0 and (prog.needle[k], prog.shades[k]) != (prog.needle[k - 1], prog.shades[k - 1]):
-            w(f"(change: cartridge {_c(prog.needle[k])}, pigment {_c(prog.shades[k])}; resume when loaded)\nM0\n")
+        if k > 0 and (prog.needle[k], prog.shade[k]) != (prog.needle[k - 1], prog.shade[k - 1]):
+            w(f"(change: cartridge {_c(prog.needle_of(k))}, pigment {_c(prog.shade_of(k))}; resume when loaded)\nM0\n")
         vec = "" if mach.rotary else f" axis {axis[k][0]:.6f} {axis[k][1]:.6f} {axis[k][2]:.6f}"
-        w(f"(dot {ids[k]} {_c(prog.zone[k])} {_c(prog.needle[k])} depth {depth[k]:.3f}{vec})\n")
+        w(f"(dot {ids[k]} {_c(prog.zone_of(k))} {_c(prog.needle_of(k))} depth {depth[k]:.3f}{vec})\n")
         line = g0(approach[k], k)
         w(line)
         x, y, z = tip_words[k]
@@ -153,8 +154,8 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str
     indptr = prog.via_indptr.tolist()
     sums = program_checksums(prog)
     dots = [{"order": k + 1, "id": i, "skin_mm": skin[k], "normal": nrm[k], "tip_mm": tips[k],
-             "approach_mm": appr[k], "angles_deg": ang[k], "depth_mm": depth[k], "zone": prog.zone[k],
-             "needle": prog.needle[k], "shade": prog.shades[k], "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
+             "approach_mm": appr[k], "angles_deg": ang[k], "depth_mm": depth[k], "zone": prog.zone_of(k),
+             "needle": prog.needle_of(k), "shade": prog.shade_of(k), "lift_before_mm": vias[indptr[k]:indptr[k + 1]]}
             for k, i in enumerate(prog.ids.tolist())]
     return {
         "schema": SESSION_SCHEMA,
@@ -186,7 +187,7 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str
 
 
 #: settings a session JSON must carry for a re-export, with their allowed ranges (the plan's)
-_SESSION_SETTINGS = {"standoff_mm": config.STANDOFF_RANGE_MM, "clearance_mm": (0.5, 20.0),
+_SESSION_SETTINGS = {"standoff_mm": config.STANDOFF_RANGE_MM, "clearance_mm": config.CLEARANCE_RANGE_MM,
                      "plunge_feed_mm_per_min": config.FEED_RANGE_MM_PER_MIN,
                      "travel_feed_mm_per_min": config.FEED_RANGE_MM_PER_MIN, "dwell_s": config.DWELL_RANGE_S}
 
@@ -212,7 +213,9 @@ def _is_whole(x) -> bool:
 
 @_one_line
 def program_from_session(js: dict, machine, where="session JSON"):
-    """Rebuild the ordered dot arrays of a written session (for chunks and resumes): a dict of arrays.
+    """Rebuild a written session (for chunks and resumes): a dict with ``session``, ``sessions``, ``plan_sha256``,
+    ``visits`` (:class:`scalp3d.needle.Visits`, the dots in the file's order) and ``motion``
+    (:class:`scalp3d.types.Motion`).
 
     Every field used is checked first (an edited or damaged file gets one line naming the dot and the key, never a
     crash): ids whole and unique, ``skin_mm`` and ``normal`` three finite numbers (the normal not zero),
@@ -276,16 +279,14 @@ def program_from_session(js: dict, machine, where="session JSON"):
     if (length < 1e-6).any():
         k = int(np.argmax(length < 1e-6))
         bad(f"dot {int(ids[k])}: 'normal' is zero; the needle needs a direction")
-    return {"session": int(session), "sessions": int(sessions), "plan_sha256": js["plan_sha256"], "ids": ids,
-            "skin": np.array(skin, dtype=np.float64), "normals": nrm / length[:, None],
-            "depth": np.array(depth, dtype=np.float64), "zone": zone, "needle": needle, "shade": shade,
-            "settings": settings}
+    visits = Visits.from_labels(session, ids, np.array(skin, dtype=np.float64), nrm / length[:, None],
+                                np.array(depth, dtype=np.float64), zone, needle, shade)
+    return {"session": int(session), "sessions": int(sessions), "plan_sha256": js["plan_sha256"], "visits": visits,
+            "motion": Motion(**settings)}
 
 
-def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
-    """One row per dot: id, x, y, z, nx, ny, nz, session, zone, depth_mm, needle, shade, dot_size_mm.
-
-    ``shades``: one per session, used where ``dots.shade`` (one per dot) is not set."""
+def dots_csv_text(dots: Dots) -> str:
+    """One row per dot: id, x, y, z, nx, ny, nz, session, zone, depth_mm, needle, shade, dot_size_mm."""
     out = io.StringIO()
     out.write(",".join(CSV_COLUMNS) + "\n")
     nd = config.ROUND_MM
@@ -293,14 +294,11 @@ def dots_csv_text(dots, zone_names, needle_names, shades) -> str:
     pos = _rounded(dots.positions, nd).tolist()
     nrm = _rounded(dots.normals, 6).tolist()
     depth = _rounded(dots.depth_mm, 3).tolist()
-    shade = [shades[s - 1] for s in dots.session.tolist()] if dots.shade is None else list(dots.shade)
-    if dots.dot_size_mm is None:  # the needle's own diameter, as the design field's default is
-        size = [config.NEEDLE_DIAMETER_MM[needle_names[n]] for n in dots.needle.tolist()]
-    else:
-        size = _rounded(dots.dot_size_mm, 3).tolist()
+    size = _rounded(dots.dot_size_mm, 3).tolist()
+    zone, needle, shade = (np.asarray(names, dtype=object)[codes] for names, codes in (
+        (dots.zone_names, dots.zone), (dots.needle_names, dots.needle), (dots.shade_names, dots.shade)))
     for k, (i, s) in enumerate(zip(dots.ids.tolist(), dots.session.tolist())):
-        out.write(fmt % (i, *pos[k], *nrm[k], s, zone_names[dots.zone[k]], depth[k],
-                         needle_names[dots.needle[k]], shade[k], size[k]))
+        out.write(fmt % (i, *pos[k], *nrm[k], s, zone[k], depth[k], needle[k], shade[k], size[k]))
     return out.getvalue()
 
 

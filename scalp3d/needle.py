@@ -18,7 +18,45 @@ from . import config
 from .errors import InputError, SafetyError
 from .machine import Machine
 from .proximity import SurfaceQuery
-from .types import Dots
+from .types import Dots, Motion
+
+
+@dataclass(frozen=True)
+class Visits:
+    """One session's dots in the order the needle visits them, in the machine frame: what a program is built from.
+
+    ids : (n,) int64; skin, normals : (n,3) float64 (mm, unit normals out of the skin); depth_mm : (n,) float64;
+    zone, needle, shade : (n,) int64 indices into ``zone_names``, ``needle_names``, ``shade_names``.
+    """
+
+    session: int
+    ids: np.ndarray
+    skin: np.ndarray
+    normals: np.ndarray
+    depth_mm: np.ndarray
+    zone: np.ndarray
+    needle: np.ndarray
+    shade: np.ndarray
+    zone_names: tuple
+    needle_names: tuple
+    shade_names: tuple
+
+    def __len__(self):
+        return len(self.ids)
+
+    def cut(self, a: int, b: int) -> "Visits":
+        """Dots ``a`` to ``b`` (visit order), names kept."""
+        return Visits(self.session, self.ids[a:b], self.skin[a:b], self.normals[a:b], self.depth_mm[a:b],
+                      self.zone[a:b], self.needle[a:b], self.shade[a:b], self.zone_names, self.needle_names,
+                      self.shade_names)
+
+    @classmethod
+    def from_labels(cls, session, ids, skin, normals, depth_mm, zone, needle, shade) -> "Visits":
+        """From per-dot names (as a session's JSON holds them) instead of indices."""
+        codes = [np.unique(np.asarray(x, dtype=str), return_inverse=True) for x in (zone, needle, shade)]
+        return cls(int(session), np.asarray(ids, dtype=np.int64), np.asarray(skin, dtype=np.float64),
+                   np.asarray(normals, dtype=np.float64), np.asarray(depth_mm, dtype=np.float64),
+                   *(c[1].astype(np.int64).reshape(-1) for c in codes), *(tuple(c[0].tolist()) for c in codes))
 
 
 @dataclass
@@ -40,9 +78,13 @@ class Program:
     via_indptr: np.ndarray
     via_points: np.ndarray
     exit_points: np.ndarray
-    zone: list
-    needle: list
-    shade: str  # the session's shade (the most used one when zones set their own)
+    #: (n,) int64 indices into the names below, per dot in visit order
+    zone: np.ndarray
+    needle: np.ndarray
+    shade: np.ndarray
+    zone_names: tuple
+    needle_names: tuple
+    shade_names: tuple
     plunge_feed_mm_per_min: float
     travel_feed_mm_per_min: float
     dwell_s: float
@@ -52,10 +94,36 @@ class Program:
     lifted: int = 0
     estimated_time_s: float = 0.0
     machine: Machine = field(default_factory=Machine)
-    shades: list = field(default_factory=list)  # per dot, in visit order
 
     def __len__(self):
         return len(self.ids)
+
+    def zone_of(self, k: int) -> str:
+        return self.zone_names[self.zone[k]]
+
+    def needle_of(self, k: int) -> str:
+        return self.needle_names[self.needle[k]]
+
+    def shade_of(self, k: int) -> str:
+        return self.shade_names[self.shade[k]]
+
+    @property
+    def main_shade(self) -> str:
+        """The session's shade: the most used one when zones set their own (on a tie, the first in sorted order)."""
+        if not len(self.shade):
+            return ""
+        names, counts = np.unique(np.asarray(self.shade_names, dtype=str)[self.shade], return_counts=True)
+        return str(names[np.argmax(counts)])
+
+    @property
+    def motion(self) -> Motion:
+        return Motion(self.standoff_mm, self.clearance_mm, self.plunge_feed_mm_per_min, self.travel_feed_mm_per_min,
+                      self.dwell_s)
+
+    def visits(self) -> Visits:
+        """The dots this program visits, in its order (machine frame)."""
+        return Visits(self.session, self.ids, self.skin, self.normals, self.depth_mm, self.zone, self.needle,
+                      self.shade, self.zone_names, self.needle_names, self.shade_names)
 
 
 def axis_angles_deg(normals):
@@ -141,36 +209,36 @@ def order_dots(points, zone=None, zone_order=None, block=None):
     return np.concatenate(out)
 
 
-def plan_session(dots: Dots, session: int, surface: SurfaceQuery, settings: dict, zone_names, needle_names,
-                 shade: str, machine: Machine | None = None, zone_order=None, shades=None) -> Program:
+def plan_session(dots: Dots, session: int, surface: SurfaceQuery, motion: Motion, machine: Machine | None = None,
+                 zone_order=None) -> Program:
     """Order one session's dots and build its moves in the machine frame (``surface`` must be the head in that
-    frame); every move is checked (see :func:`check_program`)."""
+    frame); every move is checked (see :func:`check_program`).
+
+    dots : complete :class:`Dots` (scan axes, mm); session : 1-based; motion : the plan's ``needle.motion``;
+    zone_order : zone names toured first, in this order. Raises :class:`SafetyError` on any unsafe move.
+    """
     machine = machine or Machine()
-    m = dots.session == session
-    if not m.any():
+    m = np.flatnonzero(dots.session == session)
+    if not len(m):
         raise SafetyError(f"session {session} has no dots; nothing to program")
-    zone = np.array([zone_names[i] for i in dots.zone[m]])
-    needle = np.array([needle_names[i] for i in dots.needle[m]])
     pos = machine.to_machine(dots.positions[m])
     nrm = machine.rotate(dots.normals[m])
-    shade_of = np.array([shade] * int(m.sum()) if shades is None else list(np.asarray(shades, dtype=object)[m]))
     # one cartridge and pigment at a time: each (needle, shade) pair is toured as a block, the most used first
-    pairs = [f"{a}\t{b}" for a, b in zip(needle, shade_of)]
+    pairs = [f"{dots.needle_names[a]}\t{dots.shade_names[b]}" for a, b in zip(dots.needle[m], dots.shade[m])]
     names, counts = np.unique(pairs, return_counts=True)
     rank = {nm: r for r, nm in enumerate(names[np.lexsort((names, -counts))])}
+    zone = np.array([dots.zone_names[i] for i in dots.zone[m]])
     order = order_dots(pos, zone, zone_order, block=np.array([rank[p] for p in pairs]))
-    return build_program(session, dots.ids[m][order], pos[order], nrm[order], dots.depth_mm[m][order],
-                         list(zone[order]), list(needle[order]), list(shade_of[order]), surface, settings, machine)
+    sel = m[order]
+    visits = Visits(session, dots.ids[sel], pos[order], nrm[order], dots.depth_mm[sel], dots.zone[sel],
+                    dots.needle[sel], dots.shade[sel], dots.zone_names, dots.needle_names, dots.shade_names)
+    return build_program(visits, surface, motion, machine)
 
 
-def build_program(session, ids, skin, normals, depth, zone, needle, shade, surface, settings,
-                  machine: Machine) -> Program:
+def build_program(visits: Visits, surface: SurfaceQuery, motion: Motion, machine: Machine) -> Program:
     """Moves for dots already in visit order (machine frame): approach, plunge, dwell, retract, lifted travel."""
-    standoff = settings["standoff_mm"]
-    clearance = settings["clearance_mm"]
-    pos = np.asarray(skin, dtype=np.float64)
-    nrm = np.asarray(normals, dtype=np.float64)
-    depth = np.asarray(depth, dtype=np.float64)
+    standoff, clearance = motion.standoff_mm, motion.clearance_mm
+    pos, nrm, depth = visits.skin, visits.normals, visits.depth_mm
     tips = pos - nrm * depth[:, None]
     approach = pos + nrm * standoff
     verts = surface.head.vertices
@@ -191,18 +259,13 @@ def build_program(session, ids, skin, normals, depth, zone, needle, shade, surfa
     counts = np.array([len(v) for v in via_lists])
     via_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     via_points = np.array([p for v in via_lists for p in v]).reshape(-1, 3)
-    shades = [shade] * len(pos) if isinstance(shade, str) else list(shade)
-    if len(shades) != len(pos):
-        raise SafetyError(f"session {session}: {len(shades)} shades for {len(pos)} dots")
-    names, counts = np.unique(shades, return_counts=True) if shades else (np.array([""]), np.array([1]))
-    shade = str(names[np.argmax(counts)])
-    prog = Program(session=session, ids=np.asarray(ids, dtype=np.int64), skin=pos, normals=nrm, tips=tips,
-                   approach=approach, depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr,
-                   via_points=via_points, exit_points=exit_points, zone=list(zone), needle=list(needle), shade=shade,
-                   plunge_feed_mm_per_min=settings["plunge_feed_mm_per_min"],
-                   travel_feed_mm_per_min=settings["travel_feed_mm_per_min"], dwell_s=settings["dwell_s"],
-                   standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine,
-                   shades=shades)
+    prog = Program(session=visits.session, ids=visits.ids, skin=pos, normals=nrm, tips=tips, approach=approach,
+                   depth_mm=depth, angles_deg=axis_angles_deg(nrm), via_indptr=via_indptr, via_points=via_points,
+                   exit_points=exit_points, zone=visits.zone, needle=visits.needle, shade=visits.shade,
+                   zone_names=visits.zone_names, needle_names=visits.needle_names, shade_names=visits.shade_names,
+                   plunge_feed_mm_per_min=motion.plunge_feed_mm_per_min,
+                   travel_feed_mm_per_min=motion.travel_feed_mm_per_min, dwell_s=motion.dwell_s,
+                   standoff_mm=standoff, clearance_mm=clearance, lifted=len(unsafe), machine=machine)
     dot_times = per_dot_seconds(prog)
     prog.travel_mm = float(np.linalg.norm(np.diff(travel_path(prog), axis=0), axis=1).sum())
     prog.estimated_time_s = float(dot_times.sum())
@@ -264,11 +327,7 @@ def resume_program(prog: Program, surface: SurfaceQuery, from_id: int) -> Progra
 
 
 def _slice(prog: Program, surface: SurfaceQuery, a: int, b: int) -> Program:
-    settings = {"standoff_mm": prog.standoff_mm, "clearance_mm": prog.clearance_mm, "dwell_s": prog.dwell_s,
-                "plunge_feed_mm_per_min": prog.plunge_feed_mm_per_min,
-                "travel_feed_mm_per_min": prog.travel_feed_mm_per_min}
-    return build_program(prog.session, prog.ids[a:b], prog.skin[a:b], prog.normals[a:b], prog.depth_mm[a:b],
-                         prog.zone[a:b], prog.needle[a:b], prog.shades[a:b], surface, settings, prog.machine)
+    return build_program(prog.visits().cut(a, b), surface, prog.motion, prog.machine)
 
 
 def travel_path(prog: Program) -> np.ndarray:
@@ -316,7 +375,7 @@ def check_program(prog: Program, surface: SurfaceQuery) -> None:
                 j = bad[0]
                 raise SafetyError(f"{s}: dot {prog.ids[j]} needs {name} = {prog.angles_deg[j, k]:.1f} degrees; machine "
                                   f"'{mach.name}' allows {rng[0]:g} to {rng[1]:g}: register the head differently")
-    unknown = sorted(set(prog.needle) - set(mach.cartridges))
+    unknown = sorted({prog.needle_names[i] for i in np.unique(prog.needle)} - set(mach.cartridges))
     if unknown:
         raise SafetyError(f"{s}: needle '{unknown[0]}' is not among machine '{mach.name}' cartridges "
                           f"({', '.join(mach.cartridges)}); change the plan's needle or the profile")

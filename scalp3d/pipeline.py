@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,22 @@ from . import __version__
 from . import config
 from .errors import InputError, SafetyError
 from .fileio import atomic_path, staged_dir, write_json, write_text
-from .progress import Timer  # noqa: F401  (benchmarks and scripts take it from here)
+from .checksums import head_checksum
+from .design import build_field, dots_with_settings, load_plan, plan_to_toml
+from .export import dots_csv_text, gcode_text, session_dict, write_head_ply
+from .landmarks import load_landmarks, resolve_landmarks
+from .machine import load_machine
+from .meshes import face_areas
+from .needle import plan_session, split_program
+from .placement import local_spacing_mm, place_dots
+from .progress import Timer
+from .proximity import SurfaceQuery
+from .quality import placement_quality
+from .scan import load_scan
 from .spacing import refuse_close_dots
-from .types import settings_vertex
+from .surface import make_head, report_lines
+from .types import Field, Head, Landmarks, Plan, Scan
+from .verify import verify_program
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None = None) -> bool:
     """Check that a plan may be written to ``out_dir`` (nothing is created yet: the plan is written into a temporary
@@ -60,30 +74,12 @@ def quality_warnings(quality: dict, n_dots: int) -> list:
     return out
 
 
-def assign_dot_settings(dots, head, field):
-    """Zone, depth, needle, dot size and shade of every dot from its settings vertex
-    (:func:`scalp3d.types.settings_vertex`); the shade is the field's for the dot's session there (the session's, or
-    its zone's own ``zones.NAME.shades``: one source, :mod:`scalp3d.design`)."""
-    corner = settings_vertex(head.faces, dots.face_ids, dots.bary)
-    dots.zone = field.zone[corner]
-    dots.depth_mm = field.depth_mm[corner]
-    dots.needle = field.needle[corner]
-    if field.dot_size_mm is not None:
-        dots.dot_size_mm = field.dot_size_mm[corner]
-    names = np.array(field.shade_names, dtype=object)
-    dots.shade = names[field.shade[dots.session - 1, corner]]
-    return dots
-
-
 def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part="", head_sha=None):
     """Write ``stem.ngc`` and ``stem.json`` for a program; the G-code is verified in its temporary file and only
     renamed into place when every move passes. Returns the verdict line.
 
     ``head_sha``: :func:`scalp3d.checksums.head_checksum` of the head in scan axes (the head.ply); it may be omitted
     only when the machine has no registration (then ``surface``'s head is that head)."""
-    from .export import gcode_text, session_dict
-    from .verify import verify_program
-
     if head_sha is None:
         head_sha = _head_sha_of(surface, prog.machine)
     js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha)
@@ -100,8 +96,6 @@ def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha
 
 
 def _head_sha_of(surface, machine):
-    from .checksums import head_checksum
-
     if not np.array_equal(machine.scan_to_machine, np.eye(4)):
         raise ValueError("pass head_sha (head_checksum of the head in scan axes): this machine has a registration")
     return head_checksum(surface.head.vertices)
@@ -111,16 +105,12 @@ def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chun
                            head_sha=None):
     """``session-K.ngc/.json``, or with chunks ``session-K-part-J.ngc/.json`` plus the whole ``session-K.json``.
     ``head_sha``: see :func:`write_verified_program`."""
-    from .needle import split_program
-
     if head_sha is None:
         head_sha = _head_sha_of(surface, prog.machine)
     parts = split_program(prog, surface, chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
     if len(parts) == 1:
         return [write_verified_program(prog, out_dir, f"session-{prog.session}", surface, n_sessions=n_sessions,
                                        plan_sha=plan_sha, head_sha=head_sha)]
-    from .export import session_dict
-
     write_json(Path(out_dir) / f"session-{prog.session}.json",
                session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha), rows_key="dots")
     return [write_verified_program(part, out_dir, f"session-{prog.session}-part-{j}", surface, n_sessions=n_sessions,
@@ -136,134 +126,150 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
 
     Before any program is written, the dots are checked against the spacing floor (a plan that breaks it is refused,
     :class:`scalp3d.errors.PlanRefused`, exit 3); quality figures below the engine's bars are printed as warnings and
-    listed in ``summary["quality"]["below_bars"]``. ``progress``: a callable taking a line, told of every stage."""
-    from .checksums import head_checksum
-    from .design import build_field, load_plan, plan_to_toml
-    from .export import dots_csv_text, write_head_ply
-    from .landmarks import load_landmarks, resolve_landmarks
-    from .machine import load_machine
-    from .needle import plan_session
-    from .placement import local_spacing_mm, place_dots
-    from .proximity import SurfaceQuery
-    from .quality import placement_quality
-    from .scan import load_scan
-    from .surface import make_head, report_lines
-
+    listed in ``summary["quality"]["below_bars"]``. ``progress``: a callable taking a line, told of every stage.
+    ``sample``: plan on the embedded sample head instead of ``scan_path``."""
     timer = timer or Timer(progress)
     out_dir = Path(out_dir)
-    overrides = {"seed": int(seed)} if seed is not None else None
-    plan = load_plan(plan_path, overrides)  # validate the plan and the machine before any heavy work
-    machine = load_machine(machine)
-    given_lm = None
+    plan = load_plan(plan_path, {"seed": int(seed)} if seed is not None else None)
+    machine = load_machine(machine)  # the plan and the machine are validated before any heavy work
     with timer("load scan"):
-        if sample:
-            from .sample import CREDIT, load_sample_head
-
-            scan, head, fiducials = load_sample_head()
-            given_lm, lm_source = fiducials, "fiducials"
-            credit = CREDIT
-        else:
-            scan = load_scan(scan_path, units=units, scale=scale)
-            credit = None
-    if landmarks_path is not None:
-        given_lm, lm_source = load_landmarks(landmarks_path, scan.scale_to_mm), "file"
-    keep_previous = _prepare_out_dir(out_dir, overwrite, Path(scan.path).name if sample else None)
+        inp = _read_input(scan_path, sample, units, scale, landmarks_path)
+    keep_previous = _prepare_out_dir(out_dir, overwrite, Path(inp.scan.path).name if sample else None)
     with staged_dir(out_dir, keep_previous) as stage:
-        work = stage.path
-        log(f"scan: {Path(scan.path).name}: {len(scan.vertices):,} points, units {scan.units_reason}")
-        if not sample:
+        log(f"scan: {Path(inp.scan.path).name}: {len(inp.scan.vertices):,} points, units {inp.scan.units_reason}")
+        head = inp.head
+        if head is None:
             with timer("surface"):
-                head = make_head(scan, landmarks=given_lm, progress=progress)
+                head = make_head(inp.scan, landmarks=inp.landmarks, progress=progress)
             for line in report_lines(head):
                 log("  surface: " + line)
         with timer("landmarks"):
-            lm = resolve_landmarks(head, given_lm, lm_source if given_lm else "file")
+            lm = resolve_landmarks(head, inp.landmarks, inp.landmark_source)
         with timer("design"):
             field = build_field(head, lm, plan)
-        fractions = plan["sessions"]["fractions"]
-        shades = plan["sessions"]["shades"]
-        with timer("placement"):
-            dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
-                              sessions=fractions, seed=plan["seed"], vertex_normals=head.vertex_normals)
-        if len(dots) == 0:
-            raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and "
-                             "hairline")
-        assign_dot_settings(dots, head, field)
-        with timer("quality"):
-            quality = placement_quality(head, field, dots, fractions, seed=plan["seed"])
-        dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
-        refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), fractions, field)
-        quality["below_bars"] = quality_warnings(quality, len(dots))
+        dots, quality = plan_dots(head, field, plan, timer)
         plan_text = plan_to_toml(plan)
         plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
-        n_sessions = len(fractions)
         with timer("needle programs"):
             surface = SurfaceQuery(machine.head_in_machine_frame(head))
-            programs = [plan_session(dots, k, surface, plan["needle"], field.zone_names, field.needle_names,
-                                     shades[k - 1], machine=machine, zone_order=plan["needle"]["zone_order"],
-                                     shades=dots.shade)
-                        for k in range(1, n_sessions + 1)]
+            programs = [plan_session(dots, k, surface, plan.needle.motion, machine=machine,
+                                     zone_order=plan.needle.zone_order) for k in range(1, len(plan.sessions) + 1)]
         with timer("export + verify"):
             verdicts = []
             for prog in programs:
-                verdicts += write_session_programs(prog, work, surface, n_sessions=n_sessions, plan_sha=plan_sha,
-                                                   chunk_dots=chunk_dots, chunk_minutes=chunk_minutes,
-                                                   head_sha=head_checksum(head.vertices))
-            write_text(work / "dots.csv", dots_csv_text(dots, field.zone_names, field.needle_names, shades))
-            write_head_ply(head, work / "head.ply")
-            write_json(work / "landmarks.json", lm.to_dict())
-            write_text(work / "plan.toml", plan_text)
-        from . import kernels as K
-
-        areas = K.triangle_areas(head.vertices, head.faces)
-        treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
-        summary = {
-            "scalp3d": __version__,
-            "scan": Path(scan.path).name,
-            "units": scan.units_reason,
-            "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
-                     "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
-                     # the surface's report without its step times: a data file never holds a wall-clock time
-                     "surface_report": {k: v for k, v in head.report.items() if k != "steps_s"}},
-            "landmarks": lm.sources,
-            "machine": machine.summary(),
-            "seed": plan["seed"],
-            "plan_sha256": plan_sha,
-            "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),
-            "dots_total": int(len(dots)),
-            "sessions": [{
-                "session": p.session, "dots": len(p), "cumulative_dots": int((dots.session <= p.session).sum()),
-                "cumulative_fraction": fractions[p.session - 1], "shade": p.shade,
-                "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
-                "lifted_travels": p.lifted,
-            } for p in programs],
-            "design": design_figures(head, field, areas),
-            "zones": quality["zones"],
-            "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
-                        "sessions": quality["sessions"], "below_bars": quality["below_bars"]},
-            "verification": verdicts,
-            "credit": credit,
-        }
-        write_json(work / "summary.json", summary)
+                verdicts += write_session_programs(prog, stage.path, surface, n_sessions=len(plan.sessions),
+                                                   plan_sha=plan_sha, chunk_dots=chunk_dots,
+                                                   chunk_minutes=chunk_minutes, head_sha=head_checksum(head.vertices))
+            write_text(stage.path / "dots.csv", dots_csv_text(dots))
+            write_head_ply(head, stage.path / "head.ply")
+            write_json(stage.path / "landmarks.json", lm.to_dict())
+            write_text(stage.path / "plan.toml", plan_text)
+        summary = make_summary(inp, head, lm, machine, plan, plan_sha, field, dots, quality, programs, verdicts)
+        write_json(stage.path / "summary.json", summary)
         images = []
         if render:
             with timer("preview"):
-                from .viewers.preview import render_preview
-
-                from .viewers.preview import render_design
-
-                images = render_preview(head, dots, lm.frame(), work, credit=credit)
-                extra = {}
-                if field.hair is not None:
-                    extra["existing hair cover, 0-1"] = field.hair
-                if head.filled is not None and head.filled.any():
-                    extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
-                images.append(render_design(head, field, lm.frame(), work, credit=credit, extra=extra))
+                images = render_pictures(head, field, dots, lm, stage.path, credit=inp.credit)
     if stage.previous is not None:
         log(f"the plan that was in {out_dir} is kept as {stage.previous}")
     for line in summary_table(summary, out_dir, images):
         log(line)
     return summary
+
+
+@dataclass
+class _Input:
+    """What the pipeline starts from: the scan (mm), the head when it comes ready-made (the sample), landmarks given
+    with it or in a file (None: estimated later), where they came from, and the credit a sample asks for."""
+
+    scan: Scan
+    head: Head | None
+    landmarks: Landmarks | None
+    landmark_source: str
+    credit: str | None
+
+
+def _read_input(scan_path, sample, units, scale, landmarks_path) -> _Input:
+    if sample:
+        from .sample import CREDIT, load_sample_head
+
+        scan, head, fiducials = load_sample_head()
+        inp = _Input(scan, head, fiducials, "fiducials", CREDIT)
+    else:
+        inp = _Input(load_scan(scan_path, units=units, scale=scale), None, None, "file", None)
+    if landmarks_path is not None:
+        inp.landmarks, inp.landmark_source = load_landmarks(landmarks_path, inp.scan.scale_to_mm), "file"
+    return inp
+
+
+def plan_dots(head: Head, field: Field, plan: Plan, timer=None):
+    """Place every session's dots for the design ``field``, give them their settings, measure their quality and
+    check them against the spacing floor (:class:`scalp3d.errors.PlanRefused` if any pair breaks it).
+
+    Returns (:class:`Dots`, quality dict with ``below_bars``: the engine's quality bars not met)."""
+    timer = timer or Timer()
+    fractions = plan.sessions.fractions
+    with timer("placement"):
+        placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=fractions,
+                            seed=plan.seed, vertex_normals=head.vertex_normals)
+    if len(placed) == 0:
+        raise InputError("the plan puts no dot on this head (treated area empty); check the landmarks and hairline")
+    dots = dots_with_settings(placed, head, field)
+    with timer("quality"):
+        quality = placement_quality(head, field, dots, fractions, seed=plan.seed)
+    dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
+    refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), fractions)
+    quality["below_bars"] = quality_warnings(quality, len(dots))
+    return dots, quality
+
+
+def make_summary(inp: _Input, head, lm, machine, plan: Plan, plan_sha, field, dots, quality, programs,
+                 verdicts) -> dict:
+    """``summary.json``: inputs, head, landmarks' sources, machine, plan checksum, area, dots and time per session,
+    the design as built, per-zone and spacing quality, verification verdicts. No wall-clock time (a data file)."""
+    areas = face_areas(head.vertices, head.faces)
+    treated = (field.density_per_cm2[head.faces] > 0).all(axis=1)
+    fractions = plan.sessions.fractions
+    return {
+        "scalp3d": __version__,
+        "scan": Path(inp.scan.path).name,
+        "units": inp.scan.units_reason,
+        "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
+                 "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
+                 "surface_report": {k: v for k, v in head.report.items() if k != "steps_s"}},
+        "landmarks": lm.sources,
+        "machine": machine.summary(),
+        "seed": plan.seed,
+        "plan_sha256": plan_sha,
+        "treated_area_cm2": round(float(areas[treated].sum() / 100.0), 2),
+        "dots_total": int(len(dots)),
+        "sessions": [{
+            "session": p.session, "dots": len(p), "cumulative_dots": int((dots.session <= p.session).sum()),
+            "cumulative_fraction": fractions[p.session - 1], "shade": p.main_shade,
+            "estimated_time_min": round(p.estimated_time_s / 60.0, 1), "travel_m": round(p.travel_mm / 1000.0, 2),
+            "lifted_travels": p.lifted,
+        } for p in programs],
+        "design": design_figures(head, field, areas),
+        "zones": quality["zones"],
+        "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
+                    "sessions": quality["sessions"], "below_bars": quality["below_bars"]},
+        "verification": verdicts,
+        "credit": inp.credit,
+    }
+
+
+def render_pictures(head, field, dots, lm, out_dir, credit=None) -> list:
+    """The preview PNGs and the design maps; returns their paths. (pyvista is imported here, not at start-up.)"""
+    from .viewers.preview import render_design, render_preview
+
+    images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
+    extra = {}
+    if field.hair is not None:
+        extra["existing hair cover, 0-1"] = field.hair
+    if head.filled is not None and head.filled.any():
+        extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
+    images.append(render_design(head, field, lm.frame(), out_dir, credit=credit, extra=extra))
+    return images
 
 
 def design_figures(head, field, areas) -> dict:

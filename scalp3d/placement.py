@@ -19,7 +19,7 @@ import numpy as np
 from . import config
 from .errors import GeometryError, InputError
 from .meshes import vertex_normals_of  # noqa: F401  (re-exported: scripts and tests import it from here)
-from .types import Dots
+from .types import Placement
 
 
 def spacing_for_density(density_per_cm2):
@@ -166,7 +166,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 
     Returns
     -------
-    Dots with ``positions`` (N,3), ``normals`` (N,3), ``face_ids`` (N,), ``session`` (N,) 1-based, ``ids`` (N,)
+    Placement with ``positions`` (N,3), ``normals`` (N,3), ``face_ids`` (N,), ``session`` (N,) 1-based, ``ids`` (N,)
     1-based in session order, ``bary`` (N,3).
 
     Examples
@@ -192,7 +192,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     areas, dens_f, n_new, scale = _dot_count(v, f, dens_v, count, len(fixed_pts))
     if n_new == 0:
         empty = np.zeros((0, 3))
-        return Dots(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+        return Placement(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
                          empty.copy())
     n_all = n_new + len(fixed_pts)
     peak = float(dens_v.max()) * scale
@@ -298,7 +298,7 @@ def _in_session_order(dots, session):
     stable and reproducible."""
     n = len(session)
     order = np.lexsort((np.arange(n), session))
-    return Dots(positions=dots.points[order], normals=dots.normals[order], face_ids=dots.face_ids[order],
+    return Placement(positions=dots.points[order], normals=dots.normals[order], face_ids=dots.face_ids[order],
                      session=session[order], ids=np.arange(1, n + 1, dtype=np.int64), bary=dots.bary[order])
 
 

@@ -76,7 +76,8 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
     # realised vs planned density per zone, by the rule dots.csv uses (the settings vertex, the face corner with the
     # largest barycentric weight): a dot counts in its vertex's zone, and each treated face gives a third of its area
     # (and of its planned dots) to the zone of each of its corners
-    dot_zone = field.zone[settings_vertex(head.faces, dots.face_ids, dots.bary)] if dots.zone is None else dots.zone
+    dot_zone = dots.zone if isinstance(dots, Dots) else \
+        field.zone[settings_vertex(head.faces, dots.face_ids, dots.bary)]
     corner_zone = field.zone[head.faces]  # (m,3)
     third = np.where(treated, areas / 3.0, 0.0)
     planned_third = third * fd.mean(axis=1) / 100.0

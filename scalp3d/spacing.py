@@ -15,6 +15,7 @@ import numpy as np
 
 from . import config
 from .errors import PlanRefused
+from .types import Dots
 
 
 def floor_mm(spacing_a, spacing_b):
@@ -92,7 +93,7 @@ def check_floor(points, spacing_mm, session, fractions) -> list:
     return out
 
 
-def refuse_close_dots(dots, spacing_mm, fractions, field, source: str = "the plan"):
+def refuse_close_dots(dots, spacing_mm, fractions, source: str = "the plan"):
     """Refuse (:class:`PlanRefused`, exit 3) dots that break the spacing floor on the union or any session alone,
     naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`)."""
     breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions)
@@ -100,7 +101,7 @@ def refuse_close_dots(dots, spacing_mm, fractions, field, source: str = "the pla
         return
     b = breaches[0]
     def zone(k):
-        return f" in zone {field.zone_names[int(dots.zone[k])]}" if field is not None and dots.zone is not None else ""
+        return f" in zone {dots.zone_names[int(dots.zone[k])]}" if isinstance(dots, Dots) else ""
 
     pairs = "; ".join(
         f"dots {dots.ids[i]} and {dots.ids[j]} {d:.2f} mm apart (floor {fl:.2f} mm){zone(i)} at "

@@ -1,7 +1,7 @@
 """The data types that flow through the pipeline: dataclasses of numpy arrays, millimetres throughout."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -126,11 +126,12 @@ def settings_vertex(faces, face_ids, bary) -> np.ndarray:
 
 
 @dataclass
-class Dots:
-    """Placed dots. ``session`` is 1-based; ``ids`` are stable 1-based identifiers.
+class Placement:
+    """Dots as placed on the skin, geometry only (what :func:`scalp3d.place_dots` returns). ``session`` is 1-based;
+    ``ids`` are stable 1-based identifiers.
 
     positions, normals : (n,3) float64 (mm, unit normals pointing out of the skin); face_ids : (n,) int64;
-    bary : (n,3) float64 barycentric coordinates in their face.
+    session, ids : (n,) int64; bary : (n,3) float64 barycentric coordinates in their face.
     """
 
     positions: np.ndarray
@@ -138,20 +139,210 @@ class Dots:
     face_ids: np.ndarray
     session: np.ndarray
     ids: np.ndarray
-    bary: np.ndarray | None = None
-    zone: np.ndarray | None = None
-    depth_mm: np.ndarray | None = None
-    needle: np.ndarray | None = None
-    shade: np.ndarray | None = None
-    dot_size_mm: np.ndarray | None = None
+    bary: np.ndarray
 
     def __len__(self) -> int:
         return len(self.positions)
 
-    def subset(self, mask) -> "Dots":
-        def take(a):
-            return None if a is None else a[mask]
+    def subset(self, mask) -> "Placement":
+        """The dots where ``mask`` (a boolean (n,) array or indices) selects, every array cut alike."""
+        return type(self)(**{k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()})
 
-        return Dots(self.positions[mask], self.normals[mask], self.face_ids[mask], self.session[mask],
-                    self.ids[mask], take(self.bary), take(self.zone), take(self.depth_mm), take(self.needle),
-                    take(self.shade), take(self.dot_size_mm))
+    def geometry(self) -> dict:
+        """The placement's own fields (positions, normals, face_ids, session, ids, bary), e.g. to make Dots of it."""
+        return {f.name: getattr(self, f.name) for f in fields(Placement)}
+
+
+@dataclass
+class Dots(Placement):
+    """Placed dots with every setting the needle needs, complete when made (by :func:`scalp3d.design.dots_with_settings`
+    from a :class:`Placement` and the design :class:`Field`). Settings come from each dot's settings vertex
+    (:func:`settings_vertex`).
+
+    zone, needle, shade : (n,) int64 indices into ``zone_names``, ``needle_names``, ``shade_names``;
+    depth_mm, dot_size_mm : (n,) float64 (mm, dot size = the healed diameter aimed at).
+    """
+
+    zone: np.ndarray
+    depth_mm: np.ndarray
+    needle: np.ndarray
+    shade: np.ndarray
+    dot_size_mm: np.ndarray
+    zone_names: tuple
+    needle_names: tuple
+    shade_names: tuple
+
+
+# ---- the plan: what the practitioner decided, validated (scalp3d.design.load_plan) and frozen ----------------------
+
+def _plain(v):
+    """A plan value as TOML writes it: tuples as lists, recursively."""
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def _section_dict(obj) -> dict:
+    """A plan section's set values in field order (unset optional keys left out, as in the TOML)."""
+    return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj) if getattr(obj, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class HairlinePlan:
+    """``[hairline]``: where the treated area's edge runs (mm along the skin or in the head frame; see
+    :mod:`scalp3d.design`)."""
+
+    height_above_glabella_mm: float
+    transition_mm: float
+    side_above_tragus_mm: float
+    nape_below_tragus_mm: float
+    frontotemporal_half_width_mm: float
+    recession_mm: float
+    temple_ahead_of_tragus_mm: float
+    temple_above_tragus_mm: float
+    irregularity_mm: float
+    micro_irregularity_mm: float
+    #: a drawn frontal hairline, ((x, y, z), ...) mm in scan axes, or None
+    polyline_mm: tuple | None = None
+
+
+@dataclass(frozen=True)
+class HairPlan:
+    """``[hair]``: lower the added density where the scan's colour shows existing hair."""
+
+    from_colour: bool
+    strength: float
+
+
+@dataclass(frozen=True)
+class DensityPlan:
+    """``[density]``: final dots per cm2 in the core and at the very edge."""
+
+    core_per_cm2: float
+    hairline_per_cm2: float
+
+
+@dataclass(frozen=True)
+class SessionsPlan:
+    """``[sessions]``: cumulative share of the final density after each session, and each session's shade."""
+
+    fractions: tuple
+    shades: tuple
+
+    def __len__(self) -> int:
+        return len(self.fractions)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How the needle moves between and into dots: approach height and travel clearance (mm), feeds (mm/min),
+    dwell at depth (s). What a program needs of the needle settings."""
+
+    standoff_mm: float
+    clearance_mm: float
+    plunge_feed_mm_per_min: float
+    travel_feed_mm_per_min: float
+    dwell_s: float
+
+
+@dataclass(frozen=True)
+class NeedleSettings:
+    """``[needle]``: the cartridge, the depth below the skin (mm), the motion, and zones toured first."""
+
+    name: str
+    depth_mm: float
+    standoff_mm: float
+    plunge_feed_mm_per_min: float
+    travel_feed_mm_per_min: float
+    dwell_s: float
+    clearance_mm: float
+    zone_order: tuple = ()
+
+    @property
+    def motion(self) -> Motion:
+        return Motion(self.standoff_mm, self.clearance_mm, self.plunge_feed_mm_per_min, self.travel_feed_mm_per_min,
+                      self.dwell_s)
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    """``[zones.NAME]``: a zone's overrides; None where the zone follows the plan."""
+
+    density_per_cm2: float | None = None
+    depth_mm: float | None = None
+    needle: str | None = None
+    shades: tuple | None = None
+    dot_size_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class ReservedRegion:
+    """``[[reserved]]``: no dot within ``radius_mm`` (along the skin) of ``center_mm``, or on the vertices a painted
+    PLY marks (``mask_ply``, an absolute path once loaded)."""
+
+    mask_property: str = "mask"
+    center_mm: tuple | None = None
+    radius_mm: float | None = None
+    mask_ply: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ScarPlan:
+    """``[[scars]]``: a strip scar (``polyline_mm``), punch scars (``points_mm``) or a painted one (``mask_ply``),
+    with its own density, a feathered margin, and optionally its own depth and needle."""
+
+    width_mm: float = 2.0
+    density_per_cm2: float = 80.0
+    margin_mm: float = 5.0
+    mask_property: str = "mask"
+    polyline_mm: tuple | None = None
+    points_mm: tuple | None = None
+    mask_ply: str | None = None
+    depth_mm: float | None = None
+    needle: str | None = None
+    comment: str | None = None
+
+
+def _frozen(v):
+    """Lists as tuples, recursively (a plan is immutable)."""
+    return tuple(_frozen(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A fully resolved, validated treatment plan (what :func:`scalp3d.load_plan` returns). Immutable: what the
+    patient approved cannot drift; make a changed copy with :func:`dataclasses.replace`.
+
+    ``to_dict()`` gives the nested dict the TOML holds (``plan.toml`` in every output folder); ``Plan.from_dict``
+    the reverse, for a dict already validated by :func:`scalp3d.design.load_plan`.
+    """
+
+    seed: int
+    mode: str
+    hairline: HairlinePlan
+    hair: HairPlan
+    density: DensityPlan
+    sessions: SessionsPlan
+    needle: NeedleSettings
+    zones: dict  # name -> ZonePlan, every zone of scalp3d.design.ZONES
+    reserved: tuple = ()  # of ReservedRegion
+    scars: tuple = ()  # of ScarPlan
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        def make(typ, sub):
+            return typ(**{k: _frozen(v) for k, v in sub.items()})
+
+        return cls(seed=int(d["seed"]), mode=d["mode"], hairline=make(HairlinePlan, d["hairline"]),
+                   hair=make(HairPlan, d["hair"]), density=make(DensityPlan, d["density"]),
+                   sessions=make(SessionsPlan, d["sessions"]), needle=make(NeedleSettings, d["needle"]),
+                   zones={z: make(ZonePlan, zp) for z, zp in d["zones"].items()},
+                   reserved=tuple(make(ReservedRegion, r) for r in d.get("reserved", [])),
+                   scars=tuple(make(ScarPlan, s) for s in d.get("scars", [])))
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "hairline": _section_dict(self.hairline), "mode": self.mode,
+                "hair": _section_dict(self.hair), "density": _section_dict(self.density),
+                "sessions": _section_dict(self.sessions), "needle": _section_dict(self.needle),
+                "zones": {z: _section_dict(zp) for z, zp in self.zones.items()},
+                "reserved": [_section_dict(r) for r in self.reserved],
+                "scars": [_section_dict(s) for s in self.scars]}

@@ -50,3 +50,28 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
     ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
     return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
                             ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
+
+
+def with_settings(placed, zone=None, needle=None, shade=None, depth_mm=0.6, *, zone_names=("core",),
+                  needle_names=("0603-1RL",), shade_names=("light",), dot_size_mm=0.6):
+    """Complete :class:`scalp3d.types.Dots` from a placement with settings given directly (no design field): each of
+    zone, needle, shade an (n,) index array or None for all 0; depth and dot size a number or an (n,) array."""
+    from scalp3d.types import Dots
+
+    n = len(placed)
+
+    def codes(x):
+        return np.zeros(n, np.int64) if x is None else np.asarray(x, dtype=np.int64)
+
+    return Dots(**placed.geometry(), zone=codes(zone), depth_mm=np.broadcast_to(np.float64(depth_mm), (n,)).copy(),
+                needle=codes(needle), shade=codes(shade),
+                dot_size_mm=np.broadcast_to(np.float64(dot_size_mm), (n,)).copy(), zone_names=tuple(zone_names),
+                needle_names=tuple(needle_names), shade_names=tuple(shade_names))
+
+
+#: the plan's default motion, as the tests use it
+def default_motion():
+    from scalp3d.types import Motion
+
+    return Motion(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0, travel_feed_mm_per_min=6000.0,
+                  dwell_s=0.05)

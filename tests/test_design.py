@@ -16,7 +16,7 @@ def write(tmp_path, text):
 
 def test_defaults_and_round_trip(tmp_path):
     plan = load_plan()
-    assert plan["density"]["core_per_cm2"] == 100.0 and plan["sessions"]["fractions"] == [0.3, 0.7, 1.0]
+    assert plan.density.core_per_cm2 == 100.0 and plan.sessions.fractions == (0.3, 0.7, 1.0)
     again = load_plan(write(tmp_path, plan_to_toml(plan)))
     assert again == plan
 
@@ -60,7 +60,7 @@ def test_field_on_sample_head():
     zone = {name: treated & (f.zone == k) for k, name in enumerate(ZONES)}
     assert {n for n, m in zone.items() if m.any()} == set(ZONES) - {"scar"}  # every zone, and no scar unplanned
     hl = zone["hairline"]
-    assert np.all(q[hl, 1] > 0) and np.all(f.height_mm[hl] < plan["hairline"]["transition_mm"])
+    assert np.all(q[hl, 1] > 0) and np.all(f.height_mm[hl] < plan.hairline.transition_mm)
     assert np.all(d[hl] < 100.0)  # the sparse edge, not the core
     assert np.all(q[zone["crown"], 1] < 0) and np.all(q[zone["mid"], 1] >= 0)
     assert np.all(q[zone["front"], 1] > 0) and np.all(q[zone["back"], 1] < 0)

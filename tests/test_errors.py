@@ -8,6 +8,8 @@ import pytest
 from scalp3d import config
 from scalp3d.cli import build_parser, main
 
+from helpers import with_settings
+
 
 def run_cli(capsys, *argv):
     """(exit code, stdout, stderr lines) of ``scalp3d ARGV`` run in this process."""
@@ -42,16 +44,13 @@ def make_small_plan_dir(d, n_dots=40, subdivisions=1):
     dens = np.where(z > np.percentile(z, 85), 1.0, 0.0)
     dots = place_dots(head.vertices, head.faces, count=n_dots, density_per_cm2=dens, sessions=[0.5, 1.0], seed=0,
                       vertex_normals=head.vertex_normals)
-    n = len(dots)
-    dots.zone = np.full(n, ZONES.index("crown"), dtype=np.int64)
-    dots.depth_mm = np.full(n, 0.6)
-    dots.needle = np.zeros(n, dtype=np.int64)
+    dots = with_settings(dots, zone=np.full(len(dots), ZONES.index("crown")), zone_names=ZONES)
     surface = SurfaceQuery(head)
-    settings = load_plan()["needle"]
+    settings = load_plan().needle.motion
     d.mkdir(parents=True, exist_ok=True)
     write_head_ply(head, d / "head.ply")
     for k in (1, 2):
-        prog = plan_session(dots, k, surface, settings, ZONES, ["0603-1RL"], "light")
+        prog = plan_session(dots, k, surface, settings)
         write_session_programs(prog, d, surface, n_sessions=2, plan_sha="0" * 16)
     return d
 

@@ -9,6 +9,8 @@ from scalp3d.errors import InputError
 from scalp3d.export import CSV_COLUMNS, dots_csv_text, read_dots_csv, sample_csv_text
 from scalp3d.placement import place_dots
 
+from helpers import with_settings
+
 ZONE_NAMES = ("hairline", "crown")
 NEEDLE_NAMES = ("0603-1RL", "0803-1RL")
 SHADES = ["light", "medium", "dark"]
@@ -17,13 +19,11 @@ SHADES = ["light", "medium", "dark"]
 @pytest.fixture(scope="module")
 def dots():
     s = trimesh.creation.icosphere(3, radius=40.0)
-    d = place_dots(np.asarray(s.vertices), np.asarray(s.faces), count=60, seed=2)
+    d = place_dots(np.asarray(s.vertices), np.asarray(s.faces), count=60, seed=2, sessions=3)
     n = len(d)
-    d.zone = np.arange(n) % 2
-    d.needle = (np.arange(n) // 2) % 2
-    d.depth_mm = np.linspace(0.5, 1.0, n)
-    d.dot_size_mm = np.full(n, 0.35)
-    return d
+    return with_settings(d, zone=np.arange(n) % 2, needle=(np.arange(n) // 2) % 2, shade=d.session - 1,
+                         depth_mm=np.linspace(0.5, 1.0, n), dot_size_mm=0.35, zone_names=ZONE_NAMES,
+                         needle_names=NEEDLE_NAMES, shade_names=SHADES)
 
 
 def _write(tmp_path, text, name="dots.csv", encoding="utf-8"):
@@ -44,7 +44,7 @@ def test_sample_csv_reads_back(tmp_path, dots):
 
 
 def test_dots_csv_reads_back(tmp_path, dots):
-    cols = read_dots_csv(_write(tmp_path, dots_csv_text(dots, ZONE_NAMES, NEEDLE_NAMES, SHADES)))
+    cols = read_dots_csv(_write(tmp_path, dots_csv_text(dots)))
     assert tuple(cols) == CSV_COLUMNS
     assert cols["zone"] == [ZONE_NAMES[z] for z in dots.zone]  # text columns stay text
     assert cols["needle"] == [NEEDLE_NAMES[k] for k in dots.needle]
@@ -52,18 +52,6 @@ def test_dots_csv_reads_back(tmp_path, dots):
     assert np.abs(cols["depth_mm"] - dots.depth_mm).max() <= 0.5e-3 + 1e-12
     assert np.all(cols["dot_size_mm"] == 0.35)
     assert np.array_equal(cols["id"], dots.ids)
-
-
-def test_dots_csv_without_dot_sizes_reads_back(tmp_path, dots):
-    """Dots without sizes (direct API use) are written with their needle's diameter, never 'nan'."""
-    import copy
-
-    bare = copy.copy(dots)
-    bare.dot_size_mm = None
-    cols = read_dots_csv(_write(tmp_path, dots_csv_text(bare, ZONE_NAMES, NEEDLE_NAMES, SHADES)))
-    from scalp3d.config import NEEDLE_DIAMETER_MM
-
-    assert cols["dot_size_mm"].tolist() == [NEEDLE_DIAMETER_MM[NEEDLE_NAMES[n]] for n in dots.needle.tolist()]
 
 
 def test_only_the_four_first_columns_are_needed(tmp_path):

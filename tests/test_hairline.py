@@ -143,7 +143,7 @@ def test_drawn_polyline_sets_the_edge(sample, tmp_path):
     plan_file.write_text('[hairline]\npolyline_file = "line.csv"\nirregularity_mm = 0.0\n'
                          'micro_irregularity_mm = 0.0\n')
     plan = load_plan(plan_file)
-    assert len(plan["hairline"]["polyline_mm"]) == len(pts) and "polyline_file" not in plan["hairline"]
+    assert len(plan.hairline.polyline_mm) == len(pts) and not hasattr(plan.hairline, "polyline_file")
     f = build_field(head, lm, plan, geodesic=g)
     b = head.vertices[border_vertices(head, f)]
     gap = np.array([np.linalg.norm(b - p, axis=1).min() for p in pts])
@@ -305,8 +305,8 @@ def test_design_heat_maps(sample, tmp_path):
 
 
 def test_zone_shades_and_dot_sizes(sample):
+    from scalp3d.design import dots_with_settings
     from scalp3d.export import dots_csv_text
-    from scalp3d.pipeline import assign_dot_settings
     from scalp3d.placement import place_dots
 
     head, lm, g = sample
@@ -317,14 +317,14 @@ def test_zone_shades_and_dot_sizes(sample):
     plan = load_plan(overrides={"zones": {"hairline": {"shades": ["light", "light", "medium"], "dot_size_mm": 0.12}}})
     f = build_field(head, lm, plan, geodesic=g)
     dots = place_dots(head.vertices, head.faces, density_per_cm2=f.density_per_cm2 * 0.1, seed=0,
-                      vertex_normals=head.vertex_normals, sessions=plan["sessions"]["fractions"])
-    shades = plan["sessions"]["shades"]
-    assign_dot_settings(dots, head, f)
+                      vertex_normals=head.vertex_normals, sessions=plan.sessions.fractions)
+    dots = dots_with_settings(dots, head, f)
+    shade = np.asarray(dots.shade_names)[dots.shade]
     hl = dots.zone == ZONES.index("hairline")
     assert hl.any() and (~hl).any()
-    assert set(dots.shade[hl & (dots.session == 3)]) == {"medium"}
-    assert set(dots.shade[~hl & (dots.session == 3)]) == {"dark"}
-    assert set(dots.shade[hl & (dots.session == 2)]) == {"light"}
+    assert set(shade[hl & (dots.session == 3)]) == {"medium"}
+    assert set(shade[~hl & (dots.session == 3)]) == {"dark"}
+    assert set(shade[hl & (dots.session == 2)]) == {"light"}
     assert np.all(dots.dot_size_mm[hl] == 0.12) and np.all(dots.dot_size_mm[~hl] == 0.20)  # 0603: 0.20 mm
-    rows = dots_csv_text(dots, f.zone_names, f.needle_names, shades).splitlines()
+    rows = dots_csv_text(dots).splitlines()
     assert rows[0].endswith(",shade,dot_size_mm") and len(rows) == len(dots) + 1

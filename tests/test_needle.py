@@ -13,6 +13,8 @@ from scalp3d.proximity import SurfaceQuery
 from scalp3d.types import Head
 from scalp3d.verify import verify_program
 
+from helpers import default_motion, with_settings
+
 #: the head checksum the programs claim and are verified against (the head's identity is tested in test_verify.py)
 H = "0123456789abcdef"
 
@@ -26,13 +28,10 @@ def setup():
     head = Head(v, f, vertex_normals_of(v, f))
     dens = np.where(v[:, 2] > 20, 30.0, 0.0)
     dots = place_dots(v, f, density_per_cm2=dens, sessions=(0.5, 1.0), seed=3, vertex_normals=head.vertex_normals)
-    dots.zone = np.zeros(len(dots), np.int64)
-    dots.needle = np.zeros(len(dots), np.int64)
-    dots.depth_mm = np.full(len(dots), 0.6)
-    settings = dict(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0,
-                    travel_feed_mm_per_min=6000.0, dwell_s=0.05)
+    dots = with_settings(dots)
+    settings = default_motion()
     surface = SurfaceQuery(head)
-    prog = plan_session(dots, 1, surface, settings, ("core",), ("0603-1RL",), "light")
+    prog = plan_session(dots, 1, surface, settings)
     return head, dots, surface, settings, prog
 
 
@@ -62,10 +61,8 @@ def test_jumps_across_the_head_are_lifted(setup, tmp_path):
     # two patches on opposite sides: the tour must cross the head between them
     dens = np.where(np.abs(v[:, 0]) > 60, 30.0, 0.0)
     dots = place_dots(v, f, density_per_cm2=dens, sessions=1, seed=4, vertex_normals=head.vertex_normals)
-    dots.zone = np.zeros(len(dots), np.int64)
-    dots.needle = np.zeros(len(dots), np.int64)
-    dots.depth_mm = np.full(len(dots), 0.6)
-    prog = plan_session(dots, 1, surface, settings, ("core",), ("0603-1RL",), "light")
+    dots = with_settings(dots)
+    prog = plan_session(dots, 1, surface, settings)
     assert prog.lifted >= 1
     k = np.flatnonzero(np.diff(prog.via_indptr)[1:] > 0)[0] + 1  # the first lifted travel
     vias = prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]
@@ -183,8 +180,10 @@ def test_per_dot_seconds_by_hand():
     prog = Program(session=1, ids=np.array([1, 2, 3]), skin=approach - [0, 0, 3], normals=normals,
                    tips=approach - [0, 0, 3.6], approach=approach, depth_mm=np.array([0.5, 0.6, 0.7]),
                    angles_deg=np.zeros((3, 2)), via_indptr=np.array([0, 1, 1, 3]), via_points=via,
-                   exit_points=np.array([[9.0, 12.0, 40.0]]), zone=["core"] * 3, needle=["0603-1RL"] * 3,
-                   shade="light", plunge_feed_mm_per_min=600.0, travel_feed_mm_per_min=1200.0, dwell_s=0.1,
+                   exit_points=np.array([[9.0, 12.0, 40.0]]), zone=np.zeros(3, np.int64),
+                   needle=np.zeros(3, np.int64), shade=np.zeros(3, np.int64), zone_names=("core",),
+                   needle_names=("0603-1RL",), shade_names=("light",), plunge_feed_mm_per_min=600.0,
+                   travel_feed_mm_per_min=1200.0, dwell_s=0.1,
                    standoff_mm=3.0, clearance_mm=1.5, machine=Machine(rapid_mm_per_min=3000.0))
     expected = [0.6 + 0.35 + 0.1 + 0.07,
                 0.25 + 0.36 + 0.1 + 0.072,

@@ -48,7 +48,7 @@ def test_reserved_region_gets_no_dot(sample):
     f = build_field(head, lm, plan, geodesic=g)
     dots = place_dots(head.vertices, head.faces, density_per_cm2=f.density_per_cm2, seed=0,
                       vertex_normals=head.vertex_normals)
-    centre = np.array(plan["reserved"][0]["center_mm"])
+    centre = np.array(plan.reserved[0].center_mm)
     assert np.linalg.norm(dots.positions - centre, axis=1).min() >= 6.0  # nothing within the 6 mm radius
 
 

@@ -17,10 +17,10 @@ from scalp3d.proximity import SurfaceQuery
 from scalp3d.types import Head
 from scalp3d.verify import verify_program
 
+from helpers import default_motion, with_settings
 from shapes import ellipsoid_cap
 
-SETTINGS = dict(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0, travel_feed_mm_per_min=6000.0,
-                dwell_s=0.05)
+SETTINGS = default_motion()
 RS274 = shutil.which("rs274")
 #: the head checksum the programs claim and are verified against (the head's identity is tested in test_verify.py)
 H = "0123456789abcdef"
@@ -32,9 +32,7 @@ def cap():
     head = Head(v, f, vertex_normals_of(v, f))
     dens = np.where(v[:, 2] > 30, 40.0, 0.0)
     dots = place_dots(v, f, density_per_cm2=dens, seed=1, vertex_normals=head.vertex_normals, sessions=(0.5, 1.0))
-    dots.zone = (dots.positions[:, 1] > 0).astype(np.int64)
-    dots.needle = np.zeros(len(dots), np.int64)
-    dots.depth_mm = np.full(len(dots), 0.6)
+    dots = with_settings(dots, zone=(dots.positions[:, 1] > 0), zone_names=("crown", "hairline"))
     return head, dots
 
 
@@ -79,7 +77,7 @@ def _prog(cap, machine=None):
     head, dots = cap
     machine = machine or Machine()
     surface = SurfaceQuery(machine.head_in_machine_frame(head))
-    return plan_session(dots, 1, surface, SETTINGS, ("crown", "hairline"), ("0603-1RL",), "light", machine), surface
+    return plan_session(dots, 1, surface, SETTINGS, machine), surface
 
 
 def _check_written(prog, surface, tmp_path, name="p.ngc", rs274=True):
@@ -195,23 +193,22 @@ def test_cartridge_and_pigment_changes_pause(cap, tmp_path):
     machine = Machine()
     surface = SurfaceQuery(machine.head_in_machine_frame(head))
     m = dots.session == 1
-    zone_names, needle_names = ("crown", "hairline"), ("0603-1RL", "0803-1RL")
     d = dots.subset(m)
-    d.zone = (d.positions[:, 0] > np.median(d.positions[:, 0])).astype(np.int64)  # two halves
-    d.needle = d.zone.copy()
-    d.depth_mm = np.full(len(d), 0.6)
-    shades = np.where(d.positions[:, 1] > np.median(d.positions[:, 1]), "light", "medium").astype(object)
-    prog = plan_session(d, 1, surface, SETTINGS, zone_names, needle_names, "light", machine, shades=shades)
-    pairs = list(zip(prog.needle, prog.shades))
+    halves = d.positions[:, 0] > np.median(d.positions[:, 0])  # two halves
+    shades = d.positions[:, 1] > np.median(d.positions[:, 1])  # light, medium
+    d = with_settings(d, zone=halves, needle=halves, shade=shades, zone_names=("crown", "hairline"),
+                      needle_names=("0603-1RL", "0803-1RL"), shade_names=("light", "medium"))
+    prog = plan_session(d, 1, surface, SETTINGS, machine)
+    pairs = list(zip(prog.needle, prog.shade))
     changes = sum(1 for a, b in zip(pairs, pairs[1:]) if a != b)
     assert changes == 3  # four blocks, each toured in one go
     text = _check_written(prog, surface, tmp_path)
     assert text.count("M0\n") == 3 and text.count("(change: cartridge") == 3
     assert "(load cartridge" in text
     js = session_dict(prog, n_sessions=2, plan_sha="x", head_sha=H)
-    assert [x["shade"] for x in js["dots"]] == prog.shades
+    assert [x["shade"] for x in js["dots"]] == [prog.shade_of(k) for k in range(len(prog))]
     # a split part keeps each dot's shade
     from scalp3d.needle import split_program
 
     parts = split_program(prog, surface, chunk_dots=len(prog) // 2 + 1)
-    assert sum((p.shades for p in parts), []) == prog.shades
+    assert np.array_equal(np.concatenate([p.shade for p in parts]), prog.shade)

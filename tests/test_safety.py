@@ -42,7 +42,7 @@ def planned(sample, tmp_path, text=None, name=None, seed=0, fixed=None):
         path.write_text(text)
         plan = load_plan(path, {"seed": seed})
     field = build_field(head, lm, plan, geodesic=g)
-    fr = plan["sessions"]["fractions"]
+    fr = plan.sessions.fractions
     dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=fr, seed=seed,
                       vertex_normals=head.vertex_normals, fixed=fixed)
     dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
@@ -190,9 +190,9 @@ def test_example_plans_do_what_they_say(sample):
 def test_a_plan_under_the_floor_is_refused_and_nothing_is_written(monkeypatch, tmp_path, capsys):
     """Dots under the floor (here forced: one dot moved 0.1 mm beside another) stop the run with exit 3 before any
     program is written, naming the dots, where they are and what to change; no folder is left behind."""
-    import scalp3d.placement as placement
+    import scalp3d.pipeline as pipeline
 
-    real = placement.place_dots
+    real = pipeline.place_dots
 
     def too_close(*args, **kwargs):
         d = real(*args, **kwargs)
@@ -200,7 +200,7 @@ def test_a_plan_under_the_floor_is_refused_and_nothing_is_written(monkeypatch, t
             np.cross(d.normals[0], [1.0, 0, 0]))
         return d
 
-    monkeypatch.setattr(placement, "place_dots", too_close)
+    monkeypatch.setattr(pipeline, "place_dots", too_close)
     plan = tmp_path / "scar.toml"
     plan.write_text((resources.files("scalp3d.plans") / "fut-scar.toml").read_text())
     rc = main(["demo", "--out", str(tmp_path / "out"), "--plan", str(plan), "--no-preview", "--quiet"])

@@ -2,9 +2,8 @@
 come from the same vertex, and the shades from the one source the design field holds."""
 import numpy as np
 
-from scalp3d.design import ZONES, build_field, load_plan
+from scalp3d.design import ZONES, build_field, dots_with_settings, load_plan
 from scalp3d.landmarks import resolve_landmarks
-from scalp3d.pipeline import assign_dot_settings
 from scalp3d.placement import place_dots
 from scalp3d.quality import placement_quality
 from scalp3d.sample import load_sample_head
@@ -22,11 +21,11 @@ def test_zone_counts_and_shades_agree_with_the_dots():
     lm = resolve_landmarks(head, fid, "fiducials")
     plan = load_plan(overrides={"zones": {"hairline": {"shades": ["light", "light", "medium"]}}})
     field = build_field(head, lm, plan)
-    fr = plan["sessions"]["fractions"]
+    fr = plan.sessions.fractions
     field.density_per_cm2 = field.density_per_cm2 * 0.1  # a tenth of the dots: quick, every zone still there
     dots = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=fr, seed=2,
                       vertex_normals=head.vertex_normals)
-    assign_dot_settings(dots, head, field)
+    dots = dots_with_settings(dots, head, field)
     q = placement_quality(head, field, dots, fr, coverage_samples=10_000)
     counts = np.bincount(dots.zone, minlength=len(field.zone_names))
     for name, z in q["zones"].items():
@@ -39,6 +38,7 @@ def test_zone_counts_and_shades_agree_with_the_dots():
     assert abs(sum(z["area_cm2"] for z in q["zones"].values()) - area) < 0.05  # every treated cm2 in one zone
     hl = dots.zone == ZONES.index("hairline")
     assert hl.any() and (~hl).any()
-    assert set(dots.shade[hl & (dots.session == 3)]) == {"medium"}
-    assert set(dots.shade[~hl & (dots.session == 3)]) == {"dark"}
-    assert set(dots.shade[dots.session == 1]) == {"light"}
+    shade = np.asarray(dots.shade_names)[dots.shade]
+    assert set(shade[hl & (dots.session == 3)]) == {"medium"}
+    assert set(shade[~hl & (dots.session == 3)]) == {"dark"}
+    assert set(shade[dots.session == 1]) == {"light"}

@@ -16,15 +16,16 @@ from scalp3d import cli, config
 from scalp3d.checksums import head_checksum, plan_checksum
 from scalp3d.export import gcode_text, session_dict, write_head_ply
 from scalp3d.machine import Machine
-from scalp3d.needle import axis_angles_deg, axis_from_angles, build_program
+from scalp3d.needle import Visits, axis_angles_deg, axis_from_angles, build_program
 from scalp3d.placement import vertex_normals_of
 from scalp3d.proximity import SurfaceQuery
 from scalp3d.surface import load_head
 from scalp3d.types import Head
 from scalp3d.verify import Skin, needle_axis, verify_program
 
-SETTINGS = dict(standoff_mm=3.0, clearance_mm=1.5, plunge_feed_mm_per_min=1200.0, travel_feed_mm_per_min=6000.0,
-                dwell_s=0.05)
+from helpers import default_motion
+
+SETTINGS = default_motion()
 PLAN = "seed = 1\n"
 PLAN_SHA = plan_checksum(PLAN)
 BLOCK = re.compile(r"\(dot (\d+) [^)]*\)\nG0[^\n]*\nG1[^\n]*\nG4[^\n]*\nG0[^\n]*\n")
@@ -45,8 +46,8 @@ def _program(head, surface, dirs, ids=None, depth=0.6):
     q, n, _ = surface.closest(d * np.linalg.norm(head.vertices, axis=1).max())
     k = len(q)
     ids = np.arange(100, 100 + k) if ids is None else np.asarray(ids)
-    return build_program(1, ids, q, n, np.full(k, depth), ["core"] * k, ["0603-1RL"] * k, "light", surface,
-                         SETTINGS, Machine())
+    visits = Visits.from_labels(1, ids, q, n, np.full(k, depth), ["core"] * k, ["0603-1RL"] * k, ["light"] * k)
+    return build_program(visits, surface, SETTINGS, Machine())
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scalp3d.errors import InputError, MissingDependencyError
-from scalp3d.types import Dots, Head
+from scalp3d.types import Head, Placement
 
 WINDOW = (640, 480)
 RADIUS_MM = 90.0
@@ -38,7 +39,8 @@ def _dots(head, where):
 
 def _no_dots():
     empty = np.zeros((0, 3))
-    return Dots(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Placement(empty, empty.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                     empty.copy())
 
 
 def _image(path):
@@ -240,12 +242,12 @@ def test_renders_without_display_and_without_x_warning(tmp_path):
     pytest.importorskip("pyvista")
     script = textwrap.dedent(f"""
         import numpy as np, trimesh
-        from scalp3d.types import Head, Dots
+        from scalp3d.types import Head, Placement
         from scalp3d.viewers import render_preview
         s = trimesh.creation.icosphere(3, radius=90.0)
         head = Head(np.asarray(s.vertices), np.asarray(s.faces), np.asarray(s.vertex_normals))
         e = np.zeros((0, 3)); i = np.zeros(0, np.int64)
-        render_preview(head, Dots(e, e, i, i, i), (np.zeros(3), np.eye(3)), {str(tmp_path)!r}, window_size=(320, 240))
+        render_preview(head, Placement(e, e, i, i, i, e), (np.zeros(3), np.eye(3)), {str(tmp_path)!r}, window_size=(320, 240))
     """)
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
@@ -256,9 +258,9 @@ def test_renders_without_display_and_without_x_warning(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda h, d, f: (h, Dots(d.positions[:, :2], d.normals, d.face_ids, d.session, d.ids), f), "positions"),
-    (lambda h, d, f: (h, Dots(d.positions, d.normals[:5], d.face_ids, d.session, d.ids), f), "normals"),
-    (lambda h, d, f: (h, Dots(d.positions, d.normals, d.face_ids, d.session - 1, d.ids), f), "1-based"),
+    (lambda h, d, f: (h, replace(d, positions=d.positions[:, :2]), f), "positions"),
+    (lambda h, d, f: (h, replace(d, normals=d.normals[:5]), f), "normals"),
+    (lambda h, d, f: (h, replace(d, session=d.session - 1), f), "1-based"),
     (lambda h, d, f: (Head(h.vertices, h.faces + len(h.vertices), h.vertex_normals), d, f), "faces"),
     (lambda h, d, f: (h, d, (np.zeros(3), 2 * np.eye(3))), "rotation"),
     (lambda h, d, f: (h, d, np.zeros(3)), "frame"),
