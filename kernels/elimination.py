@@ -58,7 +58,7 @@ def _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos):
     return (1.0 - d / r) ** alpha
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scan_row(i, points, normals, radius, rule, grid, out_idx, out_w, k0, write):
     """Conflicts of point i with the points of the 27 cells around it; written from k0 when ``write``. ``rule`` is
     the conflict weight's (alpha, rmin_factor, fold_cos), ``grid`` as :func:`scalp3d.kernels.grid.build_grid`

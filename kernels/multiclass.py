@@ -311,9 +311,18 @@ def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     new_b = dots.bary.copy()
     moved = np.zeros(n, dtype=np.int64)
     worst_i = np.zeros(n)
+    # the groups are unpacked before the parallel loop and packed again inside it (plain tuples, same order): reading
+    # the arrays through the loop's tuple arguments made the sweep ~8 % slower (numba 0.68)
+    points, normals, face_ids, bary = dots
+    cls, radius, scale = targets
+    fold_cos, omega, max_step = step
+    nbr_ptr, nbr_idx = lists
+    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
     for i in prange(n):
-        store_dot(i, update_dot(i, dots, movable, targets, step, lists, mesh), new_p, new_n, new_f, new_b, moved,
-                  worst_i)
+        result = update_dot(i, (points, normals, face_ids, bary), movable, (cls, radius, scale),
+                            (fold_cos, omega, max_step), (nbr_ptr, nbr_idx),
+                            (vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok))
+        store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i)
     worst = 0.0
     for i in range(n):
         if worst_i[i] > worst:
