@@ -6,7 +6,8 @@ light relaxation that pushes too-close pairs apart along the skin, then sessions
 subsets of the dots at their own density. With ``session_mode="joint"`` the dots are then relaxed once more, all
 sessions together, each pair at a target distance set by the two dots' sessions (soft over-compressed sweeps, then a
 projection onto hard targets), so that every session alone is as well spread as the union (issue 3). It never reads
-files and never plots.
+files and never plots. :func:`check_fractions` and :func:`check_density` are its input checks, public so that the plan
+reader and the command line check the same way.
 """
 from __future__ import annotations
 
@@ -111,9 +112,10 @@ def _fractions(sessions):
     return np.array(check_fractions(sessions), dtype=np.float64)
 
 
-def check_density(density_per_cm2, n_vertices=1) -> np.ndarray:
+def check_density(density_per_cm2, n_vertices=1, what="density_per_cm2") -> np.ndarray:
     """The density field, checked: a number or an (n_vertices,) array, finite, >= 0 and at most
-    ``config.DENSITY_INPUT_MAX_PER_CM2`` everywhere. Returns it per vertex, (n_vertices,) float64 (a copy).
+    ``config.DENSITY_INPUT_MAX_PER_CM2`` everywhere (the one check of that limit). Returns it per vertex,
+    (n_vertices,) float64 (a copy). ``what`` is the name the message gives it (e.g. a command-line option).
 
     Raises
     ------
@@ -121,9 +123,9 @@ def check_density(density_per_cm2, n_vertices=1) -> np.ndarray:
     """
     dens_v = np.broadcast_to(np.asarray(density_per_cm2, dtype=np.float64), (n_vertices,)).copy()
     if not np.isfinite(dens_v).all() or dens_v.min() < 0:
-        raise InputError("density_per_cm2 must be finite and >= 0 everywhere")
+        raise InputError(f"{what} must be finite and >= 0 everywhere")
     if dens_v.max() > config.DENSITY_INPUT_MAX_PER_CM2:
-        raise InputError(f"density_per_cm2 up to {dens_v.max():.0f}; at most {config.DENSITY_INPUT_MAX_PER_CM2:.0f}")
+        raise InputError(f"{what} up to {dens_v.max():.0f}; at most {config.DENSITY_INPUT_MAX_PER_CM2:.0f}")
     return dens_v
 
 
