@@ -158,7 +158,7 @@ def _sample(args):
     from .errors import InputError
     from .export import read_dots_csv, sample_csv_text
     from .fileio import write_text
-    from .placement import place_dots, spacing_for_density
+    from .placement import check_density, place_dots, spacing_for_density
     from .quality import spread_figures
     from .scan import load_scan
 
@@ -177,9 +177,10 @@ def _sample(args):
         fixed = np.column_stack([cols["x"], cols["y"], cols["z"]])
     if args.count is not None and args.count < 1:
         raise InputError(f"--count must be at least 1, not {args.count}")
-    top = config.DENSITY_INPUT_MAX_PER_CM2
-    if args.density_per_cm2 is not None and not 0 < args.density_per_cm2 <= top:
-        raise InputError(f"--density-per-cm2 must be above 0 and at most {top:g}, not {args.density_per_cm2}")
+    if args.density_per_cm2 is not None:
+        if not args.density_per_cm2 > 0:
+            raise InputError(f"--density-per-cm2 must be above 0, not {args.density_per_cm2}")
+        check_density(args.density_per_cm2, what="--density-per-cm2")  # the one check of the upper limit
     _progress(args)("placing dots ...")
     dots = place_dots(scan.vertices, scan.faces, count=args.count, density_per_cm2=args.density_per_cm2,
                       sessions=args.sessions, seed=args.seed, fixed=fixed)

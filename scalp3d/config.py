@@ -378,3 +378,74 @@ LANDMARK_MAX_OFF_SURFACE_MM = 25.0
 GLABELLA_PROFILE_BAND_MM = 2.0
 #: a derived inion: the rearmost profile point within this band of the preauricular points' height
 INION_PROFILE_BAND_MM = 10.0
+
+# --- preview: the healed look (issue 13) -------------------------------------------------------------------------
+#: the dot texture: texel size on the skin (mm; DOMAIN: a healed dot is seen 0.3-0.5 mm across, so a few texels
+#: per dot) and the largest image side (texels grow to fit; 8192 fits llvmpipe's and most GPUs' limits)
+PREVIEW_TEXEL_MM = 0.1
+PREVIEW_TEXTURE_MAX_PX = 8192
+#: the atlas is projected from this far above the midpoint of the ears along the head's up axis (mm: inside the skull,
+#: so the scalp is star-shaped from it); charts have this gutter (texels); a triangle lying more than
+#: ATLAS_OCCLUSION_MM farther from the centre than the closest surface in its 1/ATLAS_DIRECTION_BINS-of-pi direction
+#: bin is hidden from it (an ear's rim, the nose) and gets a white texel
+ATLAS_CENTRE_UP_MM = 25.0
+ATLAS_GUTTER_TEXELS = 8
+ATLAS_OCCLUSION_MM = 6.0
+ATLAS_DIRECTION_BINS = 180
+#: texels only for the scalp and around it (head frame, mm; z = 0 through the ears and the nasion): above
+#: ATLAS_Z_MIN_MM (the nape's hairline lies about 45 mm below), and in front of ATLAS_FACE_AHEAD_MM only above
+#: ATLAS_FACE_BELOW_MM (the face below the brow)
+ATLAS_Z_MIN_MM = -70.0
+ATLAS_FACE_AHEAD_MM = 40.0
+ATLAS_FACE_BELOW_MM = 5.0
+#: skin tones when the scan has no colour (or the plan asks for one): sRGB of bare scalp skin, Fitzpatrick types I-VI
+#: (typical constitutive skin colours, lightest to darkest; a practitioner picks the closest or uses the scan's own)
+SKIN_PRESETS = {"fitzpatrick-1": (241, 210, 190), "fitzpatrick-2": (228, 188, 160), "fitzpatrick-3": (205, 160, 125),
+                "fitzpatrick-4": (170, 120, 85), "fitzpatrick-5": (120, 80, 55), "fitzpatrick-6": (72, 48, 36)}
+PREVIEW_SKIN = "fitzpatrick-2"
+#: pigment shades as seen through the skin where a dot fully covers it: sRGB of the filter the pigment makes (the skin's
+#: colour times this). SMP pigment is diluted carbon black; healed it reads a neutral to slightly cool grey. A plan
+#: may set its own under [preview.pigments] (a shade not listed falls back to PIGMENT_FALLBACK)
+PIGMENTS = {"light": "#6c6e72", "medium": "#45474c", "dark": "#26272b"}
+PIGMENT_FALLBACK = "#45474c"
+#: a healed dot: opaque over the plan's dot_size_mm, then a Gaussian halo of this width (mm) as the pigment is seen
+#: through the upper skin; 0.12 mm makes a 0.20 mm dot read about 0.48 mm across at half strength (DOMAIN: 0.3-0.5 mm),
+#: and 100 dots/cm2 of 'dark' darken light skin by about a sixth (DOMAIN's estimate from photos: a quarter to a third)
+HEALED_HALO_MM = 0.12
+#: a fresh dot (the first days): this much wider, a crisper halo, a darker filter (transmittance times FRESH_DARKEN),
+#: on reddened skin (the skin's colour times FRESH_SKIN_TINT where dots are, fading over FRESH_REDNESS_MM around them)
+FRESH_SIZE_GAIN = 1.8
+FRESH_HALO_MM = 0.06
+FRESH_DARKEN = 0.6
+FRESH_SKIN_TINT = (1.0, 0.80, 0.80)
+FRESH_REDNESS_MM = 4.0
+#: the hair-bearing fringe outside the treated area, drawn as shaved stubble: the natural hairline runs this far above
+#: the tragi at the sides and this far below them at the nape (the plan's frontal hairline kept); stubble is drawn at
+#: the plan's core density with the last session's shade and the plan's needle size
+FRINGE_SIDE_ABOVE_TRAGUS_MM = 20.0
+FRINGE_NAPE_BELOW_TRAGUS_MM = 45.0
+PREVIEW_FRINGES = ("stubble", "scan", "bare")
+#: the drawn head is cut by a plane this far above the neck cut's ragged edge (mm), so its bottom is a clean line
+DISPLAY_CUT_ABOVE_MM = 1.0
+#: the pictures: background (sRGB), light (ambient share, specular), vertical view angle (degrees), the framed part of
+#: the head (above this height in the head frame, mm: the nape's hairline and the ears) with this margin around it
+PICTURE_BACKGROUND = "#e9ebee"
+PICTURE_AMBIENT = 0.25
+PICTURE_SPECULAR = 0.08
+PICTURE_VIEW_ANGLE_DEG = 25.0
+PICTURE_HEAD_BOTTOM_MM = -60.0
+PICTURE_MARGIN = 0.06
+#: close-ups: the camera's view angle (degrees: a long lens, little perspective)
+CLOSEUP_VIEW_ANGLE_DEG = 10.0
+PICTURE_TEXT = "#1a1a1e"
+#: a tile of the standard pictures (pixels); close-ups: this wide on the skin (mm) with a scale bar of CLOSEUP_SCALE_MM,
+#: and only where a zone has at least CLOSEUP_MIN_DOTS dots
+PICTURE_TILE_PX = (640, 640)
+CLOSEUP_WIDTH_MM = 40.0
+CLOSEUP_SCALE_MM = 5.0
+CLOSEUP_MIN_DOTS = 20
+#: the turntable: frames per turn, size (pixels), frames per second, and the camera raised by this share of its distance
+TURNTABLE_FRAMES = 24
+TURNTABLE_PX = (480, 480)
+TURNTABLE_FPS = 8
+TURNTABLE_RISE = 0.35

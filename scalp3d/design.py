@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import PlanError, nearest_name, one_line, parse_toml
+from .errors import InputError, PlanError, nearest_name, one_line, parse_toml
 from .meshes import face_areas
-from .types import Dots, Field, HairlinePlan, HairPlan, Head, Landmarks, Placement, Plan, ScarPlan, ZonePlan, \
-    settings_vertex
+from .types import (Dots, Field, HairlinePlan, HairPlan, Head, Landmarks, Placement, Plan, ScarPlan, ZonePlan,
+                    check_fractions, settings_vertex)
 
 ZONES = ("hairline", "front", "mid", "crown", "sides", "back", "scar")
 
@@ -80,6 +80,14 @@ SCHEMA = {
         "dwell_s": (float, config.DWELL_S, config.DWELL_RANGE_S, "pause at depth"),
         "clearance_mm": (float, config.CLEARANCE_MM, config.CLEARANCE_RANGE_MM, "closest travel may come to the skin"),
         "zone_order": (list, [], None, "zones toured first, in this order (e.g. [\"hairline\"])"),
+    },
+    "preview": {
+        "skin": (str, "auto", None, "skin colour of the pictures: 'scan' (the scan's colour), one of "
+                 + ", ".join(config.SKIN_PRESETS) + ", or 'auto' (the scan's colour when it has one)"),
+        "fringe": (str, "stubble", None, "hair-bearing skin outside the treated area: 'stubble' (shaved, the same "
+                   "tone), 'scan' (the scan's colour) or 'bare' (alopecia totalis)"),
+        "halo_mm": (float, config.HEALED_HALO_MM, (0.0, 0.5), "a healed dot's halo as seen through the skin"),
+        "pigments": (dict, {}, None, "pigment colour per shade, e.g. {light = \"#6c6e72\"} (sRGB hex)"),
     },
     "zones": {z: {
         "density_per_cm2": (float, None, (0.0, config.DENSITY_MAX_PER_CM2), "override of the zone's density"),
@@ -227,7 +235,7 @@ def _check(where, data, schema, out, prefix=""):
             val = float(val) if _is_num(val) else math.inf  # an int past float range is out of any range
         if not isinstance(val, typ) or (isinstance(val, bool) and typ is not bool):
             tname = {float: "a number", int: "a whole number", str: "text in quotes", list: "a list [..]",
-                     bool: "true or false"}[typ]
+                     bool: "true or false", dict: "a table {name = value, ...}"}[typ]
             raise PlanError(f"{where}: '{name}' must be {tname}, not {_short(val)}")
         if typ is str:
             _check_text(where, name, val, path=key in ("polyline_file", "mask_ply"))
@@ -263,12 +271,11 @@ def load_plan(path=None, overrides: dict | None = None) -> Plan:
         _check(where, overrides, SCHEMA, plan)
     for key in LIST_SCHEMA:
         plan.setdefault(key, [])
-    fr = plan["sessions"]["fractions"]
-    if (not fr or len(fr) > config.MAX_SESSIONS or not all(_is_num(x) for x in fr)
-            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
-        raise PlanError(f"{where}: 'sessions.fractions' must rise strictly from above 0 to 1.0 "
-                        f"(cumulative, at most {config.MAX_SESSIONS}), e.g. [0.3, 0.7, 1.0]; not {_short(fr)}")
-    plan["sessions"]["fractions"] = [float(x) for x in fr]
+    try:  # the one check of session fractions, shared with place_dots
+        fr = plan["sessions"]["fractions"] = list(check_fractions(plan["sessions"]["fractions"],
+                                                                   what="'sessions.fractions'"))
+    except InputError as exc:
+        raise PlanError(f"{where}: {exc}") from None
     shades = plan["sessions"]["shades"]
     if len(shades) != len(fr) or not all(isinstance(s, str) and s for s in shades):
         raise PlanError(f"{where}: 'sessions.shades' needs one name per session ({len(fr)}), not {_short(shades)}")
@@ -306,6 +313,7 @@ def load_plan(path=None, overrides: dict | None = None) -> Plan:
             raise PlanError(f"{where}: 'hairline.polyline_mm' needs at least 3 points along the hairline, "
                             f"not {len(pts)}")
         hp["polyline_mm"] = [[float(c) for c in q] for q in pts]
+    _check_preview(where, plan["preview"])
     zo = plan["needle"]["zone_order"]
     bad = [z for z in zo if not isinstance(z, str) or z not in ZONES]
     if bad or len(set(zo)) != len(zo):
@@ -316,6 +324,22 @@ def load_plan(path=None, overrides: dict | None = None) -> Plan:
         if n not in config.NEEDLE_DIAMETER_MM:
             raise PlanError(f"{where}: unknown needle '{n}'; known: {', '.join(config.NEEDLE_DIAMETER_MM)}")
     return Plan.from_dict(plan)
+
+
+def _check_preview(where, pp):
+    """The [preview] section's names and colours."""
+    skins = ("auto", "scan", *config.SKIN_PRESETS)
+    for key, allowed in (("skin", skins), ("fringe", config.PREVIEW_FRINGES)):
+        if pp[key] not in allowed:
+            near = nearest_name(pp[key], allowed, cutoff=0.5)
+            hint = f"did you mean '{near}'?" if near else f"use one of {', '.join(allowed)}"
+            raise PlanError(f"{where}: 'preview.{key}' = {_short(pp[key])} is not known; {hint}")
+    for name, colour in pp["pigments"].items():
+        _check_text(where, f"preview.pigments.{name}", name)
+        if not (isinstance(colour, str) and len(colour) == 7 and colour[0] == "#"
+                and all(c in "0123456789abcdefABCDEF" for c in colour[1:])):
+            raise PlanError(f"{where}: 'preview.pigments.{name}' = {_short(colour)} is not a colour; write it as "
+                            "\"#rrggbb\" (sRGB hex), e.g. \"#45474c\"")
 
 
 def read_mask_ply(path, prop="mask"):

@@ -12,7 +12,6 @@ reader and the command line check the same way.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import namedtuple
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from . import config
 from .errors import GeometryError, InputError
 from .meshes import vertex_normals_of  # noqa: F401  (re-exported: scripts and tests import it from here)
-from .types import Placement
+from .types import Placement, check_fractions
 
 
 def spacing_for_density(density_per_cm2):
@@ -53,50 +52,6 @@ def _as_mesh(vertices, faces):
     if f.min() < 0 or f.max() >= len(v):
         raise InputError(f"faces index vertices outside 0..{len(v) - 1}")
     return v, f
-
-
-def _is_number(x) -> bool:
-    """A finite real number (not a bool; an int too large for a float is not one)."""
-    if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_)):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:
-        return False
-
-
-def check_fractions(fractions, what="session fractions") -> tuple[float, ...]:
-    """The cumulative session fractions, checked: 1 to ``config.MAX_SESSIONS`` finite numbers rising strictly from
-    above 0 to 1.0 (the share of the final density reached after each session). The one check of them: place_dots
-    and the plan reader both call it.
-
-    Parameters
-    ----------
-    fractions : sequence of numbers, e.g. (0.3, 0.7, 1.0)
-    what : the name the message gives them (e.g. a plan's key)
-
-    Returns
-    -------
-    tuple of floats
-
-    Raises
-    ------
-    InputError (a ValueError)
-        naming the rule and the value given.
-
-    Examples
-    --------
-    >>> check_fractions([0.3, 0.7, 1])
-    (0.3, 0.7, 1.0)
-    """
-    fr = None if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__") else list(fractions)
-    if (not fr or len(fr) > config.MAX_SESSIONS or not all(_is_number(x) for x in fr)
-            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
-        shown = repr(fractions)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise InputError(f"{what} must rise strictly from above 0 to 1.0 (cumulative, at most "
-                         f"{config.MAX_SESSIONS}), e.g. [0.3, 0.7, 1.0]; not {shown}")
-    return tuple(float(x) for x in fr)
 
 
 def _fractions(sessions):

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from . import config
+
 
 @dataclass
 class Scan:
@@ -123,6 +125,55 @@ def settings_vertex(faces, face_ids, bary) -> np.ndarray:
     faces : (m,3) int64; face_ids : (n,) int64; bary : (n,3) float64. Returns (n,) int64 vertex indices.
     """
     return np.asarray(faces)[np.asarray(face_ids), np.argmax(np.asarray(bary), axis=1)]
+
+
+def is_number(x) -> bool:
+    """A finite real number (not a bool; an int too large for a float is not one)."""
+    import math
+    import numbers
+
+    if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def check_fractions(fractions, what="session fractions") -> tuple[float, ...]:
+    """The cumulative session fractions, checked: 1 to ``config.MAX_SESSIONS`` finite numbers rising strictly from
+    above 0 to 1.0 (the share of the final density reached after each session). The one check of them: place_dots
+    and the plan reader both call it (it lives here, below both stages).
+
+    Parameters
+    ----------
+    fractions : sequence of numbers, e.g. (0.3, 0.7, 1.0)
+    what : the name the message gives them (e.g. a plan's key)
+
+    Returns
+    -------
+    tuple of floats
+
+    Raises
+    ------
+    InputError (a ValueError)
+        naming the rule and the value given.
+
+    Examples
+    --------
+    >>> check_fractions([0.3, 0.7, 1])
+    (0.3, 0.7, 1.0)
+    """
+    fr = None if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__") else list(fractions)
+    if (not fr or len(fr) > config.MAX_SESSIONS or not all(is_number(x) for x in fr)
+            or any(b <= a for a, b in zip(fr, fr[1:])) or fr[0] <= 0 or abs(fr[-1] - 1.0) > 1e-9):
+        shown = repr(fractions)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        from .errors import InputError
+
+        raise InputError(f"{what} must rise strictly from above 0 to 1.0 (cumulative, at most "
+                         f"{config.MAX_SESSIONS}), e.g. [0.3, 0.7, 1.0]; not {shown}")
+    return tuple(float(x) for x in fr)
 
 
 @dataclass
@@ -263,6 +314,22 @@ class NeedleSettings:
 
 
 @dataclass(frozen=True)
+class PreviewPlan:
+    """``[preview]``: how the pictures show the result: the skin ('auto', 'scan' or a Fitzpatrick preset), the
+    hair-bearing fringe ('stubble', 'scan', 'bare'), a healed dot's halo (mm) and pigment colours per shade
+    (((name, "#rrggbb"), ...), sRGB)."""
+
+    skin: str = "auto"
+    fringe: str = "stubble"
+    halo_mm: float = config.HEALED_HALO_MM
+    pigments: tuple = ()
+
+    def pigment(self, shade: str) -> str:
+        """The colour of a shade: the plan's, else scalp3d's default, else the fallback."""
+        return dict(self.pigments).get(shade) or config.PIGMENTS.get(shade, config.PIGMENT_FALLBACK)
+
+
+@dataclass(frozen=True)
 class ZonePlan:
     """``[zones.NAME]``: a zone's overrides; None where the zone follows the plan."""
 
@@ -324,6 +391,7 @@ class Plan:
     sessions: SessionsPlan
     needle: NeedleSettings
     zones: dict  # name -> ZonePlan, every zone of scalp3d.design.ZONES
+    preview: PreviewPlan = PreviewPlan()
     reserved: tuple = ()  # of ReservedRegion
     scars: tuple = ()  # of ScarPlan
 
@@ -336,6 +404,8 @@ class Plan:
                    hair=make(HairPlan, d["hair"]), density=make(DensityPlan, d["density"]),
                    sessions=make(SessionsPlan, d["sessions"]), needle=make(NeedleSettings, d["needle"]),
                    zones={z: make(ZonePlan, zp) for z, zp in d["zones"].items()},
+                   preview=PreviewPlan(**{**d.get("preview", {}),
+                                          "pigments": tuple(d.get("preview", {}).get("pigments", {}).items())}),
                    reserved=tuple(make(ReservedRegion, r) for r in d.get("reserved", [])),
                    scars=tuple(make(ScarPlan, s) for s in d.get("scars", [])))
 
@@ -343,6 +413,7 @@ class Plan:
         return {"seed": self.seed, "hairline": _section_dict(self.hairline), "mode": self.mode,
                 "hair": _section_dict(self.hair), "density": _section_dict(self.density),
                 "sessions": _section_dict(self.sessions), "needle": _section_dict(self.needle),
+                "preview": {**_section_dict(self.preview), "pigments": dict(self.preview.pigments)},
                 "zones": {z: _section_dict(zp) for z, zp in self.zones.items()},
                 "reserved": [_section_dict(r) for r in self.reserved],
                 "scars": [_section_dict(s) for s in self.scars]}

@@ -44,12 +44,14 @@ def multiclass_step(points, normals, face_ids, bary, movable, cls, radius, scale
                     vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok):
     """One Jacobi sweep of the joint multi-class relaxation
     (:func:`scalp3d.kernels.multiclass.multiclass_sweep`) with neighbour lists built for this sweep alone (reach 0:
-    only the pairs within their targets); same arguments and returns as the sweep, without the lists."""
-    from scalp3d.kernels.multiclass import multiclass_sweep, pair_lists
+    only the pairs within their targets): the sweep's groups given as flat arguments, without the lists; the sweep's
+    returns."""
+    from scalp3d.kernels.multiclass import DotState, Mesh, SweepStep, Targets, multiclass_sweep, pair_lists
 
-    ptr, idx = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
-    return multiclass_sweep(points, normals, face_ids, bary, movable, cls, radius, scale, fold_cos, omega, max_step,
-                            ptr, idx, vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok)
+    lists = pair_lists(points, normals, cls, radius, scale, 0.0, fold_cos)
+    return multiclass_sweep(DotState(points, normals, face_ids, bary), movable, Targets(cls, radius, scale),
+                            SweepStep(fold_cos, omega, max_step), lists,
+                            Mesh(vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok))
 
 
 def with_settings(placed, zone=None, needle=None, shade=None, depth_mm=0.6, *, zone_names=("core",),
