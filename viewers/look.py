@@ -1,0 +1,89 @@
+"""The healed look: what each dot is on the skin, the skin's own colour, and the texture they make together.
+
+The picture of a head is its skin colour (per vertex: the scan's own, or a Fitzpatrick preset) times a texture, a
+filter that is white on bare skin and darker where pigment lies under it. Each dot is baked into that texture at true
+scale (:mod:`scalp3d.kernels.bake`): opaque over its healed diameter (the plan's ``dot_size_mm``), a Gaussian halo
+around it (``[preview] halo_mm``), in its session's pigment colour (``[preview.pigments]``). Seen from a metre, the
+texture's mipmaps average to coverage times pigment; in a close-up single dots show.
+
+A fresh look (the first days) draws every dot wider, crisper and darker, on reddened skin. The hair-bearing fringe
+outside the treated area is drawn as the plan says: shaved stubble of the same tone (the default), the scan's own
+colour, or bare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scalp3d import config
+from scalp3d.kernels.bake import bake_dots, band_lists
+
+
+def hex_rgb(colour: str) -> np.ndarray:
+    """"#rrggbb" -> (3,) float64 in 0-1."""
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64) / 255.0
+
+
+@dataclass
+class Spots:
+    """Pigment spots to bake: positions, normals (n,3) mm, scan axes; radius_mm, halo_mm (n,); trans (n,3) the filter
+    each makes where it fully covers the skin (0 black, 1 clear)."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    radius_mm: np.ndarray
+    halo_mm: np.ndarray
+    trans: np.ndarray
+
+    @staticmethod
+    def join(parts) -> "Spots":
+        parts = [p for p in parts if p is not None and len(p.positions)]
+        if not parts:
+            z = np.zeros((0, 3))
+            return Spots(z, z.copy(), np.zeros(0), np.zeros(0), z.copy())
+        return Spots(*(np.concatenate([getattr(p, k) for p in parts])
+                       for k in ("positions", "normals", "radius_mm", "halo_mm", "trans")))
+
+
+def dot_spots(positions, normals, dot_size_mm, shade_names, pigments, *, halo_mm, fresh=False) -> Spots:
+    """Spots of planned dots: ``dot_size_mm`` (n,) their healed diameter, ``shade_names`` (n,) each one's shade,
+    ``pigments`` a callable shade name -> "#rrggbb"."""
+    n = len(positions)
+    names = np.asarray(shade_names, dtype=object)
+    trans = np.zeros((n, 3))
+    for name in dict.fromkeys(names.tolist()):
+        trans[names == name] = hex_rgb(pigments(name))
+    size = np.asarray(dot_size_mm, dtype=np.float64)
+    halo = np.full(n, float(halo_mm))
+    if fresh:
+        size = size * config.FRESH_SIZE_GAIN
+        halo = np.full(n, config.FRESH_HALO_MM)
+        trans = trans * config.FRESH_DARKEN
+    return Spots(np.asarray(positions, dtype=np.float64), np.asarray(normals, dtype=np.float64), 0.5 * size, halo,
+                 trans)
+
+
+def bake(atlas, spots: Spots) -> np.ndarray:
+    """The filter texture (atlas.height, atlas.width, 3) uint8 of ``spots`` on ``atlas``: white where no pigment."""
+    idx, xy, metric = atlas.splats(spots.positions, spots.normals)
+    log_t = np.zeros((atlas.height, atlas.width, 3), dtype=np.float32)
+    if len(idx):
+        r, h = spots.radius_mm[idx], spots.halo_mm[idx]
+        start, items = band_lists(xy, metric, r + 3.0 * h, atlas.height)
+        bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric), np.ascontiguousarray(r),
+                  np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(spots.trans[idx]), start, items)
+    out = np.empty(log_t.shape, dtype=np.uint8)
+    np.exp(log_t, out=log_t)
+    np.multiply(log_t, 255.0, out=log_t)
+    np.add(log_t, 0.5, out=log_t)
+    out[...] = log_t
+    return out
+
+
+def skin_colours(head, skin: str) -> np.ndarray:
+    """(n,3) float64 0-1 per vertex: the scan's colour ('scan', or 'auto' when the head has colours), else a preset."""
+    if skin in ("scan", "auto") and head.colors is not None:
+        return np.asarray(head.colors[:, :3], dtype=np.float64) / 255.0
+    preset = config.SKIN_PRESETS[config.PREVIEW_SKIN if skin in ("scan", "auto") else skin]
+    return np.tile(np.asarray(preset, dtype=np.float64) / 255.0, (len(head.vertices), 1))

@@ -1,0 +1,292 @@
+"""Everything a picture, the 3D view and the take-home file show of one plan, made once and shared.
+
+A :class:`Scene` holds the head, its landmarks' frame, the plan, its design field (the treated area, heat maps), the
+hair-bearing fringe, the dots with their session, shade and size, the texture atlas, and the baked textures of every
+state (before; healed after each session; fresh after each session), made on first use and kept. It comes from a plan
+folder (:meth:`Scene.from_dir`, what ``scalp3d preview``, ``view`` and ``share`` read) or straight from the pipeline's
+objects (:meth:`Scene.from_plan`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from scalp3d import config
+from scalp3d.errors import InputError
+
+from . import look
+
+
+@dataclass
+class DotsShown:
+    """The planned dots as the pictures need them: positions, normals (n,3) mm, scan axes; session (n,) 1-based;
+    shade (n,) names; dot_size_mm (n,); zone (n,) names; ids (n,)."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    session: np.ndarray
+    shade: np.ndarray
+    dot_size_mm: np.ndarray
+    zone: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self):
+        return len(self.positions)
+
+
+@dataclass
+class Scene:
+    head: object
+    landmarks: object
+    plan: object
+    field: object
+    dots: DotsShown
+    #: (n,) bool per vertex: hair-bearing skin outside the treated area (drawn as the plan's [preview] fringe says)
+    fringe: np.ndarray
+    source: str = ""
+    _atlas: object = None
+    _textures: dict = field(default_factory=dict)
+    _stubble: object = None
+    _display: object = None
+
+    # ---- making one -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_plan(cls, head, landmarks, plan, field, dots, *, geodesic=None, source="") -> "Scene":
+        """From the pipeline's objects: ``dots`` complete :class:`scalp3d.types.Dots`."""
+        shown = DotsShown(dots.positions, dots.normals, dots.session,
+                          np.asarray(dots.shade_names, dtype=object)[dots.shade], dots.dot_size_mm,
+                          np.asarray(dots.zone_names, dtype=object)[dots.zone], dots.ids)
+        return cls(head, landmarks, plan, field, shown, fringe_of(head, landmarks, plan, field, geodesic),
+                   source=source)
+
+    @classmethod
+    def from_dir(cls, folder) -> "Scene":
+        """From a folder ``scalp3d plan`` wrote (head.ply, landmarks.json, plan.toml, dots.csv); the design field is
+        made again from them (a few seconds)."""
+        from scalp3d.design import build_field, load_plan
+        from scalp3d.export import read_dots_csv
+        from scalp3d.geodesic import HeadGeodesics
+        from scalp3d.landmarks import load_landmarks, resolve_landmarks
+        from scalp3d.surface import load_head
+
+        d = Path(folder)
+        if not d.is_dir():
+            raise InputError(f"{d}: not a folder; give the folder `scalp3d plan` wrote")
+        for name in ("head.ply", "landmarks.json", "plan.toml", "dots.csv"):
+            if not (d / name).is_file():
+                raise InputError(f"{d}: has no {name}; give a folder `scalp3d plan` wrote (re-run the plan if a file "
+                                 "was removed)")
+        head = load_head(d / "head.ply")
+        lm = resolve_landmarks(head, load_landmarks(d / "landmarks.json"), "file")
+        plan = load_plan(d / "plan.toml")
+        cols = read_dots_csv(d / "dots.csv")
+        need = ("x", "y", "z", "nx", "ny", "nz", "session", "shade", "dot_size_mm", "zone")
+        missing = [c for c in need if c not in cols]
+        if missing:
+            raise InputError(f"{d / 'dots.csv'}: has no column {missing[0]}; it is not the dots.csv of a plan "
+                             "(re-run scalp3d plan)")
+        dots = DotsShown(np.column_stack([cols["x"], cols["y"], cols["z"]]),
+                         np.column_stack([cols["nx"], cols["ny"], cols["nz"]]), cols["session"].astype(np.int64),
+                         np.asarray(cols["shade"], dtype=object), np.asarray(cols["dot_size_mm"], dtype=np.float64),
+                         np.asarray(cols["zone"], dtype=object), cols["id"].astype(np.int64))
+        g = HeadGeodesics(head.vertices, head.faces)
+        fld = build_field(head, lm, plan, geodesic=g)
+        return cls(head, lm, plan, fld, dots, fringe_of(head, lm, plan, fld, g), source=str(d))
+
+    # ---- what it shows ------------------------------------------------------------------------------------------
+    @property
+    def frame(self):
+        return self.landmarks.frame()
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.plan.sessions)
+
+    @property
+    def treated(self) -> np.ndarray:
+        """(n,) bool per vertex: the plan's treated area."""
+        return self.field.density_per_cm2 > 0
+
+    @property
+    def atlas(self):
+        if self._atlas is None:
+            from .atlas import make_atlas
+
+            self._atlas = make_atlas(self.head.vertices, self.head.faces, self.head.vertex_normals, self.frame)
+        return self._atlas
+
+    def skin(self, session: int | None = None, fresh: bool = False) -> np.ndarray:
+        """(n,3) float64 0-1 skin colour per vertex; ``fresh``: reddened around the dots of ``session``."""
+        pp = self.plan.preview
+        if pp.skin == "scan" and self.head.colors is None:
+            raise InputError(f"{self.source or 'the plan'}: preview.skin is 'scan' but the head has no colour; choose "
+                             f"one of {', '.join(config.SKIN_PRESETS)}")
+        base = look.skin_colours(self.head, pp.skin)
+        if pp.fringe == "scan":
+            if self.head.colors is None:
+                raise InputError(f"{self.source or 'the plan'}: preview.fringe is 'scan' but the head has no colour; "
+                                 "use 'stubble' or 'bare'")
+            base[self.fringe] = self.head.colors[self.fringe, :3] / 255.0
+        if fresh and session:
+            from scipy.spatial import cKDTree
+
+            m = self.dots.session == session
+            if m.any():
+                d, _ = cKDTree(self.dots.positions[m]).query(self.head.vertices,
+                                                             distance_upper_bound=config.FRESH_REDNESS_MM)
+                w = np.clip(1.0 - d / config.FRESH_REDNESS_MM, 0.0, 1.0)[:, None]
+                base = base * (1.0 - w + w * np.asarray(config.FRESH_SKIN_TINT))
+        return base
+
+    def state_name(self, session: int, fresh: bool = False) -> str:
+        return "before" if session == 0 else f"{'fresh' if fresh else 'healed'} after session {session}"
+
+    def texture(self, session: int, fresh: bool = False) -> np.ndarray:
+        """The filter texture after ``session`` (0 = before): sessions before it healed, it healed or ``fresh``, each
+        in its own shade; the fringe's stubble in every state. (H,W,3) uint8, kept once made."""
+        key = (int(session), bool(fresh) and session > 0)
+        if key not in self._textures:
+            pp = self.plan.preview
+            parts = [self.stubble()]
+            d = self.dots
+            for fr, m in ((False, (d.session < session) | ((d.session == session) & (not key[1]))),
+                          (True, (d.session == session) & key[1])):
+                if m.any():
+                    parts.append(look.dot_spots(d.positions[m], d.normals[m], d.dot_size_mm[m], d.shade[m],
+                                                pp.pigment, halo_mm=pp.halo_mm, fresh=fr))
+            self._textures[key] = look.bake(self.atlas, look.Spots.join(parts))
+        return self._textures[key]
+
+    def stubble(self):
+        """Spots of shaved stubble over the fringe (None unless the plan's fringe is 'stubble'), the same tone as the
+        finished treatment: at the plan's core density, evenly spread (scalp3d's own placement, one session, seeded by
+        the plan's seed), each spot taking a session's shade in the plan's session shares, at the needle's size."""
+        if self.plan.preview.fringe != "stubble" or not self.fringe.any():
+            return None
+        if self._stubble is None:
+            from scalp3d.placement import place_dots
+
+            dens = np.where(self.fringe, self.plan.density.core_per_cm2, 0.0)
+            if not (dens[self.head.faces] > 0).all(axis=1).any():
+                return None
+            p = place_dots(self.head.vertices, self.head.faces, density_per_cm2=dens, sessions=1,
+                           seed=self.plan.seed + 1, vertex_normals=self.head.vertex_normals, session_mode="subsets")
+            n = len(p)
+            shares = np.diff(np.concatenate([[0.0], self.plan.sessions.fractions]))
+            k = np.minimum(np.searchsorted(np.cumsum(shares), (np.arange(n) + 0.5) / max(n, 1)), len(shares) - 1)
+            shade = np.asarray(self.plan.sessions.shades, dtype=object)[
+                np.random.default_rng(self.plan.seed + 2).permutation(k)]
+            size = config.NEEDLE_DIAMETER_MM[self.plan.needle.name]
+            self._stubble = look.dot_spots(p.positions, p.normals, np.full(n, size), shade, self.plan.preview.pigment,
+                                           halo_mm=self.plan.preview.halo_mm)
+        return self._stubble
+
+    def display_mesh(self) -> "DisplayMesh":
+        """The head as drawn: the atlas's split mesh cut cleanly below the head (made once)."""
+        if self._display is None:
+            self._display = clean_cut(self.atlas, self.head)
+        return self._display
+
+
+def fringe_of(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
+    """(n,) bool: hair-bearing skin outside the treated area: inside a natural hairline (the plan's frontal hairline,
+    the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape FRINGE_NAPE_BELOW_TRAGUS_MM below) and not
+    treated. Empty for a 'whole-scalp' plan's treated area and wherever the plan treats."""
+    from scalp3d.design import build_field
+    from scalp3d.types import ZonePlan
+
+    # the plan's own hairline (its irregularity too: the same seed draws the same edge, so no sliver of fringe opens
+    # along the treated edge), lowered at the sides and the nape
+    hp = replace(plan.hairline, side_above_tragus_mm=config.FRINGE_SIDE_ABOVE_TRAGUS_MM,
+                 nape_below_tragus_mm=config.FRINGE_NAPE_BELOW_TRAGUS_MM)
+    natural = replace(plan, mode="bald", hairline=hp, zones={z: ZonePlan() for z in plan.zones}, scars=(),
+                      reserved=(), hair=replace(plan.hair, from_colour=False))
+    scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
+    return scalp & ~(field.density_per_cm2 > 0)
+
+
+@dataclass
+class DisplayMesh:
+    """A mesh to draw: vertices, normals (k,3) mm; faces (m,3); uv (k,2) float32 (OpenGL, v = 0 at the bottom);
+    each vertex is ``(1 - t) * head[a] + t * head[b]`` of the head's vertices (a = b, t = 0 where it is one)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    normals: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    t: np.ndarray
+
+    def per_vertex(self, values):
+        """Per-head-vertex ``values`` (n,...) carried to this mesh's vertices (k,...)."""
+        values = np.asarray(values)
+        t = self.t.reshape((-1,) + (1,) * (values.ndim - 1))
+        return values[self.a] * (1.0 - t) + values[self.b] * t
+
+
+def clean_cut(atlas, head) -> DisplayMesh:
+    """The atlas mesh cut by a plane fitted to the head's lowest open edge (the neck cut) and moved up past its ragged
+    triangles by ``config.DISPLAY_CUT_ABOVE_MM``; a head with no such edge is drawn whole."""
+    f = head.faces
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(edges, axis=0, return_counts=True)
+    border = np.unique(uniq[counts == 1])
+    up = atlas.rotation[2]
+    if len(border) >= 3:
+        pts = head.vertices[border]
+        c = pts.mean(axis=0)
+        _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
+        n = vt[2] if vt[2] @ up > 0 else -vt[2]
+        if n @ up < 0.5:  # not a neck cut (a scan open elsewhere): cut level with the frame
+            n = up
+        point = c + (float(((pts - c) @ n).max()) + config.DISPLAY_CUT_ABOVE_MM) * n
+    else:
+        n, point = up, atlas.vertices.min(axis=0) - 1.0  # nothing to cut
+    return _clip(atlas, point, n)
+
+
+def _clip(atlas, point, normal) -> DisplayMesh:
+    """Keep the part of the atlas mesh above a plane, triangles cut exactly (new vertices interpolated)."""
+    v, f = atlas.vertices, atlas.faces
+    s = (v - point) @ normal
+    above = s[f] >= 0
+    keep = above.all(axis=1)
+    new_faces = [f[keep]]
+    cuts = {}  # (i, j) -> new index; t along i -> j
+
+    def cut(i, j):
+        key = (min(i, j), max(i, j))
+        if key not in cuts:
+            cuts[key] = len(v) + len(cuts)
+        return cuts[key]
+
+    for tri in f[~keep & above.any(axis=1)]:
+        order = list(tri)
+        up = [i for i in order if s[i] >= 0]
+        if len(up) == 1:
+            k = order.index(up[0])
+            a, b, c = order[k], order[(k + 1) % 3], order[(k + 2) % 3]
+            new_faces.append(np.array([[a, cut(a, b), cut(a, c)]]))
+        else:
+            k = order.index([i for i in order if s[i] < 0][0])
+            lo, a1, a2 = order[k], order[(k + 1) % 3], order[(k + 2) % 3]
+            p1, p2 = cut(lo, a1), cut(lo, a2)
+            new_faces.append(np.array([[a1, a2, p2], [a1, p2, p1]]))
+    pairs = np.array(list(cuts), dtype=np.int64).reshape(-1, 2)
+    t = s[pairs[:, 0]] / (s[pairs[:, 0]] - s[pairs[:, 1]]) if len(pairs) else np.zeros(0)
+    i0, i1 = pairs[:, 0], pairs[:, 1]
+    V = np.vstack([v, v[i0] + t[:, None] * (v[i1] - v[i0])])
+    UV = np.vstack([atlas.uv, atlas.uv[i0] + t[:, None] * (atlas.uv[i1] - atlas.uv[i0])]).astype(np.float32)
+    N = np.vstack([atlas.normals, atlas.normals[i0] + t[:, None] * (atlas.normals[i1] - atlas.normals[i0])])
+    N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
+    src_a = np.concatenate([atlas.vertex_of, atlas.vertex_of[i0]])
+    src_b = np.concatenate([atlas.vertex_of, atlas.vertex_of[i1]])
+    T = np.concatenate([np.zeros(len(v)), t])
+    F = np.vstack(new_faces).astype(np.int64)
+    used = np.unique(F)
+    remap = np.full(len(V), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return DisplayMesh(V[used], remap[F], UV[used], N[used], src_a[used], src_b[used], T[used])
