@@ -280,7 +280,7 @@ def _check_model_shown(img, centred):
     mask = _object_mask(img)
     centre = mask[h // 2 - h // 10:h // 2 + h // 10, w // 2 - w // 10:w // 2 + w // 10]
     assert centre.mean() > 0.95, "the centre of the view is background: no model"
-    assert 0.2 < mask.mean() < 0.9, f"the model covers {mask.mean():.0%} of the view"
+    assert (0.2 if centred else 0.05) < mask.mean() < 0.9, f"the model covers {mask.mean():.0%} of the view"
     ys, xs = np.nonzero(mask)
     assert abs(xs.mean() - w / 2) < 0.05 * w, "the model is not centred"
     if centred:
@@ -373,5 +373,6 @@ def test_chromium_screenshot_opens_state_from_address(written, tmp_path):
         _, err = proc.communicate(timeout=60)
         assert png.exists(), err[-500:]
         shots[name] = np.asarray(Image.open(png).convert("RGB"))[60:-70]  # below the caption, above the buttons
-    # --screenshot lays the page out at a first, smaller height: the model is framed high (playwright checks centring)
+    # --screenshot may draw the model as laid out at a first, smaller window height: framed high and smaller
+    # (playwright checks centring and size)
     _check_states(shots, centred=False)
