@@ -58,7 +58,7 @@ _API = {
     # the whole pass, as `scalp3d plan` runs it
     "run": "pipeline", "plan_dots": "pipeline",
     # pictures
-    "render_preview": "viewers.preview", "render_design": "viewers.preview",
+    "render_preview": "viewers.preview", "render_view": "viewers.preview", "Scene": "viewers.scene",
     # data types and errors
     "Scan": "types", "Head": "types", "Landmarks": "types", "Field": "types", "Placement": "types", "Dots": "types",
     "Plan": "types", "NeedleSettings": "types", "Motion": "types", "Program": "needle", "Visits": "needle",

@@ -135,7 +135,91 @@ def build_parser():
     v.add_argument("--plan-json", help="session-K.json (default: beside the program, when there)")
     v.add_argument("--machine", help="machine profile the program was made for (default: the shipped profile its "
                    "header names, else generic-5axis)")
+    pv = sub.add_parser("preview", help="one picture of a plan: a view, a session, before or fresh",
+                        description="Render one picture of the plan in DIR (the folder scalp3d plan wrote) to FILE.png; "
+                        "scalp3d plan already writes the standard set (preview*.png, the turntable GIF, design.png).")
+    pv.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
+    pv.add_argument("--view", default="three-quarter",
+                    help="front, left, right, back, top or three-quarter (default)")
+    pv.add_argument("--session", type=_whole(1), help="after this session (default: the last)")
+    pv.add_argument("--before", action="store_true", help="the head as it is before the first session")
+    pv.add_argument("--fresh", action="store_true", help="the first days after the session, not the healed look")
+    pv.add_argument("--size", type=_size, default=None, metavar="WxH", help="pixels, e.g. 1200x900 (default 640x640)")
+    pv.add_argument("--out", required=True, metavar="FILE.png")
+    pv.add_argument("--overwrite", action="store_true", help="replace FILE.png if it exists")
+    _add_quiet(pv)
+    vw = sub.add_parser("view", help="turn the plan in 3D: sessions, healed or fresh, before/after, heat maps")
+    vw.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
+    _add_quiet(vw)
+    sh = sub.add_parser("share", help="one HTML file the patient opens at home, offline: turn, zoom, sessions")
+    sh.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
+    sh.add_argument("--out", required=True, metavar="FILE.html")
+    sh.add_argument("--no-face", action="store_true", help="cut the face away below the brow (privacy)")
+    sh.add_argument("--glb", metavar="FILE.glb", help="also write the 3D model alone (glTF binary)")
+    sh.add_argument("--overwrite", action="store_true", help="replace FILE.html (and FILE.glb) if they exist")
+    _add_quiet(sh)
     return ap
+
+
+def _size(text):
+    try:
+        w, h = (int(x) for x in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write WIDTHxHEIGHT in pixels, e.g. 1200x900") \
+            from None
+    return w, h
+
+
+def _refuse_existing(path, overwrite, what="file"):
+    from pathlib import Path
+
+    from .errors import InputError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: exists; give another name or --overwrite to replace it")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a {what} name")
+
+
+def _preview(args):
+    from .viewers.preview import render_view
+    from .viewers.scene import Scene
+
+    _refuse_existing(args.out, args.overwrite, "PNG file")
+    _progress(args)("reading the plan and baking its look ...")
+    scene = Scene.from_dir(args.plan_dir)
+    out = render_view(scene, args.out, view=args.view, session=args.session, before=args.before, fresh=args.fresh,
+                      size=args.size)
+    print(f"wrote {out}")
+    return 0
+
+
+def _view(args):
+    from .errors import InputError
+    from .viewers.interactive import no_display_reason, open_view
+    from .viewers.scene import Scene
+
+    reason = no_display_reason()
+    if reason:
+        raise InputError(f"scalp3d view needs a screen: {reason}; use scalp3d preview or scalp3d share instead")
+    _progress(args)("reading the plan and baking its look ...")
+    open_view(Scene.from_dir(args.plan_dir))
+    return 0
+
+
+def _share(args):
+    from .viewers.share_plan import share_plan
+    from .viewers.scene import Scene
+
+    _refuse_existing(args.out, args.overwrite, "HTML file")
+    if args.glb:
+        _refuse_existing(args.glb, args.overwrite, "GLB file")
+    _progress(args)("reading the plan and baking its look ...")
+    info = share_plan(Scene.from_dir(args.plan_dir), args.out, no_face=args.no_face, glb_path=args.glb)
+    print(f"wrote {args.out}: {info['bytes'] / 1e6:.1f} MB, {info['triangles']:,} triangles, "
+          f"states: {', '.join(info['variants'])}" + (f"; and {args.glb}" if args.glb else ""))
+    return 0
 
 
 def _verify(args):
@@ -351,6 +435,8 @@ def main(argv=None):
             return _export(args)
         if args.command == "mesh":
             return _mesh(args)
+        if args.command in ("preview", "view", "share"):
+            return {"preview": _preview, "view": _view, "share": _share}[args.command](args)
         from .pipeline import run
 
         if args.command == "demo":

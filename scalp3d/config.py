@@ -446,6 +446,20 @@ CLOSEUP_SCALE_MM = 5.0
 CLOSEUP_MIN_DOTS = 20
 #: the turntable: frames per turn, size (pixels), frames per second, and the camera raised by this share of its distance
 TURNTABLE_FRAMES = 24
-TURNTABLE_PX = (480, 480)
+TURNTABLE_PX = (400, 400)
 TURNTABLE_FPS = 8
 TURNTABLE_RISE = 0.35
+#: a tile of the design's maps (pixels)
+DESIGN_TILE_PX = (420, 420)
+#: a single picture's side must lie within these (pixels)
+PICTURE_MIN_PX = 160
+PICTURE_MAX_PX = 4096
+#: the take-home file's --no-face: triangles more than this far in front of the ears (head frame, mm) and below the
+#: glabella's height plus this margin (mm) are dropped
+SHARE_FACE_AHEAD_MM = 30.0
+SHARE_BROW_MARGIN_MM = 0.0
+#: the take-home file's head: this many triangles (its texture carries the dots; at 260,000 triangles the geometry
+#: alone took 9.8 MB of the 15 MB budget and left 1024-pixel textures)
+SHARE_TRIANGLES = 60_000
+#: the take-home file's first view: from the front right, above the head (model-viewer's orbit: azimuth, polar angle)
+SHARE_CAMERA_ORBIT = "25deg 50deg auto"

@@ -169,7 +169,7 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         images = []
         if render:
             with timer("preview"):
-                images = render_pictures(head, field, dots, lm, stage.path, credit=inp.credit)
+                images = render_pictures(head, lm, plan, field, dots, stage.path, credit=inp.credit)
     if stage.previous is not None:
         log(f"the plan that was in {out_dir} is kept as {stage.previous}")
     for line in summary_table(summary, out_dir, images):
@@ -258,18 +258,18 @@ def make_summary(inp: _Input, head, lm, machine, plan: Plan, plan_sha, field, do
     }
 
 
-def render_pictures(head, field, dots, lm, out_dir, credit=None) -> list:
-    """The preview PNGs and the design maps; returns their paths. (pyvista is imported here, not at start-up.)"""
-    from .viewers.preview import render_design, render_preview
+def render_pictures(head, lm, plan, field, dots, out_dir, credit=None) -> list:
+    """The standard pictures (:func:`scalp3d.viewers.preview.render_preview`: six views, before and after, session
+    by session, close-ups, a turntable) and the design's maps; returns their paths. (pyvista is imported here.)"""
+    from .viewers.preview import render_preview
+    from .viewers.scene import Scene
 
-    images = render_preview(head, dots, lm.frame(), out_dir, credit=credit)
     extra = {}
     if field.hair is not None:
         extra["existing hair cover, 0-1"] = field.hair
     if head.filled is not None and head.filled.any():
         extra["filled holes (not measured), 1 = filled"] = head.filled.astype(float)
-    images.append(render_design(head, field, lm.frame(), out_dir, credit=credit, extra=extra))
-    return images
+    return render_preview(Scene.from_plan(head, lm, plan, field, dots), out_dir, credit=credit, extra=extra)
 
 
 def design_figures(head, field, areas) -> dict:

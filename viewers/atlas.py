@@ -49,6 +49,44 @@ class Atlas:
     charts: list
     #: (x, y) of the white texel that unseen triangles use
     white_xy: tuple
+    #: (m,) int64 the chart of each of the head's faces (-1: the white texel)
+    chart_of_face: np.ndarray = None
+    #: (m,3) float64 the head's face centroids, scan axes (to carry the charts to another mesh of the same skin)
+    centroids: np.ndarray = None
+
+    def project(self, vertices, faces, vertex_normals) -> "Atlas":
+        """The same texture on another mesh of the same skin (e.g. a coarser one for a file to share): each triangle
+        takes the chart of the head's triangle nearest its centroid, its corners the chart's projection. The
+        returned atlas's ``vertex_of`` is each split vertex's vertex in ``vertices``."""
+        from scipy.spatial import cKDTree
+
+        v = np.asarray(vertices, dtype=np.float64)
+        f = np.asarray(faces, dtype=np.int64)
+        _, near = cKDTree(self.centroids).query(v[f].mean(axis=1))
+        chart_of = self.chart_of_face[near]
+        p = (v - self.centre) @ self.rotation.T
+        key = f * (len(_CHARTS) + 1) + (chart_of[:, None] + 1)
+        uniq, inv = np.unique(key.ravel(), return_inverse=True)
+        vertex_of = uniq // (len(_CHARTS) + 1)
+        chart_v = uniq % (len(_CHARTS) + 1) - 1
+        uv = np.empty((len(uniq), 2))
+        uv[:] = self.white_xy
+        by_index = {_CHARTS.index((a, s)): (a, s, k, u0, v0, x0, y0) for a, s, k, u0, v0, x0, y0, _, _ in self.charts}
+        for ci, (a, s, k, u0, v0, x0, y0) in by_index.items():
+            m = chart_v == ci
+            if not m.any():
+                continue
+            b, c = _OTHER[a]
+            q = p[vertex_of[m]]
+            pa = np.maximum(s * q[:, a], 1e-3 * np.linalg.norm(q, axis=1))
+            uv[m, 0] = x0 + (q[:, b] / pa - u0) * k
+            uv[m, 1] = y0 + (q[:, c] / pa - v0) * k
+        uv_gl = np.column_stack([uv[:, 0] / self.width, 1.0 - uv[:, 1] / self.height]).astype(np.float32)
+        return Atlas(vertices=v[vertex_of], normals=np.asarray(vertex_normals, dtype=np.float64)[vertex_of],
+                     faces=inv.reshape(-1, 3).astype(np.int64), uv=uv_gl, vertex_of=vertex_of, width=self.width,
+                     height=self.height, texel_mm=self.texel_mm, centre=self.centre, rotation=self.rotation,
+                     charts=self.charts, white_xy=self.white_xy, chart_of_face=chart_of,
+                     centroids=v[f].mean(axis=1))
 
     def splats(self, points, normals):
         """Where to draw dots at ``points`` (n,3) with skin ``normals`` (n,3), both scan axes: (index of the dot,
@@ -95,12 +133,13 @@ class Atlas:
         return np.concatenate(idx), np.concatenate(xy), np.concatenate(met)
 
 
-def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_side=None) -> Atlas:
+def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_side=None, textured=None) -> Atlas:
     """The cube-chart atlas of a head (see the module docstring).
 
     vertices : (n,3) float64 mm; faces : (m,3) int64; vertex_normals : (n,3); frame : (origin (3,), R (3,3)) the head
     frame (rows x right, y forward, z up). ``texel_mm`` (default ``config.PREVIEW_TEXEL_MM``) is the texel size on the
-    skin at each chart's typical distance; ``max_side`` caps the image's larger side (texels grow to fit).
+    skin at each chart's typical distance; ``max_side`` caps the image's larger side (texels grow to fit);
+    ``textured`` (m,) bool: the triangles that may carry pigment (the rest get the white texel: a smaller image).
     """
     texel_mm = float(texel_mm or config.PREVIEW_TEXEL_MM)
     max_side = int(max_side or config.PREVIEW_TEXTURE_MAX_PX)
@@ -114,6 +153,8 @@ def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_sid
     fp = ((v - origin) @ np.asarray(R).T)[f].mean(axis=1)
     seen &= (fp[:, 2] > config.ATLAS_Z_MIN_MM) & ~((fp[:, 1] > config.ATLAS_FACE_AHEAD_MM)
                                                     & (fp[:, 2] < config.ATLAS_FACE_BELOW_MM))
+    if textured is not None:
+        seen &= np.asarray(textured, dtype=bool)
     d = p[f].mean(axis=1)
     ax = np.argmax(np.abs(d), axis=1)
     sg = np.sign(d[np.arange(len(f)), ax]).astype(np.int64)
@@ -166,7 +207,7 @@ def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_sid
     return Atlas(vertices=v[vertex_of], normals=np.asarray(vertex_normals, dtype=np.float64)[vertex_of],
                  faces=new_faces, uv=uv_gl, vertex_of=vertex_of, width=width, height=height,
                  texel_mm=texel_mm / shrink, centre=centre, rotation=np.asarray(R, dtype=np.float64), charts=charts,
-                 white_xy=white_xy)
+                 white_xy=white_xy, chart_of_face=chart_of, centroids=v[f].mean(axis=1))
 
 
 def _seen_from_centre(p, f):

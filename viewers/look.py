@@ -64,20 +64,30 @@ def dot_spots(positions, normals, dot_size_mm, shade_names, pigments, *, halo_mm
                  trans)
 
 
-def bake(atlas, spots: Spots) -> np.ndarray:
-    """The filter texture (atlas.height, atlas.width, 3) uint8 of ``spots`` on ``atlas``: white where no pigment."""
+def bake(atlas, spots: Spots, log_t=None) -> np.ndarray:
+    """The filter texture (atlas.height, atlas.width, 3) uint8 of ``spots`` on ``atlas``: white where no pigment.
+    ``log_t``: a float32 (H,W,3) running sum of the log transmittance to add these spots to (kept, so that states can
+    be baked one after another: the texture after session k adds session k's dots to the one after k - 1)."""
     idx, xy, metric = atlas.splats(spots.positions, spots.normals)
-    log_t = np.zeros((atlas.height, atlas.width, 3), dtype=np.float32)
+    if log_t is None:
+        log_t = np.zeros((atlas.height, atlas.width, 3), dtype=np.float32)
     if len(idx):
         r, h = spots.radius_mm[idx], spots.halo_mm[idx]
         start, items = band_lists(xy, metric, r + 3.0 * h, atlas.height)
         bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric), np.ascontiguousarray(r),
                   np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(spots.trans[idx]), start, items)
+    return to_image(log_t)
+
+
+def to_image(log_t) -> np.ndarray:
+    """uint8 image of a log-transmittance array, row band by row band (no second full-size float array)."""
     out = np.empty(log_t.shape, dtype=np.uint8)
-    np.exp(log_t, out=log_t)
-    np.multiply(log_t, 255.0, out=log_t)
-    np.add(log_t, 0.5, out=log_t)
-    out[...] = log_t
+    step = 256
+    for y in range(0, len(log_t), step):
+        band = np.exp(log_t[y:y + step])
+        band *= 255.0
+        band += 0.5
+        out[y:y + step] = band
     return out
 
 

@@ -31,7 +31,10 @@ VIEWS = {
     "back": ((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)),
     "top": ((0.0, 0.15, 1.0), (0.0, 1.0, 0.0)),
     "three-quarter": ((0.62, 0.62, 0.48), (0.0, 0.0, 1.0)),
+    "back-left": ((-0.62, -0.62, 0.48), (0.0, 0.0, 1.0)),
 }
+#: the views a user asks for (``scalp3d preview --view``) and the contact sheet shows
+STANDARD_VIEWS = ("front", "left", "right", "back", "top", "three-quarter")
 
 
 @dataclass
@@ -61,17 +64,23 @@ class Renderer:
         self.mesh = mesh
         self.pd = pd
         with _egl_window():
+            # no multisampling (it tripled the time per picture on llvmpipe): the texture's mipmaps smooth the dots,
+            # supersampling the head's outline (FXAA is not available with EGL)
             self.plotter = pv.Plotter(off_screen=True, window_size=list(self.size))
+            self.plotter.ren_win.SetMultiSamples(0)
+            self.plotter.enable_anti_aliasing("ssaa")
         self.plotter.set_background(config.PICTURE_BACKGROUND)
-        self._state = None
+        self._state = self._look_state = None
         self._tex = {}
         self.actor = None
+        self._map_actor = None
 
     def set_state(self, session: int, fresh: bool = False):
         """Show the head after ``session`` (0: before), healed or fresh: the skin colours are written in place and
         the state's texture (uploaded once, kept) is swapped in."""
         key = (int(session), bool(fresh) and session > 0)
-        if key == self._state:
+        if key == self._state or (self._state == "map" and key == self._look_state):
+            self._state = key
             return
         scene = self.scene
         rgb = np.clip(np.round(self.mesh.per_vertex(scene.skin(*key)) * 255.0), 0, 255).astype(np.uint8)
@@ -90,11 +99,30 @@ class Renderer:
             self.pd.point_data["skin"][:] = rgb
             self.pd.Modified()
             self.actor.texture = self._tex[key]
-        self._state = key
+        self._state = self._look_state = key
 
-    def image(self, shot: Shot, session: int, fresh: bool = False, size=None) -> np.ndarray:
-        """(h, w, 3) uint8 of the head after ``session`` from ``shot``."""
-        self.set_state(session, fresh)
+    def show_colours(self, rgb):
+        """Show the head in plain colours instead of the look: ``rgb`` (n,3) 0-1 per head vertex (a heat map)."""
+        if self._map_actor is None:
+            self._map_pd = self.pd.copy(deep=True)
+            self._map_pd.point_data["map"] = np.zeros((self._map_pd.n_points, 3), dtype=np.uint8)
+            self._map_actor = self.plotter.add_mesh(self._map_pd, scalars="map", rgb=True, smooth_shading=True,
+                                                    ambient=0.35, diffuse=0.65, show_scalar_bar=False)
+        self._map_pd.point_data["map"][:] = np.clip(np.round(self.mesh.per_vertex(rgb) * 255.0), 0, 255)
+        self._map_pd.Modified()
+        self._map_actor.visibility = True
+        if self.actor is not None:
+            self.actor.visibility = False
+        self._state = "map"
+
+    def image(self, shot: Shot, session: int | None, fresh: bool = False, size=None) -> np.ndarray:
+        """(h, w, 3) uint8 of the head after ``session`` from ``shot`` (``session`` None: the colours shown last
+        by :meth:`show_colours`)."""
+        if session is not None:
+            if self._map_actor is not None:
+                self._map_actor.visibility = False
+            self.set_state(session, fresh)
+            self.actor.visibility = True
         if size is not None and tuple(size) != self.size:
             self.size = (int(size[0]), int(size[1]))
             self.plotter.window_size = list(self.size)
@@ -115,7 +143,7 @@ def view_shot(scene, name: str, aspect: float = 1.0) -> Shot:
     """A camera showing the whole head from one of :data:`VIEWS`, at a distance that fits its treated and hair-bearing
     part (everything above the nape) in the frame."""
     if name not in VIEWS:
-        raise InputError(f"unknown view '{name}'; use one of {', '.join(VIEWS)}")
+        raise InputError(f"unknown view '{name}'; use one of {', '.join(STANDARD_VIEWS)}")
     origin, R = scene.frame
     back, up = (np.asarray(x, dtype=np.float64) for x in VIEWS[name])
     back /= np.linalg.norm(back)
@@ -212,7 +240,7 @@ def contact_sheet(scene, renderer, *, session=None, fresh=False, tile=None, cred
     """The six views of the head after ``session`` (default: the last), healed or fresh: a PIL image."""
     k = scene.n_sessions if session is None else int(session)
     size = tile or config.PICTURE_TILE_PX
-    tiles = [_label(renderer.image(view_shot(scene, v), k, fresh, size), v) for v in VIEWS]
+    tiles = [_label(renderer.image(view_shot(scene, v), k, fresh, size), v) for v in STANDARD_VIEWS]
     return _grid(tiles, 3, title=f"{_state_title(scene, k, fresh)}: six views", credit=credit)
 
 
@@ -318,7 +346,7 @@ def _state_title(scene, k, fresh):
     return f"{'fresh' if fresh else 'healed'} after session {k} of {scene.n_sessions}"
 
 
-def render_standard(scene, out_dir, *, credit=None, turntable_gif=True, progress=None):
+def render_standard(scene, out_dir, *, credit=None, turntable_gif=True, extra=None):
     """The standard set of pictures into ``out_dir`` (see the module docstring); returns their paths."""
     out_dir = Path(out_dir)
     r = Renderer(scene, config.PICTURE_TILE_PX)
@@ -329,6 +357,132 @@ def render_standard(scene, out_dir, *, credit=None, turntable_gif=True, progress
                  _save(closeups(scene, r, credit=credit), out_dir / "preview-closeups.png")]
         if turntable_gif:
             paths.append(turntable(scene, r, out_dir / "preview-turntable.gif"))
+        paths.append(_save(design_sheet(scene, r, extra=extra, credit=credit), out_dir / "design.png"))
     finally:
         r.close()
     return paths
+
+
+# ---- the design's maps ---------------------------------------------------------------------------------------------
+
+#: colours of zones and shades in the maps (sRGB 0-1); other categories take CATEGORY_RGB in turn; untreated skin grey
+ZONE_RGB = {"hairline": (0.89, 0.47, 0.20), "front": (0.95, 0.78, 0.30), "mid": (0.55, 0.75, 0.35),
+            "crown": (0.30, 0.60, 0.80), "sides": (0.60, 0.45, 0.75), "back": (0.85, 0.55, 0.65),
+            "scar": (0.75, 0.20, 0.25)}
+SHADE_RGB = {"light": (0.60, 0.68, 0.82), "medium": (0.33, 0.40, 0.58), "dark": (0.10, 0.12, 0.22)}
+CATEGORY_RGB = ((0.20, 0.45, 0.75), (0.90, 0.55, 0.15), (0.35, 0.65, 0.30), (0.75, 0.25, 0.30), (0.55, 0.40, 0.70))
+UNTREATED_RGB = (0.78, 0.78, 0.78)
+DESIGN_VIEWS = ("three-quarter", "back-left")
+
+
+def design_maps(scene, extra=None) -> list:
+    """The design field as maps: (title, kind, values per vertex, names or unit). kind 'scalar' (untreated skin:
+    nan) or 'category' (untreated: -1)."""
+    f = scene.field
+    treated = scene.treated
+    maps = [("target density", "scalar", np.where(treated, f.density_per_cm2, np.nan), "dots/cm2"),
+            ("zone", "category", np.where(treated, f.zone, -1), list(f.zone_names)),
+            ("depth", "scalar", np.where(treated, f.depth_mm, np.nan), "mm"),
+            ("needle", "category", np.where(treated, f.needle, -1), list(f.needle_names))]
+    if f.shade is not None:
+        for k in range(len(f.shade)):
+            maps.append((f"shade, session {k + 1}", "category", np.where(treated, f.shade[k], -1),
+                         list(f.shade_names)))
+    for name, arr in (extra or {}).items():
+        arr = np.asarray(arr, dtype=np.float64)
+        maps.append((name, "scalar", np.where(arr > 0, arr, np.nan), ""))
+    return maps
+
+
+def map_colours(kind, values, names_or_unit, cmap="viridis"):
+    """Per-vertex rgb (n,3) of a map and its legend: [(label, rgb), ...] for categories, or (lo, hi, cmap) for a
+    scalar map (lo == hi: uniform)."""
+    n = len(values)
+    rgb = np.tile(np.asarray(UNTREATED_RGB), (n, 1))
+    if kind == "category":
+        names = names_or_unit
+        legend = []
+        for k, name in enumerate(names):
+            m = values == k
+            if m.any():
+                c = ZONE_RGB.get(name, SHADE_RGB.get(name, CATEGORY_RGB[k % len(CATEGORY_RGB)]))
+                rgb[m] = c
+                legend.append((name, c))
+        return rgb, legend
+    import matplotlib
+
+    ok = np.isfinite(values)
+    if not ok.any():
+        return rgb, (np.nan, np.nan, cmap)
+    lo, hi = float(values[ok].min()), float(values[ok].max())
+    t = (values[ok] - lo) / (hi - lo) if hi > lo else np.full(ok.sum(), 0.6)
+    rgb[ok] = matplotlib.colormaps[cmap](t)[:, :3]
+    return rgb, (lo, hi, cmap)
+
+
+def _legend_panel(width, title, unit, legend, px):
+    """A PIL panel under a map: its categories as swatches, or its colour bar with the two ends (one swatch and
+    "x everywhere" when the map is uniform)."""
+    from PIL import Image, ImageDraw
+
+    import matplotlib
+
+    rows = len(legend) if isinstance(legend, list) else 2
+    h = int(px * (2.2 + 1.5 * rows))
+    im = Image.new("RGB", (width, h), config.PICTURE_BACKGROUND)
+    d = ImageDraw.Draw(im)
+    f = _font(px)
+    d.text((int(px * 0.6), int(px * 0.3)), title + (f", {unit}" if unit else ""), fill=config.PICTURE_TEXT, font=f)
+    y = int(px * 1.9)
+    if isinstance(legend, list):
+        if not legend:
+            d.text((int(px * 0.6), y), "nothing treated", fill=config.PICTURE_TEXT, font=f)
+        for name, c in legend:
+            d.rectangle([int(px * 0.6), y, int(px * 1.6), y + px], fill=tuple(int(255 * x) for x in c))
+            d.text((int(px * 2.0), y - 2), name, fill=config.PICTURE_TEXT, font=f)
+            y += int(px * 1.5)
+        return im
+    lo, hi, cmap = legend
+    fmt = (lambda v: f"{v:.2f}") if np.isfinite(hi) and hi < 10 else (lambda v: f"{v:.0f}")
+    if not np.isfinite(lo):
+        d.text((int(px * 0.6), y), "nothing treated", fill=config.PICTURE_TEXT, font=f)
+    elif hi <= lo:
+        c = matplotlib.colormaps[cmap](0.6)[:3]
+        d.rectangle([int(px * 0.6), y, int(px * 1.6), y + px], fill=tuple(int(255 * x) for x in c))
+        d.text((int(px * 2.0), y - 2), f"{fmt(lo)} {unit} everywhere treated".replace("  ", " "),
+               fill=config.PICTURE_TEXT, font=f)
+    else:
+        x0, x1 = int(px * 0.6), width - int(px * 0.6)
+        bar = matplotlib.colormaps[cmap](np.linspace(0, 1, max(x1 - x0, 2)))[:, :3]
+        for i, c in enumerate(bar):
+            d.line([(x0 + i, y), (x0 + i, y + px)], fill=tuple(int(255 * x) for x in c))
+        d.text((x0, y + px + 2), fmt(lo), fill=config.PICTURE_TEXT, font=f)
+        t = fmt(hi)
+        d.text((x1 - d.textlength(t, font=f), y + px + 2), t, fill=config.PICTURE_TEXT, font=f)
+    return im
+
+
+def design_sheet(scene, renderer, *, extra=None, tile=None, credit=None):
+    """The design field's maps, each from two views with its legend beside the head (below it, never over it)."""
+    from PIL import Image
+
+    size = tile or config.DESIGN_TILE_PX
+    px = max(14, size[0] // 22)
+    columns = []
+    for title, kind, values, names in design_maps(scene, extra):
+        rgb, legend = map_colours(kind, values, names, cmap="plasma" if title == "depth" else "viridis")
+        renderer.show_colours(rgb)
+        views = [renderer.image(view_shot(scene, v), None, size=size) for v in DESIGN_VIEWS]
+        panel = _legend_panel(size[0], title, names if kind == "scalar" else "", legend, px)
+        col = Image.new("RGB", (size[0], 2 * size[1] + panel.height), config.PICTURE_BACKGROUND)
+        col.paste(Image.fromarray(views[0]), (0, 0))
+        col.paste(Image.fromarray(views[1]), (0, size[1]))
+        col.paste(panel, (0, 2 * size[1]))
+        columns.append(col)
+    h = max(c.height for c in columns)
+    tiles = []
+    for c in columns:
+        t = Image.new("RGB", (c.width, h), config.PICTURE_BACKGROUND)
+        t.paste(c, (0, 0))
+        tiles.append(t)
+    return _grid(tiles, len(tiles), title="The design on the head (grey: not treated)", credit=credit)

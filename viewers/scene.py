@@ -114,7 +114,11 @@ class Scene:
         if self._atlas is None:
             from .atlas import make_atlas
 
-            self._atlas = make_atlas(self.head.vertices, self.head.faces, self.head.vertex_normals, self.frame)
+            # texels only where pigment can be: triangles touching the treated skin or the fringe
+            f = self.head.faces
+            near = self.treated | self.fringe
+            self._atlas = make_atlas(self.head.vertices, f, self.head.vertex_normals, self.frame,
+                                     textured=near[f].any(axis=1))
         return self._atlas
 
     def skin(self, session: int | None = None, fresh: bool = False) -> np.ndarray:
@@ -145,19 +149,32 @@ class Scene:
 
     def texture(self, session: int, fresh: bool = False) -> np.ndarray:
         """The filter texture after ``session`` (0 = before): sessions before it healed, it healed or ``fresh``, each
-        in its own shade; the fringe's stubble in every state. (H,W,3) uint8, kept once made."""
+        in its own shade; the fringe's stubble in every state. (H,W,3) uint8, kept once made. The healed states are
+        baked together, each adding its session's dots to the one before."""
         key = (int(session), bool(fresh) and session > 0)
         if key not in self._textures:
-            pp = self.plan.preview
-            parts = [self.stubble()]
-            d = self.dots
-            for fr, m in ((False, (d.session < session) | ((d.session == session) & (not key[1]))),
-                          (True, (d.session == session) & key[1])):
-                if m.any():
-                    parts.append(look.dot_spots(d.positions[m], d.normals[m], d.dot_size_mm[m], d.shade[m],
-                                                pp.pigment, halo_mm=pp.halo_mm, fresh=fr))
-            self._textures[key] = look.bake(self.atlas, look.Spots.join(parts))
+            if not key[1]:
+                self._bake_healed()
+            else:
+                d = self.dots
+                older, this = d.session < session, d.session == session
+                self._textures[key] = look.bake(self.atlas, look.Spots.join(
+                    [self.stubble(), self._spots(older), self._spots(this, fresh=True)]))
         return self._textures[key]
+
+    def _spots(self, mask, fresh=False):
+        if not mask.any():
+            return None
+        d, pp = self.dots, self.plan.preview
+        return look.dot_spots(d.positions[mask], d.normals[mask], d.dot_size_mm[mask], d.shade[mask], pp.pigment,
+                              halo_mm=pp.halo_mm, fresh=fresh)
+
+    def _bake_healed(self):
+        log_t = np.zeros((self.atlas.height, self.atlas.width, 3), dtype=np.float32)
+        self._textures[(0, False)] = look.bake(self.atlas, look.Spots.join([self.stubble()]), log_t)
+        for k in range(1, self.n_sessions + 1):
+            self._textures[(k, False)] = look.bake(self.atlas, look.Spots.join([self._spots(self.dots.session == k)]),
+                                                   log_t)
 
     def stubble(self):
         """Spots of shaved stubble over the fringe (None unless the plan's fringe is 'stubble'), the same tone as the

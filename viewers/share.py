@@ -61,14 +61,15 @@ _CSP = ("default-src 'none'; script-src 'unsafe-inline' 'wasm-unsafe-eval'; styl
 
 def write_share(out_html, *, vertices, faces, uv, normals, colors, textures, frame, labels=None, keep_faces=None,
                 glb_path=None, title="scalp3d preview", max_texture_px=4096, max_bytes=15_000_000,
-                initial=None) -> dict:
+                initial=None, camera_orbit=None) -> dict:
     """Write one self-contained HTML file (and, with ``glb_path``, the GLB alone) showing the head in 3D.
 
     vertices (k,3) mm; faces (m,3); uv (k,2) in [0,1], v=0 at the image's bottom row; normals (k,3) unit; colors
     (k,3) uint8 sRGB skin colour; textures: ordered name -> (H,W,3) uint8 filter image, one state (material variant)
     each, in button order; frame: (origin (3,), R (3,3)) rows x right, y forward (nose), z up in scan axes; labels:
     the buttons' names (default the texture names); keep_faces: (m,) bool, faces to keep (unused vertices are
-    dropped); initial: the state shown first (default the first texture).
+    dropped); initial: the state shown first (default the first texture); camera_orbit: model-viewer's starting
+    orbit, e.g. "25deg 50deg auto" (default: from the front).
 
     Textures are scaled down (in linear light, so the average tone is kept) to ``max_texture_px`` on their longer
     side, then halved together until the HTML fits in ``max_bytes``; a :class:`Scalp3dError` if it never does.
@@ -89,7 +90,7 @@ def write_share(out_html, *, vertices, faces, uv, normals, colors, textures, fra
     while True:
         jpegs = {name: _jpeg(img) for name, img in images.items()}
         glb = _glb(geometry, jpegs, names, names.index(initial), matrix)
-        page = _page(glb, js, names, labels, initial, title).encode("utf-8")
+        page = _page(glb, js, names, labels, initial, title, camera_orbit).encode("utf-8")
         side = max(max(img.shape[:2]) for img in images.values())
         if len(page) <= max_bytes:
             break
@@ -403,12 +404,13 @@ show(asked() ?? mv.getAttribute('variant-name'));
 """
 
 
-def _page(glb, js, names, labels, initial, title):
+def _page(glb, js, names, labels, initial, title, camera_orbit=None):
     esc = html.escape
     src = "data:model/gltf-binary;base64," + base64.b64encode(glb).decode("ascii")
     buttons = "\n".join(f'<button type="button" data-variant="{esc(name)}" '
                         f'aria-pressed="{str(name == initial).lower()}">{esc(label)}</button>'
                         for name, label in zip(names, labels))
+    orbit = f' camera-orbit="{esc(camera_orbit)}"' if camera_orbit else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -425,7 +427,7 @@ def _page(glb, js, names, labels, initial, title):
 <body>
 <header><h1>{esc(title)}</h1><p>Drag to turn, scroll to zoom.</p></header>
 <model-viewer id="mv" camera-controls touch-action="pan-y" interaction-prompt="none" environment-image="legacy"
-  shadow-intensity="0" exposure="1" alt="{esc(title)}: the head in 3D" variant-name="{esc(initial)}"
+  tone-mapping="commerce"{orbit} shadow-intensity="0" exposure="0.7" alt="{esc(title)}: the head in 3D" variant-name="{esc(initial)}"
   src="{src}"></model-viewer>
 <nav aria-label="state">
 {buttons}
