@@ -14,6 +14,13 @@ from their Python source as device functions with their callees swapped for the 
 takes the same grouped arguments (:class:`scalp3d.kernels.multiclass.DotState`, ``Targets``, ``SweepStep``, the
 neighbour lists, ``Mesh``).
 
+The texture bake (:func:`bake_dots_cuda`, twin of :func:`scalp3d.kernels.bake.bake_dots`) runs one dot per thread
+and adds its log transmittance into the texels with float32 atomic additions: no band lists, but the order of the
+additions into a texel varies from run to run, so it equals the CPU's within float32 rounding (``BAKE_ATOL``), not
+bit for bit. The per-texel math (coverage profile, footprint, profile area) is the CPU's own functions compiled as
+device functions; the dot's two passes are the CPU's ``_splat_rows`` line for line (its ``+=`` into a texel cannot
+be swapped for an atomic addition from outside), over all rows instead of one band's.
+
 On a machine without a GPU the kernels run on numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is in the
 environment before numba is first imported (slow: keep inputs to a few hundred elements).
 """
@@ -33,6 +40,10 @@ else:
 THREADS_PER_BLOCK = 256
 #: upper bound on blocks in a launch; the grid-stride loops cover whatever the grid does not
 MAX_BLOCKS = 4096
+
+#: what float32 atomic additions in any order may change in a texel's log transmittance against the CPU bake
+#: (whose float64 terms are added to float32 texels in dot order): a few float32 ulps of values of order 1-10
+BAKE_ATOL = 1e-5
 
 _NO_GPU = (
     "no CUDA GPU was found: use the CPU kernels in scalp3d.kernels, "
@@ -141,6 +152,59 @@ def _multiclass_sweep_kernel(dots, movable, targets, step, lists, mesh, new, mov
                           new.face_ids, new.bary, moved, worst_i)
 
 
+_coverage_device = None  # built on first use by _bake_device_functions, with _extent_device, _profile_area_device
+_extent_device = None
+_profile_area_device = None
+
+
+@_kernel("void(float32[:, :, ::1], float64[:, ::1], float64[:, ::1], float64[::1], float64[::1], float64[::1], "
+         "float64[:, ::1])")
+def _bake_dots_kernel(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
+    # one dot per thread: kernels.bake._splat_rows line for line over all the texture's rows (row_lo = 0, row_hi = h),
+    # its per-texel functions compiled for the device (see _bake_device_functions), its += an atomic addition
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    h, w = log_t.shape[0], log_t.shape[1]
+    for i in range(start, xy.shape[0], stride):
+        x = xy[i, 0]
+        y = xy[i, 1]
+        g = metric[i]
+        radius = radius_mm[i]
+        halo = halo_mm[i]
+        reach = radius + 3.0 * halo
+        ex, ey = _extent_device(g, reach)
+        x0 = max(int(math.floor(x - ex)), 0)
+        x1 = min(int(math.ceil(x + ex)), w - 1)
+        y0 = int(math.floor(y - ey))
+        y1 = int(math.ceil(y + ey))
+        det = g[0] * g[2] - g[1] * g[1]
+        if det <= 0.0 or x1 < x0:
+            continue
+        texel_mm2 = math.sqrt(det)
+        # pass 1 over the whole footprint: the dot's normalisation
+        total = 0.0
+        for iy in range(max(y0, 0), min(y1, h - 1) + 1):
+            dy = iy + 0.5 - y
+            for ix in range(x0, x1 + 1):
+                dx = ix + 0.5 - x
+                q = g[0] * dx * dx + 2.0 * g[1] * dx * dy + g[2] * dy * dy
+                total += _coverage_device(math.sqrt(q), radius, halo)
+        if total <= 0.0:
+            continue
+        scale = _profile_area_device(radius, halo) / (total * texel_mm2)
+        for iy in range(max(y0, 0), min(y1 + 1, h)):
+            dy = iy + 0.5 - y
+            for ix in range(x0, x1 + 1):
+                dx = ix + 0.5 - x
+                q = g[0] * dx * dx + 2.0 * g[1] * dx * dy + g[2] * dy * dy
+                a = _coverage_device(math.sqrt(q), radius, halo) * scale
+                if a <= 0.0:
+                    continue
+                a = min(a, 1.0) * opacity[i]
+                for c in range(3):
+                    cuda.atomic.add(log_t, (iy, ix, c), math.log(max(1.0 - a * (1.0 - trans[i, c]), 1e-6)))
+
+
 def _on_device(fn, **callees):
     """The Python source of the numba function ``fn`` compiled as a CUDA device function, with the numba functions it
     calls (by global name) replaced by their device versions: one source for both targets, no copy to drift."""
@@ -163,6 +227,16 @@ def _device_functions():
         snap = _on_device(snap_xyz, _closest_on_face=on_face)
         globals()["_store_dot_device"] = _on_device(store_dot)
         globals()["_update_dot_device"] = _on_device(update_dot, snap_xyz=snap)
+
+
+def _bake_device_functions():
+    """Build the bake's device functions once: the CPU bake's coverage profile, footprint and profile area."""
+    if _coverage_device is None:
+        from .bake import _coverage, _extent, profile_area_mm2
+
+        globals()["_profile_area_device"] = _on_device(profile_area_mm2)
+        globals()["_extent_device"] = _on_device(_extent)
+        globals()["_coverage_device"] = _on_device(_coverage)
 
 
 # ---------------------------------------------------------------------------------------------------- host launchers
@@ -221,6 +295,19 @@ def _multiclass_sweep(dots, movable, targets, step, lists, mesh):
     _launch(_compiled(_multiclass_sweep_kernel), n, *args, d_new, d_moved, d_worst)
     new = [d.copy_to_host() for d in d_new]
     return new[0], new[1], new[2], new[3], float(d_worst.copy_to_host().max()), int(d_moved.copy_to_host().sum())
+
+
+def _bake_dots(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
+    """Add the dots into ``log_t`` (float32 C-contiguous, updated in place from the device's result)."""
+    n = xy.shape[0]
+    if n == 0 or log_t.size == 0:
+        return log_t
+    _bake_device_functions()
+    d_log_t = cuda.to_device(log_t)
+    _launch(_compiled(_bake_dots_kernel), n, d_log_t, cuda.to_device(xy), cuda.to_device(metric),
+            cuda.to_device(radius_mm), cuda.to_device(halo_mm), cuda.to_device(opacity), cuda.to_device(trans))
+    d_log_t.copy_to_host(log_t)
+    return log_t
 
 
 # ---------------------------------------------------------------------------------------------------- public wrappers
@@ -351,3 +438,31 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
                              Targets(_i64(cls), _f64(radius), _f64(scale)), step, (_i64(lists[0]), _i64(lists[1])),
                              Mesh(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
                                   np.ascontiguousarray(face_ok, dtype=np.bool_)))
+
+
+def bake_dots_cuda(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
+    """Composite soft pigment discs into a log-transmittance texture, on the GPU (one dot per thread, float32 atomic
+    additions into the texels); twin of :func:`scalp3d.kernels.bake.bake_dots`, without its band lists.
+
+    Parameters
+    ----------
+    log_t : (H,W,3) float32 array, the running sum of the log transmittance; updated in place when it is a float32
+        C-contiguous ndarray (as the CPU kernel does), else copied
+    xy : (n,2) float array, texel coordinates (x along a row, y down the rows; a texel's centre is at +0.5)
+    metric : (n,3) float array, the skin metric (g00, g01, g11) in mm^2 per texel^2
+    radius_mm, halo_mm, opacity : (n,) float arrays
+    trans : (n,3) float array, the pigment's transmittance per channel (0 black, 1 clear)
+
+    Returns
+    -------
+    log_t : (H,W,3) float32, the updated log transmittance; equal to the CPU kernel's within :data:`BAKE_ATOL`
+        (the additions into a texel come in a varying order)
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    _require_device()
+    out = np.ascontiguousarray(log_t, dtype=np.float32)
+    return _bake_dots(out, _f64(xy), _f64(metric), _f64(radius_mm), _f64(halo_mm), _f64(opacity), _f64(trans))

@@ -292,3 +292,102 @@ def test_importing_the_kernels_does_not_import_cuda():
         print("scalp3d.kernels.cuda" in sys.modules)
     """)
     assert out == "False"
+
+
+# ------------------------------------------------------------------------------------------------------- texture bake
+
+def bake_inputs(seed=3):
+    """A 48x48 texture (texel about 0.05 mm) and 36 dots: a cluster of overlapping ones, dots across the two CPU row
+    bands (32 rows each), sheared and stretched metrics, no halo, part opacity, and dots at and over the border.
+    (No degenerate metric: band_lists would overflow an int cast on it; the CUDA twin's skip is tested alone.)"""
+    rng = np.random.default_rng(seed)
+    n = 36
+    xy = rng.random((n, 2)) * 48.0
+    xy[:14] = [20.0, 30.0] + rng.normal(0.0, 2.5, (14, 2))  # a cluster across the band boundary at row 32
+    xy[14] = [0.3, 47.6]  # corner: most of its footprint outside the texture
+    xy[15] = [47.9, 10.0]  # right border
+    xy[16] = [25.0, -2.0]  # centre above the texture: only its lower rim is inside
+    xy[17] = [-20.0, 20.0]  # wholly outside: adds nothing
+    texel2 = 0.05 ** 2
+    stretch = 0.6 + 0.9 * rng.random((n, 2))
+    shear = rng.uniform(-0.4, 0.4, n) * np.sqrt(stretch[:, 0] * stretch[:, 1])
+    metric = texel2 * np.column_stack([stretch[:, 0], shear, stretch[:, 1]])
+    radius = 0.1 + 0.25 * rng.random(n)
+    halo = np.full(n, 0.05)
+    halo[19:22] = 0.0  # hard discs
+    opacity = np.where(rng.random(n) < 0.3, 0.6, 1.0)
+    trans = rng.random((n, 3))
+    return np.zeros((48, 48, 3), np.float32), xy, metric, radius, halo, opacity, trans
+
+
+def cpu_bake(log_t, xy, metric, radius, halo, opacity, trans):
+    from scalp3d.kernels.bake import band_lists, bake_dots
+
+    out = log_t.copy()
+    start, items = band_lists(xy, metric, radius + 3.0 * halo, out.shape[0])
+    bake_dots(out, xy, metric, radius, halo, opacity, trans, start, items)
+    return out
+
+
+@needs_cuda
+def test_bake_dots_cuda_matches_cpu():
+    """One dot per thread with atomic additions gives the CPU's texture (band lists, dots in order) within
+    BAKE_ATOL in log transmittance, in place, on overlapping dots and dots on the border."""
+    args = bake_inputs()
+    cpu = cpu_bake(*args)
+    log_t = args[0].copy()
+    log_t[5, 5] = -0.25  # a texture already holding a state: the dots add to it
+    cpu[5, 5] += -0.25
+    got = kcuda.bake_dots_cuda(log_t, *args[1:])
+    assert got is log_t and got.dtype == np.float32  # float32 C-contiguous: updated in place, as the CPU kernel does
+    np.testing.assert_allclose(got, cpu, rtol=0, atol=kcuda.BAKE_ATOL)
+    # the comparison has substance: dots overlap, the border dots left ink, texels darkened through many dots
+    xy, metric, radius, halo = args[1:5]
+    covers = np.zeros((48, 48), int)
+    for i in range(len(xy)):
+        one = cpu_bake(args[0], xy[i:i + 1], metric[i:i + 1], radius[i:i + 1], halo[i:i + 1], args[5][i:i + 1],
+                       args[6][i:i + 1])
+        covers += one[..., 0] < 0
+    assert covers.max() >= 4 and (covers >= 2).sum() > 50
+    assert got[47, 0].min() < -0.01 and got[10, 47].min() < -0.01 and got[0, 25].min() < -0.001
+    assert got.min() < -2.0
+
+
+@needs_cuda
+def test_bake_dots_cuda_wrapper_converts_and_handles_nothing_to_do():
+    log_t, xy, metric, radius, halo, opacity, trans = bake_inputs(seed=4)
+    cpu = cpu_bake(log_t, xy, metric, radius, halo, opacity, trans)
+    # a float64 texture and lists: a new float32 array comes back, the input is left alone
+    start = np.zeros((48, 48, 3))
+    got = kcuda.bake_dots_cuda(start, xy.tolist(), metric, radius, halo, opacity, trans)
+    assert got.dtype == np.float32 and got.shape == (48, 48, 3) and not start.any()
+    np.testing.assert_allclose(got, cpu, rtol=0, atol=kcuda.BAKE_ATOL)
+    # no dots: the texture unchanged
+    same = kcuda.bake_dots_cuda(cpu.copy(), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros(0), np.zeros(0),
+                                np.zeros(0), np.zeros((0, 3)))
+    np.testing.assert_array_equal(same, cpu)
+    # a degenerate metric (det = 0) is skipped, as by the CPU kernel
+    flat = kcuda.bake_dots_cuda(cpu.copy(), [[24.0, 24.0]], [[0.0025, 0.0025, 0.0025]], [0.3], [0.05], [1.0],
+                                [[0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(flat, cpu)
+
+
+def test_bake_dots_cuda_without_gpu_raises_a_clear_error():
+    out = run_python("""
+        import numpy as np
+        import scalp3d.kernels.cuda as kcuda
+        from numba import cuda
+        if cuda.is_available():
+            print("GPU")
+        else:
+            try:
+                kcuda.bake_dots_cuda(np.zeros((4, 4, 3), np.float32), np.zeros((1, 2)), np.ones((1, 3)), np.ones(1),
+                                     np.ones(1), np.ones(1), np.ones((1, 3)))
+            except RuntimeError as exc:
+                print(exc)
+            else:
+                print("no error")
+    """, NUMBA_ENABLE_CUDASIM="0")
+    if out == "GPU":
+        pytest.skip("this machine has a CUDA GPU: the no-GPU error cannot happen")
+    assert out.startswith("no CUDA GPU was found") and "NUMBA_ENABLE_CUDASIM=1" in out, out
