@@ -370,3 +370,78 @@ def test_the_fringe_is_drawn_as_stubble(full):
     f = scene.head.faces
     area = face_areas(scene.head.vertices, f[scene.fringe[f].all(axis=1)]).sum() / 100.0
     assert len(st.positions) == pytest.approx(area * scene.plan.density.core_per_cm2, rel=0.1)
+
+
+# ---- the commands -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def plan_dir(tmp_path_factory):
+    """A plan folder as `scalp3d plan` writes it (sample head, a light plan, no pictures)."""
+    from scalp3d.pipeline import run
+
+    d = tmp_path_factory.mktemp("plan") / "p"
+    plan = d.parent / "light.toml"
+    plan.write_text("[density]\ncore_per_cm2 = 30.0\nhairline_per_cm2 = 20.0\n")
+    run(d, sample=True, plan_path=plan, render=False, log=lambda line: None)
+    return d
+
+
+def test_preview_command_renders_one_picture(plan_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from scalp3d.cli import main
+
+    out = tmp_path / "top.png"
+    assert main(["preview", str(plan_dir), "--view", "top", "--session", "1", "--size", "320x240", "--out", str(out),
+                 "--quiet"]) == 0
+    im = Image.open(out)
+    assert im.width == 320 and im.height > 240  # the picture and its caption band
+    before = tmp_path / "before.png"
+    assert main(["preview", str(plan_dir), "--view", "top", "--before", "--size", "320x240", "--out", str(before),
+                 "--quiet"]) == 0
+    a = np.asarray(Image.open(out).convert("L"), dtype=float)
+    b = np.asarray(Image.open(before).convert("L"), dtype=float)
+    assert a.mean() < b.mean()  # session 1's dots darken the top
+    capsys.readouterr()
+    # refusals: one line each, nothing written
+    for argv, words in ((["--view", "side"], "not a view"), (["--session", "9"], "sessions 1 to 3"),
+                        (["--size", "20x20"], "out of range"), (["--size", "big"], "not a size")):
+        try:
+            rc = main(["preview", str(plan_dir), *argv, "--out", str(tmp_path / "bad.png"), "--quiet"])
+        except SystemExit as exc:  # argparse's own refusals (a malformed --size)
+            rc = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc != 0 and len(err) <= 3 and words in " ".join(err), (argv, err)
+        assert not (tmp_path / "bad.png").exists()
+    assert main(["preview", str(plan_dir), "--out", str(out), "--quiet"]) == 2  # exists: --overwrite needed
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["preview", str(tmp_path), "--out", str(tmp_path / "x.png"), "--quiet"]) == 2  # not a plan folder
+    assert "head.ply" in capsys.readouterr().err
+
+
+def test_share_command_writes_the_file_and_cuts_the_face(plan_dir, tmp_path, capsys):
+    from scalp3d.cli import main
+
+    html, glb = tmp_path / "p.html", tmp_path / "p.glb"
+    assert main(["share", str(plan_dir), "--out", str(html), "--glb", str(glb), "--quiet"]) == 0
+    whole = capsys.readouterr().out
+    assert html.stat().st_size < 15_000_000 and glb.stat().st_size > 0
+    text = html.read_text(encoding="utf-8")
+    assert "after session 3" in text and "fresh" in text  # (no fetch at all: tests/test_share.py)
+    assert main(["share", str(plan_dir), "--out", str(tmp_path / "nf.html"), "--no-face", "--quiet"]) == 0
+    noface = capsys.readouterr().out
+    tri = [int(x.split(" triangles")[0].split(", ")[-1].replace(",", "")) for x in (whole, noface)]
+    assert tri[1] < 0.95 * tri[0]  # the face's triangles are gone
+    assert main(["share", str(plan_dir), "--out", str(html), "--quiet"]) == 2  # exists
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_view_command_says_why_there_is_no_window(plan_dir, monkeypatch, capsys):
+    from scalp3d.cli import main
+
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert main(["view", str(plan_dir), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "screen" in err[0] and "scalp3d preview" in err[0]
