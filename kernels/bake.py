@@ -112,8 +112,9 @@ def band_lists(xy, metric, reach_mm, height):
     """CSR lists (band_start (B+1,), band_items) of the dots whose footprint (``reach_mm`` (n,) along the skin)
     touches each band of :data:`BAND_ROWS` rows of a texture ``height`` rows high, dots in increasing order."""
     g00, g01, g11 = metric[:, 0], metric[:, 1], metric[:, 2]
-    det = np.maximum(g00 * g11 - g01 * g01, 1e-300)
-    ey = reach_mm * np.sqrt(g00 / det)
+    det = g00 * g11 - g01 * g01
+    ok = det > 0  # a degenerate metric draws nothing (_splat_rows returns): list it in no band's extent beyond its own
+    ey = np.where(ok, reach_mm * np.sqrt(np.where(ok, g00, 0.0) / np.where(ok, det, 1.0)), 0.0)
     n_bands = (int(height) + BAND_ROWS - 1) // BAND_ROWS
     b0 = np.clip(np.floor((xy[:, 1] - ey) / BAND_ROWS).astype(np.int64), 0, max(n_bands - 1, 0))
     b1 = np.clip(np.floor((xy[:, 1] + ey) / BAND_ROWS).astype(np.int64), 0, max(n_bands - 1, 0))

@@ -278,30 +278,45 @@ def test_design_heat_maps(sample, tmp_path):
     from PIL import Image
 
     from scalp3d.errors import InputError
-    from scalp3d.viewers.preview import render_design
+    from scalp3d.viewers.pictures import DESIGN_VIEWS, Renderer, design_maps, design_sheet
+    from scalp3d.viewers.scene import DotsShown, Scene
 
     head, lm, g = sample
-    f = build_field(head, lm, load_plan(overrides={"zones": {"crown": {"depth_mm": 0.9, "needle": "0803-1RL",
-                                                                       "shades": ["light", "dark", "dark"]}}}),
-                    geodesic=g)
+    plan = load_plan(overrides={"zones": {"crown": {"depth_mm": 0.9, "needle": "0803-1RL",
+                                                    "shades": ["light", "dark", "dark"]}}})
+    f = build_field(head, lm, plan, geodesic=g)
     assert f.shade.shape == (3, len(head.vertices)) and f.shade_names == ("light", "medium", "dark")
     crown = f.zone == ZONES.index("crown")
     assert np.all(f.shade[1, crown] == 2) and np.all(f.shade[1, ~crown] == 1)
-    a = render_design(head, f, lm.frame(), tmp_path / "a", window_size=(1400, 400))
-    b = render_design(head, f, lm.frame(), tmp_path / "b", window_size=(1400, 400))
-    assert a.read_bytes() == b.read_bytes()
-    img = np.asarray(Image.open(a).convert("RGB")).astype(int)
-    assert img.shape == (400, 1400, 3)
-    # 7 columns (density, zone, depth, needle, shade per session); each shows something besides background and skin
+    e = np.zeros((0, 3))
+    none = DotsShown(e, e, np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0), np.zeros(0, object),
+                     np.zeros(0, np.int64))
+    scene = Scene(head, lm, plan, f, none, np.zeros(len(head.vertices), bool))
+    assert [m[0] for m in design_maps(scene)] == ["target density", "zone", "depth", "needle", "shade, session 1",
+                                                  "shade, session 2", "shade, session 3"]
+    tile = (200, 200)
+    sheets = []
+    for _ in range(2):
+        r = Renderer(scene, tile)
+        try:
+            sheets.append(np.asarray(design_sheet(scene, r, tile=tile).convert("RGB")).astype(int))
+        finally:
+            r.close()
+    assert np.array_equal(sheets[0], sheets[1])  # deterministic
+    img = sheets[0]
+    assert img.shape[1] == 7 * tile[0]
+    top = img.shape[0] - 2 * tile[1]  # the title band above; the legends below the two views of each column
+    heads = img[img.shape[0] // 2 - tile[1]:img.shape[0] // 2 + tile[1]]
     for c in range(7):
-        tile = img[:, c * 200:(c + 1) * 200].reshape(-1, 3)
-        drawn = np.abs(tile - tile[0]).sum(axis=1) > 60  # differs from the background's top-left pixel
+        col = heads[:, c * tile[0]:(c + 1) * tile[0]].reshape(-1, 3)
+        drawn = np.abs(col - col[0]).sum(axis=1) > 60  # differs from the background
         assert drawn.mean() > 0.03, f"map {c} is empty"
     # the shade maps differ where the crown's session-2 shade differs
-    assert not np.array_equal(img[:, 4 * 200:5 * 200], img[:, 5 * 200:6 * 200])
+    assert not np.array_equal(img[:, 4 * tile[0]:5 * tile[0]], img[:, 5 * tile[0]:6 * tile[0]])
+    assert top > 0 and len(DESIGN_VIEWS) == 2
     f.depth_mm = f.depth_mm[:10]
-    with pytest.raises(InputError, match="field.depth_mm"):
-        render_design(head, f, lm.frame(), tmp_path)
+    with pytest.raises(InputError, match="depth"):
+        design_maps(scene)
 
 
 def test_zone_shades_and_dot_sizes(sample):

@@ -380,6 +380,10 @@ def design_maps(scene, extra=None) -> list:
     nan) or 'category' (untreated: -1)."""
     f = scene.field
     treated = scene.treated
+    for name in ("zone", "depth_mm", "needle"):
+        if np.shape(getattr(f, name)) != treated.shape:
+            raise InputError(f"field.{name} must have one value per head vertex {treated.shape}, not "
+                             f"{np.shape(getattr(f, name))}")
     maps = [("target density", "scalar", np.where(treated, f.density_per_cm2, np.nan), "dots/cm2"),
             ("zone", "category", np.where(treated, f.zone, -1), list(f.zone_names)),
             ("depth", "scalar", np.where(treated, f.depth_mm, np.nan), "mm"),
@@ -390,7 +394,11 @@ def design_maps(scene, extra=None) -> list:
                          list(f.shade_names)))
     for name, arr in (extra or {}).items():
         arr = np.asarray(arr, dtype=np.float64)
-        maps.append((name, "scalar", np.where(arr > 0, arr, np.nan), ""))
+        maps.append((name, "scalar", np.where(arr > 0, arr, np.nan) if arr.shape == treated.shape else arr, ""))
+    for name, _, values, _ in maps:
+        if np.shape(values) != treated.shape:
+            raise InputError(f"the {name} map must have one value per head vertex {treated.shape}, not "
+                             f"{np.shape(values)}")
     return maps
 
 

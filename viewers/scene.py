@@ -208,10 +208,12 @@ class Scene:
 
 
 def fringe_of(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
-    """(n,) bool: hair-bearing skin outside the treated area: inside a natural hairline (the plan's frontal hairline,
-    the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape FRINGE_NAPE_BELOW_TRAGUS_MM below) and not
-    treated. Empty for a 'whole-scalp' plan's treated area and wherever the plan treats."""
-    from scalp3d.design import build_field
+    """(n,) bool: hair-bearing skin the plan does not make bald. The natural scalp is the area inside a natural
+    hairline (the plan's frontal hairline, the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape
+    FRINGE_NAPE_BELOW_TRAGUS_MM below); of it, the skin the plan treats in its zones and its scars is bald (the dots
+    replace the hair there), the rest keeps its hair: outside the treated area, and in zones the plan sets to 0 dots
+    (the hair around a scar, whose feathered margin adds dots among the hair)."""
+    from scalp3d.design import ZONES, build_field
     from scalp3d.types import ZonePlan
 
     # the plan's own hairline (its irregularity too: the same seed draws the same edge, so no sliver of fringe opens
@@ -221,7 +223,10 @@ def fringe_of(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
     natural = replace(plan, mode="bald", hairline=hp, zones={z: ZonePlan() for z in plan.zones}, scars=(),
                       reserved=(), hair=replace(plan.hair, from_colour=False))
     scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
-    return scalp & ~(field.density_per_cm2 > 0)
+    names = list(field.zone_names)
+    hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
+    bald = (field.density_per_cm2 > 0) & ~hairy_zone[field.zone]
+    return scalp & ~bald
 
 
 @dataclass
