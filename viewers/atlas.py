@@ -65,25 +65,20 @@ class Atlas:
         _, near = cKDTree(self.centroids).query(v[f].mean(axis=1))
         chart_of = self.chart_of_face[near]
         p = (v - self.centre) @ self.rotation.T
-        key = f * (len(_CHARTS) + 1) + (chart_of[:, None] + 1)
-        uniq, inv = np.unique(key.ravel(), return_inverse=True)
-        vertex_of = uniq // (len(_CHARTS) + 1)
-        chart_v = uniq % (len(_CHARTS) + 1) - 1
-        uv = np.empty((len(uniq), 2))
+        vertex_of, chart_v, new_faces = _split(f, chart_of)
+        uv = np.empty((len(vertex_of), 2))
         uv[:] = self.white_xy
         by_index = {_CHARTS.index((a, s)): (a, s, k, u0, v0, x0, y0) for a, s, k, u0, v0, x0, y0, _, _ in self.charts}
         for ci, (a, s, k, u0, v0, x0, y0) in by_index.items():
             m = chart_v == ci
             if not m.any():
                 continue
-            b, c = _OTHER[a]
-            q = p[vertex_of[m]]
-            pa = np.maximum(s * q[:, a], 1e-3 * np.linalg.norm(q, axis=1))
-            uv[m, 0] = x0 + (q[:, b] / pa - u0) * k
-            uv[m, 1] = y0 + (q[:, c] / pa - v0) * k
+            g = _gnomonic(p[vertex_of[m]], a, s)
+            uv[m, 0] = x0 + (g[:, 0] - u0) * k
+            uv[m, 1] = y0 + (g[:, 1] - v0) * k
         uv_gl = np.column_stack([uv[:, 0] / self.width, 1.0 - uv[:, 1] / self.height]).astype(np.float32)
         return Atlas(vertices=v[vertex_of], normals=np.asarray(vertex_normals, dtype=np.float64)[vertex_of],
-                     faces=inv.reshape(-1, 3).astype(np.int64), uv=uv_gl, vertex_of=vertex_of, width=self.width,
+                     faces=new_faces, uv=uv_gl, vertex_of=vertex_of, width=self.width,
                      height=self.height, texel_mm=self.texel_mm, centre=self.centre, rotation=self.rotation,
                      charts=self.charts, white_xy=self.white_xy, chart_of_face=chart_of,
                      centroids=v[f].mean(axis=1))
@@ -162,22 +157,16 @@ def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_sid
     for ci, (a, s) in enumerate(_CHARTS):
         chart_of[seen & (ax == a) & (sg == s)] = ci
     # split vertices: one copy per (vertex, chart) pair used; unseen faces share one copy per vertex (chart -1)
-    key = f * (len(_CHARTS) + 1) + (chart_of[:, None] + 1)
-    uniq, inv = np.unique(key.ravel(), return_inverse=True)
-    vertex_of = uniq // (len(_CHARTS) + 1)
-    chart_v = uniq % (len(_CHARTS) + 1) - 1
-    new_faces = inv.reshape(-1, 3).astype(np.int64)
+    vertex_of, chart_v, new_faces = _split(f, chart_of)
     # gnomonic coordinates per split vertex in its chart
-    uvg = np.zeros((len(uniq), 2))
+    uvg = np.zeros((len(vertex_of), 2))
     rects = []
     for ci, (a, s) in enumerate(_CHARTS):
         m = chart_v == ci
         if not m.any():
             continue
-        b, c = _OTHER[a]
         q = p[vertex_of[m]]
-        pa = np.maximum(s * q[:, a], 1e-3 * np.linalg.norm(q, axis=1))
-        uvg[m] = np.column_stack([q[:, b] / pa, q[:, c] / pa])
+        uvg[m] = _gnomonic(q, a, s)
         scale = float(np.median(s * q[:, a])) / texel_mm  # texels per gnomonic unit
         lo, hi = uvg[m].min(axis=0), uvg[m].max(axis=0)
         rects.append([ci, scale, lo, hi])
@@ -192,7 +181,7 @@ def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_sid
             break
         shrink *= 0.9 * max_side / max(width, height)
     charts = []
-    uv = np.zeros((len(uniq), 2), dtype=np.float64)
+    uv = np.zeros((len(vertex_of), 2), dtype=np.float64)
     for (ci, sc, lo, hi), (x0, y0), (w, h) in zip(rects, places, sizes):
         a, s = _CHARTS[ci]
         k = sc * shrink
@@ -208,6 +197,22 @@ def make_atlas(vertices, faces, vertex_normals, frame, *, texel_mm=None, max_sid
                  faces=new_faces, uv=uv_gl, vertex_of=vertex_of, width=width, height=height,
                  texel_mm=texel_mm / shrink, centre=centre, rotation=np.asarray(R, dtype=np.float64), charts=charts,
                  white_xy=white_xy, chart_of_face=chart_of, centroids=v[f].mean(axis=1))
+
+
+def _split(f, chart_of):
+    """Split vertices: one copy per (vertex, chart) pair the faces use (chart -1: one shared white copy). Returns
+    (vertex_of (k,) the original vertex of each copy, chart_v (k,) its chart, faces (m,3) on the copies)."""
+    key = f * (len(_CHARTS) + 1) + (chart_of[:, None] + 1)
+    uniq, inv = np.unique(key.ravel(), return_inverse=True)
+    return uniq // (len(_CHARTS) + 1), uniq % (len(_CHARTS) + 1) - 1, inv.reshape(-1, 3).astype(np.int64)
+
+
+def _gnomonic(q, axis, sign):
+    """(k,2) coordinates of points ``q`` (k,3, from the centre, head frame) projected onto the cube face (axis, sign)
+    from the centre (a point nearly level with the face is held at a small positive height)."""
+    b, c = _OTHER[axis]
+    pa = np.maximum(sign * q[:, axis], 1e-3 * np.linalg.norm(q, axis=1))
+    return np.column_stack([q[:, b] / pa, q[:, c] / pa])
 
 
 def _seen_from_centre(p, f):

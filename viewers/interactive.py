@@ -40,6 +40,8 @@ import numpy as np
 
 from scalp3d import config
 
+from .pictures import HeadLook
+
 #: the heat maps, in the order ``m`` walks through them: name -> (key, checkbox label)
 MAPS = {"density": ("d", "density per cm2"), "zone": ("z", "zone"), "depth": ("n", "needle depth"),
         "spacing": ("s", "spacing quality")}
@@ -179,7 +181,7 @@ class View:
         self.landmarks = False
         self._batch = True  # no render while the window is built
         self._shown_state = None
-        self._tex = {}
+        self._look = None
         self._maps = {}       # name -> (actor, scalar bar or None, legend entries or None)
         self._spacing = {}    # session -> (points actor, scalar bar)
         self._ratios = {}     # session -> spacing_ratio
@@ -347,30 +349,13 @@ class View:
         return pd
 
     def _set_look_state(self):
-        """The head's look after the shown session, as pictures.Renderer sets it: skin colours written in place, the
-        state's texture (uploaded once, kept) swapped in."""
+        """The head's look after the shown session, as the pictures set it (:class:`pictures.HeadLook`)."""
         key = (self.shown_session, self.fresh and self.shown_session > 0)
         if key == self._shown_state:
             return
-        scene = self.scene
-        rgb = np.clip(np.round(self.mesh.per_vertex(scene.skin(*key)) * 255.0), 0, 255).astype(np.uint8)
-        if key not in self._tex:
-            tex = self.pv.Texture(scene.texture(*key))  # pyvista flips the rows: row 0 is the image's top
-            tex.mipmap = True
-            tex.interpolate = True
-            self._tex[key] = tex
-        if self.actor is None:
-            self.pd.active_texture_coordinates = self.mesh.uv
-            self.pd.point_data["skin"] = rgb
-            self.actor = self.plotter.add_mesh(self.pd, scalars="skin", rgb=True, texture=self._tex[key],
-                                               smooth_shading=True, ambient=config.PICTURE_AMBIENT,
-                                               diffuse=1.0 - config.PICTURE_AMBIENT,
-                                               specular=config.PICTURE_SPECULAR, specular_power=20.0,
-                                               show_scalar_bar=False, reset_camera=False)
-        else:
-            self.pd.point_data["skin"][:] = rgb
-            self.pd.Modified()
-            self.actor.texture = self._tex[key]
+        if self._look is None:
+            self._look = HeadLook(self.pv, self.plotter, self.scene, self.mesh, self.pd, reset_camera=False)
+        self.actor = self._look.show(key)
         self._shown_state = key
 
     def _build_text(self):

@@ -47,6 +47,39 @@ class Shot:
     view_angle: float
 
 
+class HeadLook:
+    """The head's actor in the healed look on a plotter, shared by the pictures and the 3D view: the state's skin
+    colours written in place, its texture (made once, uploaded once, kept) swapped in."""
+
+    def __init__(self, pv, plotter, scene, mesh, pd, reset_camera=None):
+        self.pv, self.plotter, self.scene, self.mesh, self.pd = pv, plotter, scene, mesh, pd
+        self.reset_camera = reset_camera
+        self.textures = {}
+        self.actor = None
+
+    def show(self, key):
+        """Show state ``key`` = (session, fresh); returns the actor."""
+        rgb = np.clip(np.round(self.mesh.per_vertex(self.scene.skin(*key)) * 255.0), 0, 255).astype(np.uint8)
+        if key not in self.textures:
+            tex = self.pv.Texture(self.scene.texture(*key))  # pyvista flips the rows: row 0 is the image's top
+            tex.mipmap = True
+            tex.interpolate = True
+            self.textures[key] = tex
+        if self.actor is None:
+            self.pd.active_texture_coordinates = self.mesh.uv
+            self.pd.point_data["skin"] = rgb
+            self.actor = self.plotter.add_mesh(self.pd, scalars="skin", rgb=True, texture=self.textures[key],
+                                               smooth_shading=True, ambient=config.PICTURE_AMBIENT,
+                                               diffuse=1.0 - config.PICTURE_AMBIENT,
+                                               specular=config.PICTURE_SPECULAR, specular_power=20.0,
+                                               show_scalar_bar=False, reset_camera=self.reset_camera)
+        else:
+            self.pd.point_data["skin"][:] = rgb
+            self.pd.Modified()
+            self.actor.texture = self.textures[key]
+        return self.actor
+
+
 class Renderer:
     """An off-screen pyvista plotter showing a scene's head; :meth:`image` renders one state from one camera."""
 
@@ -71,34 +104,17 @@ class Renderer:
             self.plotter.enable_anti_aliasing("ssaa")
         self.plotter.set_background(config.PICTURE_BACKGROUND)
         self._state = self._look_state = None
-        self._tex = {}
+        self._look = HeadLook(pv, self.plotter, scene, mesh, pd)
         self.actor = None
         self._map_actor = None
 
     def set_state(self, session: int, fresh: bool = False):
-        """Show the head after ``session`` (0: before), healed or fresh: the skin colours are written in place and
-        the state's texture (uploaded once, kept) is swapped in."""
+        """Show the head after ``session`` (0: before), healed or fresh (:class:`HeadLook`)."""
         key = (int(session), bool(fresh) and session > 0)
         if key == self._state or (self._state == "map" and key == self._look_state):
             self._state = key
             return
-        scene = self.scene
-        rgb = np.clip(np.round(self.mesh.per_vertex(scene.skin(*key)) * 255.0), 0, 255).astype(np.uint8)
-        if key not in self._tex:
-            tex = self.pv.Texture(scene.texture(*key))  # pyvista flips the rows: row 0 is the image's top
-            tex.mipmap = True
-            tex.interpolate = True
-            self._tex[key] = tex
-        if self.actor is None:
-            self.pd.point_data["skin"] = rgb
-            self.actor = self.plotter.add_mesh(self.pd, scalars="skin", rgb=True, texture=self._tex[key],
-                                               smooth_shading=True, ambient=config.PICTURE_AMBIENT,
-                                               diffuse=1.0 - config.PICTURE_AMBIENT, specular=config.PICTURE_SPECULAR,
-                                               specular_power=20.0, show_scalar_bar=False)
-        else:
-            self.pd.point_data["skin"][:] = rgb
-            self.pd.Modified()
-            self.actor.texture = self._tex[key]
+        self.actor = self._look.show(key)
         self._state = self._look_state = key
 
     def show_colours(self, rgb):
