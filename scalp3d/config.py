@@ -463,3 +463,6 @@ SHARE_BROW_MARGIN_MM = 0.0
 SHARE_TRIANGLES = 60_000
 #: the take-home file's first view: from the front right, above the head (model-viewer's orbit: azimuth, polar angle)
 SHARE_CAMERA_ORBIT = "25deg 50deg auto"
+#: drawing normals: the head's averaged over their 1-ring this many times (about sqrt(passes) mm on the 1 mm mesh):
+#: the real test head is made of flat facets about 10 mm across that showed as bands
+DISPLAY_NORMAL_PASSES = 40

@@ -54,6 +54,11 @@ class Atlas:
     #: (m,3) float64 the head's face centroids, scan axes (to carry the charts to another mesh of the same skin)
     centroids: np.ndarray = None
 
+    @property
+    def white_uv(self):
+        """(u, v) texture coordinates (OpenGL) of the white texel."""
+        return (self.white_xy[0] + 0.5) / self.width, 1.0 - (self.white_xy[1] + 0.5) / self.height
+
     def project(self, vertices, faces, vertex_normals) -> "Atlas":
         """The same texture on another mesh of the same skin (e.g. a coarser one for a file to share): each triangle
         takes the chart of the head's triangle nearest its centroid, its corners the chart's projection. The

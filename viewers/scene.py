@@ -203,7 +203,8 @@ class Scene:
     def display_mesh(self) -> "DisplayMesh":
         """The head as drawn: the atlas's split mesh cut cleanly below the head (made once)."""
         if self._display is None:
-            self._display = clean_cut(self.atlas, self.head)
+            smooth = display_normals(self.head)
+            self._display = clean_cut(replace(self.atlas, normals=smooth[self.atlas.vertex_of]), self.head)
         return self._display
 
 
@@ -227,6 +228,25 @@ def fringe_of(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
     hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
     bald = (field.density_per_cm2 > 0) & ~hairy_zone[field.zone]
     return scalp & ~bald
+
+
+def display_normals(head) -> np.ndarray:
+    """(n,3) unit normals for drawing: the head's, averaged over their 1-ring ``config.DISPLAY_NORMAL_PASSES`` times,
+    so that a scan made of flat facets (the real test head's are about 10 mm) is shaded smoothly. Drawing only: the
+    plan's normals are the head's own."""
+    import scipy.sparse as sp
+
+    from scalp3d.kernels.geometry import vertex_neighbours
+
+    n = len(head.vertices)
+    ip, ix = vertex_neighbours(n, head.faces)
+    rows = np.repeat(np.arange(n), np.diff(ip))
+    A = sp.csr_matrix((np.ones(len(ix)), (rows, ix)), shape=(n, n)) + sp.identity(n, format="csr")
+    nrm = np.asarray(head.vertex_normals, dtype=np.float64)
+    for _ in range(config.DISPLAY_NORMAL_PASSES):
+        nrm = A @ nrm
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    return nrm
 
 
 @dataclass
@@ -307,6 +327,24 @@ def _clip(atlas, point, normal) -> DisplayMesh:
     src_a = np.concatenate([atlas.vertex_of, atlas.vertex_of[i0]])
     src_b = np.concatenate([atlas.vertex_of, atlas.vertex_of[i1]])
     T = np.concatenate([np.zeros(len(v)), t])
+    if len(pairs) >= 3:  # a flat cap over the cut (a bust's base): no view looks into the hollow head
+        ring = np.arange(len(v), len(V))
+        c = V[ring].mean(axis=0)
+        e1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(normal, e1)
+        order = ring[np.argsort(np.arctan2((V[ring] - c) @ e2, (V[ring] - c) @ e1))]
+        base = len(V)
+        V = np.vstack([V, V[order], c[None]])
+        UV = np.vstack([UV, np.tile(np.asarray(atlas.white_uv, dtype=np.float32), (len(order) + 1, 1))])
+        N = np.vstack([N, np.tile(-np.asarray(normal), (len(order) + 1, 1))])
+        src_a = np.concatenate([src_a, src_a[order], src_a[order[:1]]])
+        src_b = np.concatenate([src_b, src_b[order], src_b[order[:1]]])
+        T = np.concatenate([T, T[order], T[order[:1]]])
+        k = len(order)
+        centre = base + k
+        fan = np.column_stack([np.full(k, centre), base + (np.arange(k) + 1) % k, base + np.arange(k)])
+        new_faces.append(fan)
     F = np.vstack(new_faces).astype(np.int64)
     used = np.unique(F)
     remap = np.full(len(V), -1, dtype=np.int64)
