@@ -183,10 +183,11 @@ def _refuse_existing(path, overwrite, what="file"):
 
 
 def _preview(args):
-    from .viewers.preview import render_view
+    from .viewers.preview import check_view, render_view
     from .viewers.scene import Scene
 
     _refuse_existing(args.out, args.overwrite, "PNG file")
+    check_view(args.view, args.size)
     _progress(args)("reading the plan and baking its look ...")
     scene = Scene.from_dir(args.plan_dir)
     out = render_view(scene, args.out, view=args.view, session=args.session, before=args.before, fresh=args.fresh,

@@ -37,23 +37,31 @@ def render_view(scene, out, *, view="three-quarter", session=None, before=False,
     """One picture of ``scene`` to ``out`` (PNG): ``view`` one of :data:`scalp3d.viewers.pictures.STANDARD_VIEWS`,
     after ``session`` (default the last; ``before``: the head as it is now), healed or ``fresh``, ``size`` (w, h)
     pixels."""
-    from .pictures import STANDARD_VIEWS, Renderer, _label, _save, _state_title, view_shot
+    from .pictures import Renderer, _label, _save, _state_title, view_shot
 
-    if view not in STANDARD_VIEWS:
-        raise InputError(f"--view {view!r} is not a view; use one of {', '.join(STANDARD_VIEWS)}")
+    size = check_view(view, size)
     k = 0 if before else (scene.n_sessions if session is None else int(session))
     if not 0 <= k <= scene.n_sessions:
         raise InputError(f"--session {session} is not a session of this plan; it has sessions 1 to {scene.n_sessions}")
-    size = tuple(size or config.PICTURE_TILE_PX)
-    if min(size) < config.PICTURE_MIN_PX or max(size) > config.PICTURE_MAX_PX:
-        raise InputError(f"--size {size[0]}x{size[1]} is out of range; give {config.PICTURE_MIN_PX} to "
-                         f"{config.PICTURE_MAX_PX} pixels a side, e.g. 1200x900")
     r = Renderer(scene, size)
     try:
         img = r.image(view_shot(scene, view, size[0] / size[1]), k, fresh and k > 0, size)
     finally:
         r.close()
     return _save(_label(img, f"{_state_title(scene, k, fresh)}, {view}", credit=credit), out)
+
+
+def check_view(view, size=None):
+    """Refuse an unknown view or a picture size out of range (before any heavy work); returns the size (w, h)."""
+    from .pictures import STANDARD_VIEWS
+
+    if view not in STANDARD_VIEWS:
+        raise InputError(f"--view {view!r} is not a view; use one of {', '.join(STANDARD_VIEWS)}")
+    size = tuple(size or config.PICTURE_TILE_PX)
+    if min(size) < config.PICTURE_MIN_PX or max(size) > config.PICTURE_MAX_PX:
+        raise InputError(f"--size {size[0]}x{size[1]} is out of range; give {config.PICTURE_MIN_PX} to "
+                         f"{config.PICTURE_MAX_PX} pixels a side, e.g. 1200x900")
+    return size
 
 
 @contextlib.contextmanager
