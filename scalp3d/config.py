@@ -3,7 +3,12 @@
 Defaults come from the published figures of scalp micropigmentation and hair biology (the source beside each: papers,
 physicians' summaries, practitioners' consistent claims), from measurements on the sample heads and the benchmark cap
 (noted beside each), and from the studies and papers cited beside them. Algorithms import these names; no bare literal
-tolerances live in the algorithms (numerical guards such as 1e-12 against a division by zero excepted). The plan file (see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
+tolerances live in the algorithms (numerical guards such as 1e-12 against a division by zero excepted). The plan file
+(see :mod:`scalp3d.design`) overrides the plan-level ones within these ranges.
+
+The look of the pictures (skin, pigments, halo, fresh, fringe, texture, framing) is here too. Not here: the on-screen
+layout of the 3D view's controls and the take-home page (pixel sizes, fonts, UI colours, JPEG quality), which sit at the
+top of ``viewers/interactive.py`` and ``viewers/share.py``: they change how a control is drawn, never a result.
 """
 from __future__ import annotations
 
