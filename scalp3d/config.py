@@ -471,3 +471,44 @@ SHARE_CAMERA_ORBIT = "25deg 50deg auto"
 #: drawing normals: the head's averaged over their 1-ring this many times (about sqrt(passes) mm on the 1 mm mesh):
 #: the real test head is made of flat facets about 10 mm across that showed as bands
 DISPLAY_NORMAL_PASSES = 40
+
+# --- re-scan registration (issue 14) ---
+#: the reference's scalp region matched (head frame of its landmarks, mm): higher than this above the ears' level (the
+#: nasion's height, z = 0), less the face: more than FACE_AHEAD in front of the ears and below the glabella plus
+#: BROW_MARGIN (eyebrows, eyes and nose change with expression and are often missing from a re-scan)
+REGISTRATION_SCALP_MIN_Z_MM = 10.0
+REGISTRATION_FACE_AHEAD_MM = 30.0
+REGISTRATION_BROW_MARGIN_MM = 15.0
+#: seeded area-weighted samples of the scalp region: the ICP's source and the points the figures are measured on
+REGISTRATION_SCALP_POINTS = 20_000
+#: samples of each whole surface for the size check and the centroids of the global search
+REGISTRATION_SIZE_POINTS = 20_000
+#: today's RMS radius over the reference's: a re-scan of the same head, even without the face or the back, lies well
+#: inside; a scan in cm, inches or m read as mm (x10, x25.4, x1000 or their inverses) far outside
+REGISTRATION_SIZE_RATIO_RANGE = (0.7, 1.4)
+#: today's surface as ICP target: its vertices when it has at least one per this spacing squared of area, else area
+#: samples at this spacing (at most TARGET_MAX_POINTS)
+REGISTRATION_TARGET_SPACING_MM = 1.0
+REGISTRATION_TARGET_MAX_POINTS = 400_000
+#: robust point-to-plane ICP stages, coarse to fine: (voxel of the source, largest correspondence distance, width of
+#: Tukey's kernel, iterations), mm. The last kernel (1 mm) is 5 times the scanners' 0.2 mm noise and below hair grown
+#: 1.5 mm: such a patch weighs nothing in the final fit.
+REGISTRATION_ICP_STAGES = ((8.0, 25.0, 12.0, 30), (3.0, 8.0, 4.0, 30), (1.0, 3.0, 1.0, 40))
+#: the global search (no landmarks on today's scan, e.g. no face): rotations tried (up to 120: the icosahedral group
+#: and the same turned by 36 degrees), each started with the centroids together; a batched point-to-plane ICP with
+#: Tukey's kernel on the source at SEARCH_VOXEL (target at twice as fine) runs the schedule's steps (max distance,
+#: kernel width (mm), iterations, starts kept after the step, by their share within SEARCH_TOL); the best KEEP go on to
+#: the middle ICP stage
+REGISTRATION_SEARCH_ROTATIONS = 120
+REGISTRATION_SEARCH_VOXEL_MM = 10.0
+REGISTRATION_SEARCH_SCHEDULE = ((40.0, 40.0, 10, 30), (20.0, 12.0, 10, 10), (10.0, 6.0, 10, 6))
+REGISTRATION_SEARCH_KEEP = 6
+REGISTRATION_SEARCH_TOL_MM = 4.0
+#: a reference scalp point overlaps today's scan when today's surface is within this distance (mm) of it, moved
+REGISTRATION_OVERLAP_TOL_MM = 2.5
+#: refusals: less than this share of the reference scalp overlapping today's scan, or an RMS residual (mm, on the
+#: overlapping part) above this
+REGISTRATION_MIN_OVERLAP = 0.5
+REGISTRATION_MAX_RMS_MM = 1.0
+#: carrying dots: a moved dot farther than this (mm) from today's surface lies where today's scan has no skin: refused
+REGISTRATION_CARRY_MAX_MM = 3.0
