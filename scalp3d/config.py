@@ -512,3 +512,13 @@ REGISTRATION_MIN_OVERLAP = 0.5
 REGISTRATION_MAX_RMS_MM = 1.0
 #: carrying dots: a moved dot farther than this (mm) from today's surface lies where today's scan has no skin: refused
 REGISTRATION_CARRY_MAX_MM = 3.0
+
+# --- the patient's case (issue 14) ---
+#: how long a change to a case file waits for another process's transaction to end before it is refused (s): short,
+#: since a process that keeps a case open for writing is refused at once (its lock file), and a reader's hold lasts
+#: milliseconds; a long wait would look like a hang
+CASE_BUSY_TIMEOUT_S = 1.0
+#: how a scan's bytes are compressed in the case ("zlib" or "lzma"; both always readable): zlib at this level packs a
+#: 30 MB PLY in about a second, where lzma takes ten times longer for a third less
+CASE_SCAN_CODEC = "zlib"
+CASE_ZLIB_LEVEL = 6
