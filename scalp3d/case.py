@@ -213,7 +213,8 @@ def _schema_1(con: sqlite3.Connection) -> None:
            data TEXT NOT NULL, added TEXT NOT NULL)""",
         """CREATE TABLE revisions (id INTEGER PRIMARY KEY, created TEXT NOT NULL, comment TEXT NOT NULL,
            plan_toml TEXT NOT NULL, plan_sha256 TEXT NOT NULL, n_dots INTEGER NOT NULL, zone_names TEXT NOT NULL,
-           needle_names TEXT NOT NULL, shade_names TEXT NOT NULL, sealed INTEGER NOT NULL DEFAULT 0)""",
+           needle_names TEXT NOT NULL, shade_names TEXT NOT NULL, dots_sha256 TEXT NOT NULL,
+           sealed INTEGER NOT NULL DEFAULT 0)""",
         f"""CREATE TABLE dots (revision INTEGER NOT NULL, id INTEGER NOT NULL CHECK (id > 0), seq INTEGER NOT NULL,
            session INTEGER NOT NULL CHECK (session >= 1), face_id INTEGER NOT NULL, b0, b1, b2, x, y, z, nx, ny, nz,
            zone INTEGER NOT NULL, depth_mm, needle INTEGER NOT NULL, shade INTEGER NOT NULL, dot_size_mm,
@@ -237,7 +238,7 @@ def _schema_1(con: sqlite3.Connection) -> None:
            SELECT RAISE(ABORT, 'scalp3d: dots are added with their revision only'); END""",
         # a revision: sealed once, and only when it carries every done dot unchanged
         """CREATE TRIGGER revisions_frozen BEFORE UPDATE OF id, created, comment, plan_toml, plan_sha256, n_dots,
-           zone_names, needle_names, shade_names ON revisions BEGIN
+           zone_names, needle_names, shade_names, dots_sha256 ON revisions BEGIN
            SELECT RAISE(ABORT, 'scalp3d: revisions are never changed; add a revision'); END""",
         """CREATE TRIGGER revisions_seal_once BEFORE UPDATE OF sealed ON revisions
            WHEN OLD.sealed <> 0 OR NEW.sealed <> 1 BEGIN
@@ -377,12 +378,12 @@ def _header_problem(path: Path) -> str | None:
     if not head.startswith(_SQLITE_HEADER):
         return "not a SQLite database"
     if len(head) < 100:
-        return f"truncated ({size} bytes)"
+        return f"truncated: {size} bytes"
     page = int.from_bytes(head[16:18], "big")
     page = 65536 if page == 1 else page
     pages = int.from_bytes(head[28:32], "big")
     if head[24:28] == head[92:96] and pages and size < page * pages:
-        return f"truncated ({size:,} of {page * pages:,} bytes)"
+        return f"truncated: {size:,} of {page * pages:,} bytes"
     return None
 
 
@@ -565,6 +566,9 @@ class Case:
             raise self._sqlite_error(exc) from None
         foreign = CaseError(f"{path}: not a scalp3d case file (a SQLite database of another program); give the case "
                             "file `scalp3d case new` made")
+        if not tables:
+            empty = "empty file" if path.stat().st_size == 0 else "an empty SQLite database"
+            raise CaseError(f"{path}: not a scalp3d case file ({empty}); give the case file `scalp3d case new` made")
         if app_id != APPLICATION_ID or "meta" not in tables:
             raise foreign
         try:
@@ -592,8 +596,18 @@ class Case:
                     have = con.execute("PRAGMA user_version").fetchone()[0]
                     _migrate(con, have)
                     rec.update(schema_from=have, schema_to=current)
-            except sqlite3.Error as exc:
-                raise self._sqlite_error(exc) from None
+            except CaseError:
+                raise
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise self._sqlite_error(exc) from None
+                raise CaseError(f"{path}: cannot be upgraded from case schema {version} to {current} "
+                                f"({_one_line(exc)}); it is unchanged: open it with the scalp3d that wrote it") \
+                    from None
+            except Exception as exc:  # noqa: BLE001 - a failed migration leaves the file as it was (rolled back)
+                raise CaseError(f"{path}: cannot be upgraded from case schema {version} to {current} "
+                                f"({_one_line(exc)}); it is unchanged: open it with the scalp3d that wrote it") \
+                    from None
         if not self.writable:
             con.execute("PRAGMA query_only = ON")
 
@@ -618,7 +632,8 @@ class Case:
     # -- errors --------------------------------------------------------------------------------------------------------
 
     def _damaged(self, reason: str) -> CaseError:
-        why = _header_problem(self.path) or _one_line(reason)
+        why = _header_problem(self.path) or _one_line(reason).replace("*** in database main *** ", "")
+        why = why if len(why) <= 100 else why[:97] + "..."
         if why in ("not a SQLite database", "empty file"):
             return CaseError(f"{self.path}: not a scalp3d case file ({why}); give the case file `scalp3d case new` "
                              "made")
@@ -737,9 +752,10 @@ class Case:
         con = self._con
         cur = con.execute(
             "INSERT INTO revisions (created, comment, plan_toml, plan_sha256, n_dots, zone_names, needle_names, "
-            "shade_names) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "shade_names, dots_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_now(), str(comment), text, hashlib.sha256(text.encode("utf-8")).hexdigest(), len(dots),
-             _dumps(list(dots.zone_names)), _dumps(list(dots.needle_names)), _dumps(list(dots.shade_names))))
+             _dumps(list(dots.zone_names)), _dumps(list(dots.needle_names)), _dumps(list(dots.shade_names)),
+             _dots_sha256(cols)))
         n = cur.lastrowid
         cols[0] = [n] * len(dots)
         con.executemany(f"INSERT INTO dots ({', '.join(_DOT_COLUMNS)}) VALUES ({', '.join('?' * len(_DOT_COLUMNS))})",
@@ -799,7 +815,11 @@ class Case:
         """
         with self._read() as con:
             n = self._revision_number(con, revision)
-            return self._dots_of(con, n)
+            dots = self._dots_of(con, n)
+            want = con.execute("SELECT dots_sha256 FROM revisions WHERE id = ?", (n,)).fetchone()[0]
+        if _dots_sha256(_dot_columns(dots, self.path)) != want:
+            raise self._damaged(f"revision {n}'s dots do not match their checksum")
+        return dots
 
     def _dots_of(self, con, n: int, where: str = "", args=()):
         from .types import Dots
@@ -1189,6 +1209,15 @@ def _dot_columns(dots, path) -> list:
             *(bary[:, k].tolist() for k in range(3)), *(pos[:, k].tolist() for k in range(3)),
             *(nor[:, k].tolist() for k in range(3)), ints["zone"].tolist(), depth.tolist(), ints["needle"].tolist(),
             ints["shade"].tolist(), size.tolist()]
+
+
+def _dots_sha256(cols) -> str:
+    """sha256 of a revision's dot columns (as :func:`_dot_columns` gives them, in stored order; revision left out):
+    integers as little-endian int64, floats as little-endian float64."""
+    h = hashlib.sha256()
+    for name, col in zip(_DOT_COLUMNS[1:], cols[1:]):
+        h.update(np.asarray(col, dtype="<f8" if name in _FLOATS else "<i8").tobytes())
+    return h.hexdigest()
 
 
 def _check_keeps(done, dots, path) -> None:
