@@ -518,7 +518,7 @@ REGISTRATION_CARRY_MAX_MM = 3.0
 #: since a process that keeps a case open for writing is refused at once (its lock file), and a reader's hold lasts
 #: milliseconds; a long wait would look like a hang
 CASE_BUSY_TIMEOUT_S = 1.0
-#: how a scan's bytes are compressed in the case ("zlib" or "lzma"; both always readable): zlib at this level packs a
-#: 30 MB PLY in about a second, where lzma takes ten times longer for a third less
+#: how a scan's bytes are compressed in the case ("zlib" or "lzma"; both always readable): measured on a 5.2 MB binary
+#: PLY, zlib at this level packs it to 44 % in 0.22 s, lzma to 30 % in 2.7 s (twelve times longer for a third less)
 CASE_SCAN_CODEC = "zlib"
 CASE_ZLIB_LEVEL = 6
