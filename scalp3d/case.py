@@ -180,10 +180,10 @@ _DOT_COLUMNS = ("revision", "id", "seq", "session", "face_id", "b0", "b1", "b2",
 
 def _frozen_table(name: str) -> list[str]:
     """Triggers refusing any UPDATE or DELETE of a table's rows."""
-    return [f"CREATE TRIGGER {name}_no_update BEFORE UPDATE ON {name} BEGIN "
-            f"SELECT RAISE(ABORT, 'scalp3d: {name} rows are never changed'); END",
-            f"CREATE TRIGGER {name}_no_delete BEFORE DELETE ON {name} BEGIN "
-            f"SELECT RAISE(ABORT, 'scalp3d: {name} rows are never deleted'); END"]
+    return [(f"CREATE TRIGGER {name}_no_update BEFORE UPDATE ON {name} BEGIN "
+            f"SELECT RAISE(ABORT, 'scalp3d: {name} rows are never changed'); END"),
+            (f"CREATE TRIGGER {name}_no_delete BEFORE DELETE ON {name} BEGIN "
+            f"SELECT RAISE(ABORT, 'scalp3d: {name} rows are never deleted'); END")]
 
 
 def _differs(a: str, b: str) -> str:
@@ -252,8 +252,8 @@ def _schema_1(con: sqlite3.Connection) -> None:
            LEFT JOIN dots n ON n.revision = NEW.id AND n.id = k.id
            WHERE n.id IS NULL OR {_differs('o', 'n')}) BEGIN
            SELECT RAISE(ABORT, 'scalp3d: a done dot would move, change or vanish'); END""",
-        "CREATE TRIGGER revisions_no_delete BEFORE DELETE ON revisions BEGIN "
-        "SELECT RAISE(ABORT, 'scalp3d: revisions rows are never deleted'); END",
+        ("CREATE TRIGGER revisions_no_delete BEFORE DELETE ON revisions BEGIN "
+        "SELECT RAISE(ABORT, 'scalp3d: revisions rows are never deleted'); END"),
         # a done dot exists in its revision; a done session stays done
         """CREATE TRIGGER done_dots_exist BEFORE INSERT ON done_dots WHEN NOT EXISTS (
            SELECT 1 FROM dots d JOIN revisions r ON r.id = d.revision
@@ -261,10 +261,10 @@ def _schema_1(con: sqlite3.Connection) -> None:
            SELECT RAISE(ABORT, 'scalp3d: a done dot must be a dot of its session'); END""",
         """CREATE TRIGGER sessions_done_stays BEFORE UPDATE ON sessions WHEN OLD.state = 'done' BEGIN
            SELECT RAISE(ABORT, 'scalp3d: a done session is never changed'); END""",
-        "CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions BEGIN "
-        "SELECT RAISE(ABORT, 'scalp3d: sessions rows are never deleted'); END",
-        "CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta BEGIN "
-        "SELECT RAISE(ABORT, 'scalp3d: meta rows are never deleted'); END",
+        ("CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions BEGIN "
+        "SELECT RAISE(ABORT, 'scalp3d: sessions rows are never deleted'); END"),
+        ("CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta BEGIN "
+        "SELECT RAISE(ABORT, 'scalp3d: meta rows are never deleted'); END"),
     ]
     for table in ("scans", "head", "landmarks", "dots", "done_dots", "program_sets", "programs", "notes", "audit"):
         statements += _frozen_table(table)
@@ -432,7 +432,7 @@ class Case:
 
     @classmethod
     def create(cls, path, *, scan_path, head, landmarks, plan, dots, scan_bytes: bytes | None = None,
-               units: str = "mm", scale_to_mm: float = 1.0, comment: str = "", who: str | None = None) -> "Case":
+               units: str = "mm", scale_to_mm: float = 1.0, comment: str = "", who: str | None = None) -> Case:
         """Make a new case file holding the first scan, the reference head, its landmarks and revision 1 of the plan
         with its dots; every session planned. Returns it open for writing.
 
@@ -513,7 +513,7 @@ class Case:
         return cls.open(path, write=True, who=who)
 
     @classmethod
-    def open(cls, path, write: bool = False, who: str | None = None) -> "Case":
+    def open(cls, path, write: bool = False, who: str | None = None) -> Case:
         """Open a case file; checks it (and migrates an older schema, in one transaction).
 
         Parameters
@@ -619,7 +619,7 @@ class Case:
         _release_lock(self._lock)
         self._lock = None
 
-    def __enter__(self) -> "Case":
+    def __enter__(self) -> Case:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import with_settings
+
 from scalp3d import case as case_mod
 from scalp3d.case import BUSY, Case, CaseBusy, CaseError, DoneDotsError, ProgramFile
 
@@ -39,7 +39,7 @@ def parts():
                 filled=np.zeros(len(v), bool))
     lm = Landmarks(nasion=np.array([0.0, 60.0, 0.0]), lpa=np.array([-60.0, 0.0, 0.0]),
                    rpa=np.array([60.0, 0.0, 0.0]), sources={"nasion": "file", "lpa": "file", "rpa": "file"})
-    return dict(head=head, landmarks=lm, plan=load_plan(), dots=dots, scan=os.urandom(5000) + b"ply" * 3000)
+    return {"head": head, "landmarks": lm, "plan": load_plan(), "dots": dots, "scan": os.urandom(5000) + b"ply" * 3000}
 
 
 def make_case(parts, path, dots=None):
@@ -406,8 +406,8 @@ def test_fuzzed_files_get_one_line_errors(parts, tmp_path):
     assert "empty file" in messages["empty.case"]
     assert all("truncated" in messages[n] or "damaged" in messages[n] for n in messages if n.startswith("trunc"))
     assert sum(n.startswith("truncated") for n in messages) >= 20
-    print(f"{len(bad)} fuzzed files, {len(messages)} refused in one line, e.g.:", *sorted(set(
-        m.split(": ", 1)[1] for m in messages.values())), sep="\n  ")
+    print(f"{len(bad)} fuzzed files, {len(messages)} refused in one line, e.g.:", *sorted({
+        m.split(": ", 1)[1] for m in messages.values()}), sep="\n  ")
 
     foreign = tmp_path / "foreign.sqlite"
     con = sqlite3.connect(foreign)
