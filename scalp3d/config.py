@@ -483,9 +483,10 @@ REGISTRATION_BROW_MARGIN_MM = 15.0
 REGISTRATION_SCALP_POINTS = 20_000
 #: samples of each whole surface for the size check and the centroids of the global search
 REGISTRATION_SIZE_POINTS = 20_000
-#: today's RMS radius over the reference's: a re-scan of the same head, even without the face or the back, lies well
-#: inside; a scan in cm, inches or m read as mm (x10, x25.4, x1000 or their inverses) far outside
-REGISTRATION_SIZE_RATIO_RANGE = (0.7, 1.4)
+#: today's RMS radius over the reference's: a re-scan of the same head lies inside even without the face, the back or
+#: the shoulders (0.68 measured: the real head's re-scan without face and back against the reference with shoulders);
+#: a scan in another unit read as mm lies outside (units differ by a factor of 2.54 at least: inches and cm)
+REGISTRATION_SIZE_RATIO_RANGE = (0.4, 2.5)
 #: today's surface as ICP target: its vertices when it has at least one per this spacing squared of area, else area
 #: samples at this spacing (at most TARGET_MAX_POINTS)
 REGISTRATION_TARGET_SPACING_MM = 1.0
@@ -508,10 +509,13 @@ REGISTRATION_SEARCH_TOL_MM = 4.0
 REGISTRATION_OVERLAP_TOL_MM = 2.5
 #: refusals: less than this share of the reference scalp overlapping today's scan, or an RMS residual (mm, on the
 #: overlapping part) above this
-REGISTRATION_MIN_OVERLAP = 0.5
+REGISTRATION_MIN_OVERLAP = 0.6
 REGISTRATION_MAX_RMS_MM = 1.0
 #: carrying dots: a moved dot farther than this (mm) from today's surface lies where today's scan has no skin: refused
 REGISTRATION_CARRY_MAX_MM = 3.0
+#: ... or farther than this (mm) with its closest point on the rim of a region missing from today's scan (its mesh's
+#: boundary): a dot right at the rim is kept
+REGISTRATION_CARRY_RIM_MM = 0.3
 
 # --- the patient's case (issue 14) ---
 #: how long a change to a case file waits for another process's transaction to end before it is refused (s): short,

@@ -412,6 +412,28 @@ def register(today: Head, reference: Head, *, today_landmarks=None, reference_la
     return reg
 
 
+def _on_rim(faces, f, bary, eps=1e-5):
+    """(n,) bool: the closest points (faces ``f`` (n,3) of the mesh ``faces``, barycentric ``bary``) on the mesh's
+    boundary: on a boundary edge (used by one face only) or at a vertex of one."""
+    e = np.sort(np.concatenate([faces[:, [1, 2]], faces[:, [2, 0]], faces[:, [0, 1]]]), axis=1)
+    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
+    uniq, count = np.unique(key, return_counts=True)
+    rim = uniq[count == 1]
+    rim_vertices = np.zeros(int(faces.max()) + 1, dtype=bool)
+    rim_vertices[rim // (int(faces.max()) + 1)] = True
+    rim_vertices[rim % (int(faces.max()) + 1)] = True
+    zero = bary < eps
+    out = np.zeros(len(f), dtype=bool)
+    for k in range(3):  # on the edge opposite vertex k
+        a, b = f[:, (k + 1) % 3], f[:, (k + 2) % 3]
+        ek = np.minimum(a, b) * (int(faces.max()) + 1) + np.maximum(a, b)
+        out |= zero[:, k] & np.isin(ek, rim)
+    at_vertex = zero.sum(axis=1) >= 2
+    corner = f[np.arange(len(f)), np.argmax(bary, axis=1)]
+    out |= at_vertex & rim_vertices[corner]
+    return out
+
+
 def carry_points(points, normals, registration: Registration, today_head: Head, *,
                  max_offset_mm: float = config.REGISTRATION_CARRY_MAX_MM):
     """Carry dots from the reference head to today's surface: moved by the registration, then re-projected on today's
@@ -422,8 +444,10 @@ def carry_points(points, normals, registration: Registration, today_head: Head, 
     points, normals : (n,3) mm and unit vectors on the reference head
     registration : Registration from :func:`register`
     today_head : Head, today's surface (the one registered)
-    max_offset_mm : a moved dot farther than this from today's surface lies where today's scan has no skin (a missing
-        region): refused with a RegistrationError; ``np.inf`` accepts every dot
+    max_offset_mm : a moved dot farther than this from today's surface, or more than
+        ``config.REGISTRATION_CARRY_RIM_MM`` from it with its closest point on the rim of a hole or of a missing
+        region (the boundary of today's mesh), lies where today's scan has no skin: refused with a RegistrationError (one line). A dot under hair grown since the
+        reference scan is carried (lifted onto the hair's surface by its length).
 
     Returns
     -------
@@ -449,10 +473,11 @@ def carry_points(points, normals, registration: Registration, today_head: Head, 
     q = np.einsum("ij,ijk->ik", bary, today_head.vertices[f])
     n = np.einsum("ij,ijk->ik", bary, today_head.vertex_normals[f])
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    off = np.linalg.norm(q - p, axis=1)
-    far = off > max_offset_mm
+    dist = np.linalg.norm(q - p, axis=1)
+    far = (dist > max_offset_mm) | ((dist > config.REGISTRATION_CARRY_RIM_MM) & _on_rim(today_head.faces, f, bary))
     if far.any():
         raise RegistrationError(
-            f"{int(far.sum())} of {len(p)} dots fall where today's scan has no skin (up to {off.max():.0f} mm from "
-            f"its surface, more than {max_offset_mm:g} mm): rescan covering the whole treated area")
+            f"{int(far.sum())} of {len(p)} dots fall where today's scan has no skin (their closest point on it is on "
+            f"the rim of a missing region, or up to {dist[far].max():.1f} mm away): rescan covering the whole "
+            f"treated area")
     return q, n, fid, bary
