@@ -158,7 +158,53 @@ def build_parser():
     sh.add_argument("--glb", metavar="FILE.glb", help="also write the 3D model alone (glTF binary)")
     sh.add_argument("--overwrite", action="store_true", help="replace FILE.html (and FILE.glb) if they exist")
     _add_quiet(sh)
+    c = sub.add_parser("case", help="a patient's case across visits: one file, every session and dot remembered")
+    cs = c.add_subparsers(dest="case_command", required=True)
+    cn = cs.add_parser("new", help="read the scan, make the head, plan every session, store it all in CASE")
+    cn.add_argument("case", metavar="CASE", help="the case file to make (e.g. smith.scalp3d)")
+    cn.add_argument("--scan", required=True, help="the first scan (mesh or point cloud)")
+    cn.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise)")
+    g = cn.add_mutually_exclusive_group()
+    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="the scan's unit (detected when omitted)")
+    g.add_argument("--scale", type=_SCALE, help="millimetres per scan unit")
+    cn.add_argument("--landmarks", dest="landmarks_path", metavar="L.json")
+    _add_quiet(cn)
+    for name, what in (("show", "sessions, states, dot counts, revisions, scans"), ("history", "every change")):
+        x = cs.add_parser(name, help=what)
+        x.add_argument("case", metavar="CASE")
+        _add_quiet(x)
+    cse = cs.add_parser("session", help="write session K's programs, JSON and dots.csv into DIR (the dots not done)")
+    cse.add_argument("case", metavar="CASE")
+    cse.add_argument("session", type=_whole(1), metavar="K")
+    cse.add_argument("--out", required=True, metavar="DIR")
+    cse.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
+    cse.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    _add_quiet(cse)
+    cd = cs.add_parser("done", help="mark session K done, or done up to a dot when it was interrupted")
+    cd.add_argument("case", metavar="CASE")
+    cd.add_argument("session", type=_whole(1), metavar="K")
+    cd.add_argument("--until-dot", type=_whole(0), metavar="ID", help="the last dot tattooed")
+    _add_quiet(cd)
     return ap
+
+
+def _case(args):
+    from . import case_commands as cc
+    from .case import Case
+
+    if args.case_command == "new":
+        cc.case_new(args.case, args.scan, plan_path=args.plan_path, units=args.units, scale=args.scale,
+                    landmarks_path=args.landmarks_path, progress=_progress(args))
+    elif args.case_command in ("show", "history"):
+        with Case.open(args.case) as case:
+            lines = cc.show_lines(case) if args.case_command == "show" else cc.history_lines(case)
+        for line in lines:
+            print(line)
+    elif args.case_command == "session":
+        cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite)
+    else:
+        cc.case_done(args.case, args.session, until_dot=args.until_dot)
+    return 0
 
 
 def _size(text):
@@ -436,6 +482,10 @@ def main(argv=None):
             return _export(args)
         if args.command == "mesh":
             return _mesh(args)
+        if args.command == "case":
+            if args.case_command == "new":
+                _cold_cache_notice(_progress(args))
+            return _case(args)
         if args.command in ("preview", "view", "share"):
             return {"preview": _preview, "view": _view, "share": _share}[args.command](args)
         from .pipeline import run

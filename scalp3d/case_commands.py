@@ -1,0 +1,135 @@
+"""The ``scalp3d case`` commands on a patient's case file (:mod:`scalp3d.case`): make one from a first scan, show it and
+its history, write a session's programs, mark a session done or done up to a dot.
+
+Each command opens the case, does one change in one transaction (the store's) and prints what it did. Re-scans
+(``case session --scan``), revisions and touch-ups are not built yet (issue 14 continues).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .case import Case, ProgramFile
+from .errors import InputError
+
+
+def case_new(case_path, scan_path, *, plan_path=None, units=None, scale=None, landmarks_path=None, log=print,
+             progress=None):
+    """Read the scan, make the head, plan every session and store it all as a new case (refused if the file
+    exists). Returns the case's summary lines."""
+    from .design import build_field, load_plan
+    from .landmarks import load_landmarks, resolve_landmarks
+    from .pipeline import plan_dots
+    from .progress import Timer
+    from .scan import load_scan
+    from .surface import make_head
+
+    case_path = Path(case_path)
+    if case_path.exists():
+        raise InputError(f"{case_path}: exists; a case is never overwritten: give a new file name")
+    timer = Timer(progress)
+    plan = load_plan(plan_path)
+    with timer("load scan"):
+        scan = load_scan(scan_path, units=units, scale=scale)
+    given = load_landmarks(landmarks_path, scan.scale_to_mm) if landmarks_path else None
+    with timer("surface"):
+        head = make_head(scan, landmarks=given, progress=progress)
+    with timer("landmarks"):
+        lm = resolve_landmarks(head, given, "file")
+    with timer("design"):
+        field = build_field(head, lm, plan)
+    dots, quality = plan_dots(head, field, plan, timer)
+    with Case.create(case_path, scan_path=scan_path, head=head, landmarks=lm, plan=plan, dots=dots,
+                     units=scan.units, scale_to_mm=scan.scale_to_mm, comment="first plan") as case:
+        lines = show_lines(case)
+    for w in quality["below_bars"]:
+        lines.append(f"  WARNING: quality below the engine's bar: {w}")
+    for line in lines:
+        log(line)
+    return lines
+
+
+def show_lines(case) -> list:
+    """``case show``: scans, revisions, sessions with their states and dot counts."""
+    out = [f"case {case.path}"]
+    for s in case.scans():
+        out.append(f"  scan {s.id}: {s.name} ({s.role}, {s.size:,} bytes, {s.units}, added {s.added})")
+    for r in case.revisions():
+        out.append(f"  revision {r.number}: {r.dots:,} dots in {r.sessions} sessions, plan sha256 "
+                   f"{r.plan_sha256[:16]} ({r.created}) {r.comment}")
+    dots = case.dots()
+    for st in case.sessions():
+        n = int(np.count_nonzero(dots.session == st.session))
+        extra = f", done up to dot {st.last_dot}" if st.state == "in_progress" and st.last_dot is not None else ""
+        out.append(f"  session {st.session}: {st.state}{extra}, {st.done_dots:,} of {n:,} dots done")
+    notes = case.notes()
+    if notes:
+        out.append(f"  {len(notes)} notes; the last: {notes[-1].text}")
+    return out
+
+
+def history_lines(case) -> list:
+    """``case history``: every change, oldest first."""
+    return [f"  {a.at}  {a.who}  {a.action}" + (f"  revision {a.revision}" if a.revision else "")
+            + (f"  session {a.session}" if a.session else "") for a in case.history()]
+
+
+def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=False, log=print):
+    """Write session ``session``'s programs (the dots of the latest revision not yet done), its JSON and its dots.csv
+    into ``out_dir`` (staged, swapped in whole), in the reference scan's axes, and record them in the case."""
+    from .checksums import head_checksum
+    from .design import plan_to_toml
+    from .export import dots_csv_text
+    from .fileio import staged_dir, write_text
+    from .machine import load_machine
+    from .needle import plan_session
+    from .pipeline import write_session_programs
+    from .proximity import SurfaceQuery
+
+    machine = load_machine(machine)
+    with Case.open(case_path, write=True) as case:
+        states = {s.session: s for s in case.sessions()}
+        if session not in states:
+            raise InputError(f"{case_path}: has no session {session}; it has sessions {', '.join(map(str, states))}")
+        st = states[session]
+        if st.state in ("done", "abandoned"):
+            raise InputError(f"{case_path}: session {session} is {st.state}; nothing is left to tattoo in it")
+        plan, dots, head = case.plan(), case.dots(), case.head()
+        left = (dots.session == session) & ~np.isin(dots.ids, case.done_ids())
+        todo = dots.subset(left)
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not overwrite:
+            raise InputError(f"{out_dir}: exists; give a new folder or --overwrite to replace it")
+        plan_text = plan_to_toml(plan)
+        plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
+        surface = SurfaceQuery(machine.head_in_machine_frame(head))
+        prog = plan_session(todo, session, surface, plan.needle.motion, machine=machine,
+                            zone_order=plan.needle.zone_order)
+        with staged_dir(out_dir, keep_previous=False) as stage:
+            verdicts = write_session_programs(prog, stage.path, surface, n_sessions=len(plan.sessions),
+                                              plan_sha=plan_sha, head_sha=head_checksum(head.vertices))
+            write_text(stage.path / "dots.csv", dots_csv_text(todo))
+            write_text(stage.path / "plan.toml", plan_text)
+        ngc = out_dir / f"session-{session}.ngc"
+        checksum = hashlib.sha256(ngc.read_bytes()).hexdigest()
+        case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)],
+                             frame={"axes": "reference scan", "scan_to_machine": machine.scan_to_machine.tolist()})
+    lines = [f"session {session}: {len(prog):,} dots to do" + (f" (continuing after dot {st.last_dot})"
+                                                               if st.last_dot is not None else "")]
+    lines += [f"  {v}" for v in verdicts] + [f"wrote {out_dir}/"]
+    for line in lines:
+        log(line)
+    return lines
+
+
+def case_done(case_path, session: int, *, until_dot=None, log=print):
+    """Mark a session done, or done up to a dot when it was interrupted (the next ``case session`` continues after
+    it)."""
+    with Case.open(case_path, write=True) as case:
+        st = case.mark_done(session, until_dot=until_dot)
+    line = (f"session {session}: done" if st.state == "done" else
+            f"session {session}: done up to dot {st.last_dot} ({st.done_dots:,} dots on the skin)")
+    log(line)
+    return line

@@ -1,0 +1,82 @@
+"""`scalp3d case` on the sample head: a case made from a scan, a session written, interrupted, resumed and done, the
+state and history shown, refusals in one line. (Re-scans, revisions and touch-ups are not built yet.)"""
+import json
+
+import numpy as np
+import pytest
+
+from scalp3d.cli import main
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    from scalp3d.export import write_head_ply
+    from scalp3d.sample import load_sample_head
+
+    d = tmp_path_factory.mktemp("case")
+    _, head, _ = load_sample_head()
+    write_head_ply(head, d / "scan.ply")
+    (d / "light.toml").write_text("[density]\ncore_per_cm2 = 20.0\nhairline_per_cm2 = 15.0\n")
+    assert main(["case", "new", str(d / "p.case"), "--scan", str(d / "scan.ply"), "--units", "mm", "--plan",
+                 str(d / "light.toml"), "--quiet"]) == 0
+    return d
+
+
+def _out(capsys):
+    return capsys.readouterr().out
+
+
+def test_a_session_interrupted_resumed_and_done(course, capsys):
+    case = course / "p.case"
+    capsys.readouterr()
+    assert main(["case", "show", str(case)]) == 0
+    shown = _out(capsys)
+    assert "revision 1:" in shown and "session 1: planned" in shown and "session 3: planned" in shown
+    # session 1: written, then interrupted after its 25th dot
+    assert main(["case", "session", str(case), "1", "--out", str(course / "s1"), "--quiet"]) == 0
+    first = json.loads((course / "s1" / "session-1.json").read_text())["dots"]
+    n = len(first)
+    stop = first[24]["id"]
+    assert main(["case", "done", str(case), "1", "--until-dot", str(stop)]) == 0
+    assert f"done up to dot {stop}" in _out(capsys)
+    # resumed: the rest only, none of the done ones
+    assert main(["case", "session", str(case), "1", "--out", str(course / "s1b"), "--quiet"]) == 0
+    rest = json.loads((course / "s1b" / "session-1.json").read_text())["dots"]
+    done = {x["id"] for x in first[:25]}
+    assert len(rest) == n - 25 and not done & {x["id"] for x in rest}
+    assert main(["case", "done", str(case), "1"]) == 0
+    assert main(["case", "show", str(case)]) == 0
+    assert "session 1: done" in _out(capsys)
+    # refusals: one line, exit 2
+    for argv, words in ((["session", str(case), "1", "--out", str(course / "s1c")], "is done"),
+                        (["done", str(case), "1"], "already done"),
+                        (["session", str(case), "9", "--out", str(course / "s9")], "no session 9"),
+                        (["new", str(case), "--scan", str(course / "scan.ply")], "never overwritten"),
+                        (["show", str(course / "scan.ply")], "scan.ply")):
+        capsys.readouterr()
+        assert main(["case", *argv, "--quiet"]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], (argv, err)
+    assert not (course / "s1c").exists() and not (course / "s9").exists()
+    assert main(["case", "history", str(case)]) == 0
+    hist = _out(capsys)
+    actions = [line.split()[2] for line in hist.strip().splitlines()]
+    assert actions[:5] == ["create", "programs", "done", "programs", "done"], actions
+
+
+def test_the_programs_verify_and_the_dots_are_the_case_s(course):
+    """The programs written from the case verify against its head, and their dots are the case's revision 1."""
+    from scalp3d.case import Case
+
+    d = course / "s2"
+    assert main(["case", "session", str(course / "p.case"), "2", "--out", str(d), "--quiet"]) == 0
+    with Case.open(course / "p.case") as case:
+        dots = case.dots()
+        head = case.head()
+    js = json.loads((d / "session-2.json").read_text())
+    ids = np.array([x["id"] for x in js["dots"]])
+    assert set(ids) == set(dots.ids[dots.session == 2].tolist())
+    from scalp3d.export import write_head_ply
+
+    write_head_ply(head, d / "head.ply")
+    assert main(["verify", str(d / "session-2.ngc"), "--head", str(d / "head.ply")]) == 0
