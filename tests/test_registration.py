@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import LEE_SCALE_MM
+
 from scalp3d import config
 from scalp3d.landmarks import load_landmarks, resolve_landmarks
 from scalp3d.meshes import vertex_normals_of
@@ -106,14 +106,14 @@ def sample():
 
 @pytest.fixture(scope="module")
 def sample_faceless(sample):
-    ref, fine, lm, pts, nrm = sample
+    ref, fine, lm, _, _ = sample
     today, T = rescan(fine, lm, seed=1)
     return today, T, register(today, ref, reference_landmarks=lm)
 
 
 def test_faceless_rescan_of_the_sample_head(sample, sample_faceless):
     _, _, _, pts, _ = sample
-    today, T, reg = sample_faceless
+    _, T, reg = sample_faceless
     _check(reg, T, pts, "sample head, no face")
     assert "global search" in reg.method  # no face: no landmarks on today's scan
     assert reg.transform.shape == (4, 4) and np.allclose(reg.rotation @ reg.rotation.T, np.eye(3), atol=1e-9)
@@ -142,7 +142,7 @@ def test_dots_carried_to_todays_surface(sample, sample_faceless):
 
 
 def test_dots_where_todays_scan_has_no_skin_are_refused(sample, sample_faceless):
-    ref, _, lm, _, _ = sample
+    _, _, lm, _, _ = sample
     today, _, reg = sample_faceless
     with pytest.raises(RegistrationError, match="no skin") as exc:  # the nasion: the re-scan has no face
         carry_points(lm.nasion[None, :], np.array([[0.0, 1.0, 0.0]]), reg, today)
