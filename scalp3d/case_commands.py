@@ -1,8 +1,8 @@
 """The ``scalp3d case`` commands on a patient's case file (:mod:`scalp3d.case`): make one from a first scan, show it and
 its history, write a session's programs, mark a session done or done up to a dot.
 
-Each command opens the case, does one change in one transaction (the store's) and prints what it did. Re-scans
-(``case session --scan``), revisions and touch-ups are not built yet (issue 14 continues).
+Each command opens the case, does one change in one transaction (the store's) and prints what it did. Revisions and
+touch-ups are not built yet (issue 14 continues).
 """
 from __future__ import annotations
 
@@ -76,19 +76,26 @@ def history_lines(case) -> list:
             + (f"  session {a.session}" if a.session else "") for a in case.history()]
 
 
-def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=False, log=print):
+def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=False, scan=None, units=None,
+                 scale=None, log=print, progress=None):
     """Write session ``session``'s programs (the dots of the latest revision not yet done), its JSON and its dots.csv
-    into ``out_dir`` (staged, swapped in whole), in the reference scan's axes, and record them in the case."""
+    into ``out_dir`` (staged, swapped in whole) and record them in the case. Without ``scan`` they are in the
+    reference scan's axes; with today's ``scan`` it is registered to the reference head
+    (:func:`scalp3d.registration.register`), the dots are carried onto today's skin, and everything written is in
+    today's scan's own axes (mm), with ``registration.json`` and today's ``head.ply`` beside the programs."""
     from .checksums import head_checksum
     from .design import plan_to_toml
-    from .export import dots_csv_text
-    from .fileio import staged_dir, write_text
+    from .export import dots_csv_text, write_head_ply
+    from .fileio import staged_dir, write_json, write_text
     from .machine import load_machine
     from .needle import plan_session
     from .pipeline import write_session_programs
     from .proximity import SurfaceQuery
 
     machine = load_machine(machine)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError(f"{out_dir}: exists; give a new folder or --overwrite to replace it")
     with Case.open(case_path, write=True) as case:
         states = {s.session: s for s in case.sessions()}
         if session not in states:
@@ -97,11 +104,10 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
         if st.state in ("done", "abandoned"):
             raise InputError(f"{case_path}: session {session} is {st.state}; nothing is left to tattoo in it")
         plan, dots, head = case.plan(), case.dots(), case.head()
-        left = (dots.session == session) & ~np.isin(dots.ids, case.done_ids())
-        todo = dots.subset(left)
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not overwrite:
-            raise InputError(f"{out_dir}: exists; give a new folder or --overwrite to replace it")
+        todo = dots.subset((dots.session == session) & ~np.isin(dots.ids, case.done_ids()))
+        reg = scan_id = None
+        if scan is not None:
+            head, todo, reg = _carried_to_today(case, head, todo, scan, units, scale, progress)
         plan_text = plan_to_toml(plan)
         plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
         surface = SurfaceQuery(machine.head_in_machine_frame(head))
@@ -112,16 +118,46 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
                                               plan_sha=plan_sha, head_sha=head_checksum(head.vertices))
             write_text(stage.path / "dots.csv", dots_csv_text(todo))
             write_text(stage.path / "plan.toml", plan_text)
+            if reg is not None:
+                write_json(stage.path / "registration.json", reg.to_dict())
+                write_head_ply(head, stage.path / "head.ply")
+        if scan is not None:
+            scan_id = case.add_scan(scan, units=units or "mm", comment=f"re-scan for session {session}")
         ngc = out_dir / f"session-{session}.ngc"
         checksum = hashlib.sha256(ngc.read_bytes()).hexdigest()
-        case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)],
-                             frame={"axes": "reference scan", "scan_to_machine": machine.scan_to_machine.tolist()})
+        frame = {"axes": "today's scan" if reg else "reference scan",
+                 "reference_to_scan": (reg.transform if reg else np.eye(4)).tolist(),
+                 "scan_to_machine": machine.scan_to_machine.tolist()}
+        case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)], frame=frame,
+                             registration=reg.to_dict() if reg else None, residual_mm=reg.rms_mm if reg else None,
+                             scan_id=scan_id)
     lines = [f"session {session}: {len(prog):,} dots to do" + (f" (continuing after dot {st.last_dot})"
                                                                if st.last_dot is not None else "")]
+    if reg is not None:
+        lines.append(f"  registered to today's scan: RMS {reg.rms_mm:.2f} mm, p95 {reg.p95_mm:.2f} mm, overlap "
+                     f"{reg.overlap:.0%}")
     lines += [f"  {v}" for v in verdicts] + [f"wrote {out_dir}/"]
     for line in lines:
         log(line)
     return lines
+
+
+def _carried_to_today(case, reference, todo, scan, units, scale, progress):
+    """Today's head from its scan, the registration of the reference head to it, and the dots carried onto it
+    (positions, normals, faces and barycentric coordinates on today's head; settings unchanged)."""
+    from dataclasses import replace
+
+    from .registration import carry_points, register
+    from .scan import load_scan
+    from .surface import make_head
+
+    today = make_head(load_scan(scan, units=units, scale=scale), progress=progress)
+    reg = register(today, reference, reference_landmarks=case.landmarks(), progress=progress)
+    pos, _, fid, bar = carry_points(todo.positions, todo.normals, reg, today)
+    # the needle goes along the skin normal the verifier checks: today's vertex normals interpolated in the face
+    nrm = np.einsum("ij,ijk->ik", bar, today.vertex_normals[today.faces[fid]])
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    return today, replace(todo, positions=pos, normals=nrm, face_ids=fid, bary=bar), reg
 
 
 def case_done(case_path, session: int, *, until_dot=None, log=print):

@@ -179,6 +179,11 @@ def build_parser():
     cse.add_argument("--out", required=True, metavar="DIR")
     cse.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
     cse.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    cse.add_argument("--scan", metavar="TODAY", help="today's scan: registered to the case's head, everything written "
+                     "in its own axes (mm), with registration.json")
+    g = cse.add_mutually_exclusive_group()
+    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
+    g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
     _add_quiet(cse)
     cd = cs.add_parser("done", help="mark session K done, or done up to a dot when it was interrupted")
     cd.add_argument("case", metavar="CASE")
@@ -201,7 +206,8 @@ def _case(args):
         for line in lines:
             print(line)
     elif args.case_command == "session":
-        cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite)
+        cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite,
+                        scan=args.scan, units=args.units, scale=args.scale, progress=_progress(args))
     else:
         cc.case_done(args.case, args.session, until_dot=args.until_dot)
     return 0

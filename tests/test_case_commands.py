@@ -80,3 +80,49 @@ def test_the_programs_verify_and_the_dots_are_the_case_s(course):
 
     write_head_ply(head, d / "head.ply")
     assert main(["verify", str(d / "session-2.ngc"), "--head", str(d / "head.ply")]) == 0
+
+
+def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course, capsys):
+    """Today's scan: the head moved by a rigid motion (20 degrees, 60 mm) with 0.05 mm noise and the face cut away.
+    (With 0.2 mm noise left in a 1 mm mesh the skin normals swing by up to 6 degrees within the needle's depth and the
+    verifier refuses a few plunges: today's mesh needs smoothing before programs are made on it; not done yet.)
+    Session 3 written from it: registration.json, today's head.ply, programs that verify against it, every dot within
+    0.3 mm RMS (1 mm max) of where the known motion puts the case's dot."""
+    from scipy.spatial.transform import Rotation
+
+    from scalp3d.case import Case
+    from scalp3d.export import write_head_ply
+    from scalp3d.meshes import vertex_normals_of
+    from scalp3d.types import Head
+
+    with Case.open(course / "p.case") as case:
+        ref, lm, dots = case.head(), case.landmarks(), case.dots()
+    rng = np.random.default_rng(5)
+    R = Rotation.from_euler("zyx", [20.0, -8.0, 5.0], degrees=True).as_matrix()
+    t = np.array([60.0, -25.0, 40.0])
+    o, F = lm.frame()
+    q = (ref.vertices - o) @ F.T
+    keep_v = ~((q[:, 1] > 40.0) & (q[:, 2] < 10.0))  # no face below the brow
+    f = ref.faces[keep_v[ref.faces].all(axis=1)]
+    used = np.unique(f)
+    remap = np.full(len(ref.vertices), -1)
+    remap[used] = np.arange(len(used))
+    v = ref.vertices[used] @ R.T + t + rng.normal(0.0, 0.05, (len(used), 3))
+    f = remap[f]
+    write_head_ply(Head(v, f, vertex_normals_of(v, f)), course / "today.ply")
+    d = course / "s3"
+    capsys.readouterr()
+    assert main(["case", "session", str(course / "p.case"), "3", "--out", str(d), "--scan", str(course / "today.ply"),
+                 "--units", "mm", "--quiet"]) == 0
+    assert "registered to today's scan" in capsys.readouterr().out
+    reg = json.loads((d / "registration.json").read_text())
+    assert reg["rms_mm"] < 0.5 and reg["overlap"] > 0.8
+    js = json.loads((d / "session-3.json").read_text())["dots"]
+    got = np.array([x["skin_mm"] for x in js])
+    want_by_id = dict(zip(dots.ids.tolist(), (dots.positions @ R.T + t).tolist()))
+    want = np.array([want_by_id[x["id"]] for x in js])
+    err = np.linalg.norm(got - want, axis=1)
+    assert np.sqrt(np.mean(err ** 2)) < 0.3 and err.max() < 1.0, (np.sqrt(np.mean(err ** 2)), err.max())
+    assert main(["verify", str(d / "session-3.ngc"), "--head", str(d / "head.ply")]) == 0
+    with Case.open(course / "p.case") as case:
+        assert any(s.role == "rescan" for s in case.scans())
