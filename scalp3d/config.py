@@ -505,6 +505,9 @@ REGISTRATION_SEARCH_VOXEL_MM = 10.0
 REGISTRATION_SEARCH_SCHEDULE = ((40.0, 40.0, 10, 30), (20.0, 12.0, 10, 10), (10.0, 6.0, 10, 6))
 REGISTRATION_SEARCH_KEEP = 6
 REGISTRATION_SEARCH_TOL_MM = 4.0
+#: the fine ICP stages also solve a uniform layer (mm) of today's surface outside the reference's (hair grown since the
+#: reference scan: without it, hair everywhere slid the fit 3-4 mm along the dome), within this range
+REGISTRATION_OFFSET_RANGE_MM = (-0.5, 2.5)
 #: a reference scalp point overlaps today's scan when today's surface is within this distance (mm) of it, moved
 REGISTRATION_OVERLAP_TOL_MM = 2.5
 #: refusals: less than this share of the reference scalp overlapping today's scan, or an RMS residual (mm, on the

@@ -70,6 +70,9 @@ class Registration:
     points: int = 0  #: reference scalp points the figures were measured on
     seconds: float = 0.0
     steps_s: dict = field(default_factory=dict)
+    #: today's surface found this far (mm) outside the reference's over the scalp, uniformly (hair grown since the
+    #: reference scan); the figures are measured with it taken off
+    offset_mm: float = 0.0
 
     @property
     def rotation(self) -> np.ndarray:
@@ -93,7 +96,8 @@ class Registration:
         return {"method": self.method, "rms_mm": round(float(self.rms_mm), 4), "p95_mm": round(float(self.p95_mm), 4),
                 "overlap": round(float(self.overlap), 4), "tolerance_mm": float(self.tolerance_mm),
                 "points": int(self.points), "transform": [[round(float(c), 9) for c in row] for row in self.transform],
-                "units": "mm", "direction": "reference head -> today's scan", "seconds": round(float(self.seconds), 3)}
+                "offset_mm": round(float(self.offset_mm), 3), "units": "mm", "direction": "reference head -> today's scan",
+                "seconds": round(float(self.seconds), 3)}
 
 
 # --- the scalp region and surface samples ---------------------------------------------------------------------------
@@ -230,19 +234,25 @@ def _search_rotations() -> np.ndarray:
     return both[: config.REGISTRATION_SEARCH_ROTATIONS]
 
 
-def _batched_icp(src, tree, tgt_pts, tgt_nrm, Ts, schedule):
+def _batched_icp(src, tree, tgt_pts, tgt_nrm, Ts, schedule, offset=None):
     """Point-to-plane ICP with Tukey's kernel on many starts at once (numpy and one k-d tree: open3d's ICP builds its
     tree anew on every call, which dominated a search over a hundred starts).
 
     src (m,3); tree: cKDTree of tgt_pts (p,3) with unit normals tgt_nrm; Ts (k,4,4) starts; schedule: list of
     (max distance mm, kernel width mm, iterations, starts kept after). Returns (Ts (k',4,4), fitness (k',)), best
     first; fitness is the share of source points within ``REGISTRATION_SEARCH_TOL_MM`` at the end.
+
+    offset : (k,) mm or None: when given, a 7th unknown is solved with the motion: today's surface lying this far
+    outside the reference's everywhere (hair grown since the reference scan: a uniform layer a rigid motion cannot
+    explain, which would otherwise slide the fit along the dome); the last values are then returned third.
     """
     from scipy.spatial.transform import Rotation
 
     Ts = np.array(Ts, dtype=np.float64)
     tol = config.REGISTRATION_SEARCH_TOL_MM
     fit = np.zeros(len(Ts))
+    delta = None if offset is None else np.array(offset, dtype=np.float64).reshape(len(Ts))
+    dim = 6 if delta is None else 7
     for max_dist, kernel, iterations, keep in schedule:
         for _ in range(int(iterations)):
             P = np.einsum("kij,mj->kmi", Ts[:, :3, :3], src) + Ts[:, None, :3, 3]  # (k,m,3)
@@ -250,25 +260,46 @@ def _batched_icp(src, tree, tgt_pts, tgt_nrm, Ts, schedule):
             ok = np.isfinite(d).reshape(P.shape[:2])
             j = np.minimum(j, len(tgt_pts) - 1).reshape(P.shape[:2])
             q, n = tgt_pts[j], tgt_nrm[j]
-            r = ((P - q) * n).sum(axis=2)
+            r = ((P - q) * n).sum(axis=2)  # negative when today's surface lies outside
+            if delta is not None:
+                r = r + delta[:, None]
             w = np.where(ok & (np.abs(r) < kernel), (1.0 - (r / kernel) ** 2) ** 2, 0.0)
             c = (w[:, :, None] * P).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)[:, None]
-            J = np.concatenate([np.cross(P - c[:, None, :], n), n], axis=2)  # (k,m,6)
-            A = np.einsum("km,kmi,kmj->kij", w, J, J) + 1e-6 * np.eye(6)
+            parts = [np.cross(P - c[:, None, :], n), n] + ([] if delta is None else [np.ones(r.shape + (1,))])
+            J = np.concatenate(parts, axis=2)  # (k,m,6 or 7)
+            A = np.einsum("km,kmi,kmj->kij", w, J, J) + 1e-6 * np.eye(dim)
             b = -np.einsum("km,kmi,km->ki", w, J, r)
             x = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+            if delta is not None:
+                delta = np.clip(delta + x[:, 6], *config.REGISTRATION_OFFSET_RANGE_MM)
             dR = Rotation.from_rotvec(x[:, :3]).as_matrix()
             # p -> c + dR (p - c) + v, after the current motion
             new = np.repeat(np.eye(4)[None], len(Ts), axis=0)
             new[:, :3, :3] = dR
-            new[:, :3, 3] = c + x[:, 3:] - np.einsum("kij,kj->ki", dR, c)
+            new[:, :3, 3] = c + x[:, 3:6] - np.einsum("kij,kj->ki", dR, c)
             Ts = new @ Ts
         P = np.einsum("kij,mj->kmi", Ts[:, :3, :3], src) + Ts[:, None, :3, 3]
         d, _ = tree.query(P.reshape(-1, 3), distance_upper_bound=tol, workers=-1)
         fit = np.isfinite(d).reshape(P.shape[:2]).mean(axis=1)
         order = np.argsort(-fit, kind="stable")[: int(keep)]
         Ts, fit = Ts[order], fit[order]
-    return Ts, fit
+        delta = None if delta is None else delta[order]
+    return (Ts, fit) if delta is None else (Ts, fit, delta)
+
+
+def _refine_fine(pyr, T, stages):
+    """(transform, offset mm): the given ICP stages (voxel, max distance, kernel, iterations) from ``T``, each solving
+    the motion and today's uniform offset outside the reference (see :func:`_batched_icp`)."""
+    from scipy.spatial import cKDTree
+
+    delta = np.zeros(1)
+    Ts = np.asarray(T, dtype=np.float64)[None]
+    for voxel, max_dist, kernel, iterations in stages:
+        s, t = pyr.at(voxel)
+        tp, tn = np.asarray(t.points), np.asarray(t.normals)
+        Ts, _, delta = _batched_icp(np.asarray(s.points), cKDTree(tp), tp, tn, Ts,
+                                    [(max_dist, kernel, iterations, 1)], offset=delta)
+    return Ts[0], float(delta[0])
 
 
 def _global_search(pyr, c_ref, c_today):
@@ -296,9 +327,10 @@ def _global_search(pyr, c_ref, c_today):
 
 # --- the figures ------------------------------------------------------------------------------------------------------
 
-def _figures(query, points, T, tol):
-    """(rms, p95, overlap) of the distances of ``points`` moved by ``T`` to today's surface (see the module)."""
-    d = query.distance(points @ T[:3, :3].T + T[:3, 3])
+def _figures(query, points, normals, T, offset, tol):
+    """(rms, p95, overlap) of the distances of ``points`` moved by ``T`` and lifted by ``offset`` mm along their
+    normals (today's uniform layer of hair) to today's surface (see the module)."""
+    d = query.distance(points @ T[:3, :3].T + T[:3, 3] + offset * (normals @ T[:3, :3].T))
     near = d[d <= tol]
     if len(near) == 0:
         return float("inf"), float("inf"), 0.0
@@ -354,7 +386,7 @@ def register(today: Head, reference: Head, *, today_landmarks=None, reference_la
                              f"{type(h).__name__}")
     with step("scalp"):
         ref_lm = _as_landmarks(reference, reference_landmarks, "file")
-        src_pts, _ = scalp_points(reference, ref_lm)
+        src_pts, src_nrm = scalp_points(reference, ref_lm)
     with step("size"):
         ref_all, _ = _samples(reference.vertices, reference.faces, reference.vertex_normals,
                               config.REGISTRATION_SIZE_POINTS, seed=2)
@@ -382,29 +414,31 @@ def register(today: Head, reference: Head, *, today_landmarks=None, reference_la
             why = str(exc).split(";")[0]
     if today_lm is not None:
         with step("icp"):
-            T = pyr.refine(_frame_transform(ref_lm, today_lm), stages)
-            fig = _figures(query, src_pts, T, tol)
+            T, offset = _refine_fine(pyr, pyr.refine(_frame_transform(ref_lm, today_lm), stages[:1]), stages[1:])
+            fig = _figures(query, src_pts, src_nrm, T, offset, tol)
         given = today_landmarks is not None
         tried.append(f"landmarks ({'given' if given else 'estimated'} on today's scan)")
     if T is None or not _acceptable(fig):
         with step("search"):
             T2, _ = _global_search(pyr, ref_all.mean(axis=0), today_all.mean(axis=0))
         with step("icp"):
-            T2 = pyr.refine(T2, stages[1:])
-            fig2 = _figures(query, src_pts, T2, tol)
+            T2, offset2 = _refine_fine(pyr, T2, stages[1:])
+            fig2 = _figures(query, src_pts, src_nrm, T2, offset2, tol)
         if T is not None and today_lm is not None:
             tried[-1] += " failed its checks"
         elif why:
             tried.append(f"no landmarks on today's scan ({why})")
         tried.append(f"global search over {len(_search_rotations())} rotations")
         if fig is None or (fig2[2], -fig2[0]) > (fig[2], -fig[0]):
-            T, fig = T2, fig2
+            T, fig, offset = T2, fig2, offset2
     rms, p95, overlap = fig
     icp = ", ".join(f"{v:g}/{d:g}/{k:g} mm" for v, d, k, _ in stages)
-    method = (f"coarse: {'; '.join(tried)}; robust point-to-plane ICP (open3d, Tukey kernel; voxel/max distance/"
-              f"kernel {icp}) on {len(src_pts)} reference scalp points above the ears, face excluded")
+    method = (f"coarse: {'; '.join(tried)}; robust point-to-plane ICP (Tukey kernel; voxel/max distance/kernel "
+              f"{icp}; open3d, then the fine stages solving a uniform layer outside the reference too: "
+              f"{offset:+.2f} mm) on {len(src_pts)} reference scalp points above the ears, face excluded")
     reg = Registration(transform=T, rms_mm=rms, p95_mm=p95, overlap=overlap, method=method, tolerance_mm=tol,
-                       points=len(src_pts), seconds=time.perf_counter() - t0, steps_s=dict(step.stages))
+                       points=len(src_pts), seconds=time.perf_counter() - t0, steps_s=dict(step.stages),
+                       offset_mm=offset)
     if not _acceptable(fig):
         shown = "no" if not np.isfinite(rms) else f"{rms:.2f} mm"
         raise RegistrationError(

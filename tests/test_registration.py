@@ -53,7 +53,8 @@ def _crown(head, lm):
     return head.vertices[np.argmin(np.linalg.norm(head.vertices - p, axis=1))]
 
 
-def rescan(head, lm, seed, *, voxel_mm=1.3, noise_mm=0.2, hair_mm=1.5, cut_back=False, cut_face=True, motion=None):
+def rescan(head, lm, seed, *, voxel_mm=1.3, noise_mm=0.2, hair_mm=1.5, hair_radius_mm=HAIR_RADIUS_MM, cut_back=False,
+           cut_face=True, motion=None):
     """(today's Head, true 4x4 motion reference -> today): the issue's re-scan of ``head`` (see the module)."""
     import open3d as o3d
 
@@ -76,7 +77,7 @@ def rescan(head, lm, seed, *, voxel_mm=1.3, noise_mm=0.2, hair_mm=1.5, cut_back=
     n = vertex_normals_of(v, f)
     v = v + rng.normal(0.0, noise_mm, v.shape)
     if hair_mm:
-        v = v + hair_mm * (np.linalg.norm(v - _crown(head, lm), axis=1) < HAIR_RADIUS_MM)[:, None] * n
+        v = v + hair_mm * (np.linalg.norm(v - _crown(head, lm), axis=1) < hair_radius_mm)[:, None] * n
     T = _motion(rng) if motion is None else motion
     v = v @ T[:3, :3].T + T[:3, 3]
     return Head(v, f, vertex_normals_of(v, f)), T
@@ -149,13 +150,15 @@ def test_dots_where_todays_scan_has_no_skin_are_refused(sample, sample_faceless)
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("case", ["face kept", "any orientation, no back"])
+@pytest.mark.parametrize("case", ["face kept", "any orientation, no back", "hair grown 1.5 mm everywhere"])
 def test_other_rescans_of_the_sample_head(sample, case):
     from scipy.spatial.transform import Rotation
 
     ref, fine, lm, pts, _ = sample
     if case == "face kept":
         today, T = rescan(fine, lm, seed=2, cut_face=False)
+    elif case.startswith("hair"):  # a uniform layer a rigid motion cannot explain: solved as an offset
+        today, T = rescan(fine, lm, seed=5, hair_radius_mm=1000.0)
     else:  # another scanner's axes: a rotation anywhere in SO(3)
         T = np.eye(4)
         T[:3, :3] = Rotation.random(random_state=3).as_matrix()
@@ -165,6 +168,10 @@ def test_other_rescans_of_the_sample_head(sample, case):
     _check(reg, T, pts, f"sample head, {case}")
     if case == "face kept":
         assert reg.method.startswith("coarse: landmarks (estimated")
+    if case.startswith("hair"):
+        assert abs(reg.offset_mm - 1.5) < 0.2, reg.offset_mm
+    else:
+        assert abs(reg.offset_mm) < 0.2, reg.offset_mm
 
 
 def test_faceless_rescan_of_the_real_head(lee_path):
