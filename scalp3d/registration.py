@@ -24,7 +24,11 @@ Method:
 4. **Robust ICP, multi-scale** (open3d point-to-plane, Tukey's biweight kernel: a residual over the kernel's width
    weighs nothing, so a missing face or back, a stray object or hair grown 1-2 mm do not pull): the stages of
    ``REGISTRATION_ICP_STAGES`` (voxel, largest correspondence distance, kernel width, iterations) from coarse to fine;
-   the reference's scalp points are the source, today's surface points with today's normals the target.
+   the reference's scalp points are the source, today's surface points with today's normals the target. The coarse
+   stage is open3d's ``registration_icp``; the middle and fine stages (numpy, one k-d tree) also solve a uniform
+   layer of today's surface outside the reference's (``offset_mm``, within ``REGISTRATION_OFFSET_RANGE_MM``): hair
+   grown everywhere since the reference scan, which no rigid motion explains and which otherwise slid the fit
+   3-4 mm along the dome; a patch of hair is left to the kernel.
 5. **Figures**: the distances of the reference's scalp points, moved, to today's triangle surface (exact point to
    triangle). ``overlap`` is the share within ``REGISTRATION_OVERLAP_TOL_MM``; ``rms_mm`` and ``p95_mm`` are taken
    on those (the overlapping part). A result under ``REGISTRATION_MIN_OVERLAP`` or over ``REGISTRATION_MAX_RMS_MM`` is
