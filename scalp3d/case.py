@@ -37,6 +37,7 @@ import json
 import os
 import sqlite3
 import urllib.parse
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -486,7 +487,8 @@ class Case:
                     con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                     con.executemany("INSERT INTO meta VALUES (?, ?)",
                                     [("application", APPLICATION), ("schema", "0"), ("created", _now()),
-                                     ("created_by", f"scalp3d {_version()}"), ("changes", "0")])
+                                     ("created_by", f"scalp3d {_version()}"), ("changes", "0"),
+                                     ("case_id", uuid.uuid4().hex[:16])])
                     _migrate(con, 0)
                     scan_id = stub._insert_scan(Path(scan_path).name, scan_bytes, units, scale_to_mm, "reference", "")
                     checksum = stub._insert_head(head, scan_id)
@@ -783,6 +785,13 @@ class Case:
             have = self._latest(con)
             raise CaseError(f"{self.path}: no plan revision {revision}; the case has revisions 1 to {have}")
         return row[0]
+
+    @property
+    def case_id(self) -> str:
+        """The case's own id (16 hex digits, made when it was created): programs written from it name it."""
+        with self._read() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'case_id'").fetchone()
+        return row[0] if row else ""
 
     @_guard
     def revisions(self) -> list[Revision]:

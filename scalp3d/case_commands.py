@@ -113,9 +113,12 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
         surface = SurfaceQuery(machine.head_in_machine_frame(head))
         prog = plan_session(todo, session, surface, plan.needle.motion, machine=machine,
                             zone_order=plan.needle.zone_order)
+        revision = case.revisions()[-1].number
+        tag = f"{case.case_id} revision {revision} session {session}"
+        head_sha = head_checksum(head.vertices)
         with staged_dir(out_dir, keep_previous=False) as stage:
             verdicts = write_session_programs(prog, stage.path, surface, n_sessions=len(plan.sessions),
-                                              plan_sha=plan_sha, head_sha=head_checksum(head.vertices))
+                                              plan_sha=plan_sha, head_sha=head_sha, case_tag=tag)
             write_text(stage.path / "dots.csv", dots_csv_text(todo))
             write_text(stage.path / "plan.toml", plan_text)
             if reg is not None:
@@ -125,7 +128,7 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
             scan_id = case.add_scan(scan, units=units or "mm", comment=f"re-scan for session {session}")
         ngc = out_dir / f"session-{session}.ngc"
         checksum = hashlib.sha256(ngc.read_bytes()).hexdigest()
-        frame = {"axes": "today's scan" if reg else "reference scan",
+        frame = {"axes": "today's scan" if reg else "reference scan", "head_sha256": head_sha,
                  "reference_to_scan": (reg.transform if reg else np.eye(4)).tolist(),
                  "scan_to_machine": machine.scan_to_machine.tolist()}
         case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)], frame=frame,
@@ -169,3 +172,40 @@ def case_done(case_path, session: int, *, until_dot=None, log=print):
             f"session {session}: done up to dot {st.last_dot} ({st.done_dots:,} dots on the skin)")
     log(line)
     return line
+
+
+def case_refusal(program, head_path, case_path) -> str | None:
+    """Why a program must not be used for this case (one line), or None: it names no case, another case, an older
+    plan revision than the case's latest, or was made for a head that is neither the case's nor a re-scan's it
+    recorded programs for; ``head_path`` must be that head."""
+    import re
+
+    from .checksums import head_checksum
+    from .surface import load_head
+
+    program = Path(program)
+    try:
+        with open(program, encoding="utf-8", errors="replace") as fh:
+            lines = [next(fh, "") for _ in range(40)]
+    except OSError as exc:
+        raise InputError(f"{program}: cannot be read ({exc.strerror or exc}); check the path") from None
+    found = [m for m in (re.match(r"^\(case ([0-9a-f]{16}) revision (\d+) session (\d+)\)$", x.strip())
+                         for x in lines) if m]
+    head_line = [m for m in (re.match(r"^\(head sha256 ([0-9a-f]+)", x.strip()) for x in lines) if m]
+    with Case.open(case_path) as case:
+        cid, latest = case.case_id, case.revisions()[-1].number
+        heads = {case.head_checksum()} | {ps.frame.get("head_sha256") for ps in case.program_sets()}
+    if not found:
+        return f"{program.name}: names no case; it was not written by scalp3d case session for {Path(case_path).name}"
+    pid, rev, ses = found[0].group(1), int(found[0].group(2)), int(found[0].group(3))
+    if pid != cid:
+        return f"{program.name}: was written for another case ({pid}), not {Path(case_path).name} ({cid})"
+    if rev != latest:
+        return (f"{program.name}: was made from plan revision {rev}; the case is at revision {latest}: write session "
+                f"{ses} again with scalp3d case session")
+    sha = head_line[0].group(1) if head_line else None
+    if sha not in heads:
+        return f"{program.name}: was made for a head ({sha}) this case has no programs for; it is not this patient's"
+    if head_checksum(load_head(head_path).vertices) != sha:
+        return f"{program.name}: {Path(head_path).name} is not the head it was made for; give the head.ply beside it"
+    return None

@@ -135,6 +135,8 @@ def build_parser():
     v.add_argument("--plan-json", help="session-K.json (default: beside the program, when there)")
     v.add_argument("--machine", help="machine profile the program was made for (default: the shipped profile its "
                    "header names, else generic-5axis)")
+    v.add_argument("--case", metavar="CASE", help="also refuse a program written for another case, an older plan "
+                   "revision or another head than this case's")
     pv = sub.add_parser("preview", help="one picture of a plan: a view, a session, before or fresh",
                         description="Render one picture of the plan in DIR (the folder scalp3d plan wrote) to FILE.png; "
                         "scalp3d plan already writes the standard set (preview*.png, the turntable GIF, design.png).")
@@ -277,6 +279,14 @@ def _share(args):
 
 def _verify(args):
     from .verify import verify_file
+
+    if getattr(args, "case", None):
+        from .case_commands import case_refusal
+
+        why = case_refusal(args.program, args.head, args.case)
+        if why:
+            print(f"REFUSED: {why}")
+            return 1
 
     rep = verify_file(args.program, args.head, plan_json=args.plan_json, machine=args.machine)
     print(rep.verdict())

@@ -61,7 +61,8 @@ def program_checksums(prog: Program) -> dict:
             "tips_sha256": tips_checksum(_tip_words(prog))}
 
 
-def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, part: str = "") -> str:
+def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, part: str = "", case_tag: str = "") \
+        -> str:
     """The session's program as LinuxCNC G-code, in the machine's frame and units.
 
     The header comments state what the program is: its plan's checksum (``plan sha256``), the checksum of the head it
@@ -87,6 +88,8 @@ def gcode_text(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, 
     w(f"(machine {_c(mach.name)}; standoff {_num(prog.standoff_mm, 2)} mm; "
       f"clearance {_num(prog.clearance_mm, 2)} mm)\n")
     w(f"(plan sha256 {_c(plan_sha)})\n")
+    if case_tag:  # written from a patient's case: its id, the plan revision and the session (scalp3d verify --case)
+        w(f"(case {_c(case_tag)})\n")
     w(f"(head sha256 {head_sha}; the vertices of the head.ply it was planned on)\n")
     w(f"(dots {sums['count']}; ids sha256 {sums['ids_sha256']}; tips sha256 {sums['tips_sha256']}; "
       f"first dot {prog.ids[0]}, last dot {prog.ids[-1]})\n")
@@ -139,7 +142,7 @@ def _rounded(a, nd):
     return np.round(np.asarray(a, dtype=np.float64), nd) + 0.0
 
 
-def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str) -> dict:
+def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str, case_tag: str = "") -> dict:
     """The session as a JSON-ready dict (schema ``scalp3d.session`` version 1, documented in the README).
 
     ``head_sha256``, ``ids_sha256`` and ``tips_sha256`` repeat what the program's header states (see
@@ -168,6 +171,7 @@ def session_dict(prog: Program, *, n_sessions: int, plan_sha: str, head_sha: str
         "sessions": n_sessions,
         "plan_sha256": plan_sha,
         "head_sha256": head_sha,
+        **({"case": case_tag} if case_tag else {}),
         "dots_sha256": dots_checksum(prog),
         "ids_sha256": sums["ids_sha256"],
         "tips_sha256": sums["tips_sha256"],

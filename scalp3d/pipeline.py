@@ -74,7 +74,8 @@ def quality_warnings(quality: dict, n_dots: int) -> list:
     return out
 
 
-def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part="", head_sha=None):
+def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha, part="", head_sha=None,
+                           case_tag=""):
     """Write ``stem.ngc`` and ``stem.json`` for a program; the G-code is verified in its temporary file and only
     renamed into place when every move passes. Returns the verdict line.
 
@@ -82,10 +83,11 @@ def write_verified_program(prog, out_dir, stem, surface, *, n_sessions, plan_sha
     only when the machine has no registration (then ``surface``'s head is that head)."""
     if head_sha is None:
         head_sha = _head_sha_of(surface, prog.machine)
-    js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha)
+    js = session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha, case_tag=case_tag)
     ngc = Path(out_dir) / f"{stem}.ngc"
     with atomic_path(ngc) as tmp:
-        tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha, part=part),
+        tmp.write_text(gcode_text(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha, part=part,
+                                  case_tag=case_tag),
                        encoding="utf-8")
         rep = verify_program(tmp, surface, session_json=js, machine=prog.machine, head_sha=head_sha)
         if not rep.ok:
@@ -102,7 +104,7 @@ def _head_sha_of(surface, machine):
 
 
 def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chunk_dots=None, chunk_minutes=None,
-                           head_sha=None):
+                           head_sha=None, case_tag=""):
     """``session-K.ngc/.json``, or with chunks ``session-K-part-J.ngc/.json`` plus the whole ``session-K.json``.
     ``head_sha``: see :func:`write_verified_program`."""
     if head_sha is None:
@@ -110,11 +112,13 @@ def write_session_programs(prog, out_dir, surface, *, n_sessions, plan_sha, chun
     parts = split_program(prog, surface, chunk_dots=chunk_dots, chunk_minutes=chunk_minutes)
     if len(parts) == 1:
         return [write_verified_program(prog, out_dir, f"session-{prog.session}", surface, n_sessions=n_sessions,
-                                       plan_sha=plan_sha, head_sha=head_sha)]
+                                       plan_sha=plan_sha, head_sha=head_sha, case_tag=case_tag)]
     write_json(Path(out_dir) / f"session-{prog.session}.json",
-               session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha), rows_key="dots")
+               session_dict(prog, n_sessions=n_sessions, plan_sha=plan_sha, head_sha=head_sha, case_tag=case_tag),
+               rows_key="dots")
     return [write_verified_program(part, out_dir, f"session-{prog.session}-part-{j}", surface, n_sessions=n_sessions,
-                                   plan_sha=plan_sha, part=f", part {j} of {len(parts)}", head_sha=head_sha)
+                                   plan_sha=plan_sha, part=f", part {j} of {len(parts)}", head_sha=head_sha,
+                                   case_tag=case_tag)
             for j, part in enumerate(parts, start=1)]
 
 

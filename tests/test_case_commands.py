@@ -126,3 +126,31 @@ def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course,
     assert main(["verify", str(d / "session-3.ngc"), "--head", str(d / "head.ply")]) == 0
     with Case.open(course / "p.case") as case:
         assert any(s.role == "rescan" for s in case.scans())
+
+
+def test_programs_are_bound_to_their_case(course, capsys):
+    """verify --case: a program of this case passes; the same program checked against another case (same patient,
+    same scan, another case file), and a program not written from a case, are refused in one line."""
+    from scalp3d.export import write_head_ply
+    from scalp3d.case import Case
+
+    d = course / "s2b"
+    assert main(["case", "session", str(course / "p.case"), "2", "--out", str(d), "--quiet"]) == 0
+    with Case.open(course / "p.case") as case:
+        write_head_ply(case.head(), d / "head.ply")
+    text = (d / "session-2.ngc").read_text()
+    assert "(case " in text and " revision 1 session 2)" in text
+    capsys.readouterr()
+    assert main(["verify", str(d / "session-2.ngc"), "--head", str(d / "head.ply"), "--case",
+                 str(course / "p.case")]) == 0
+    assert main(["case", "new", str(course / "other.case"), "--scan", str(course / "scan.ply"), "--units", "mm",
+                 "--plan", str(course / "light.toml"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(d / "session-2.ngc"), "--head", str(d / "head.ply"), "--case",
+                 str(course / "other.case")]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "another case" in out[0]
+    (d / "plain.ngc").write_text("\n".join(x for x in text.splitlines() if not x.startswith("(case ")) + "\n")
+    assert main(["verify", str(d / "plain.ngc"), "--head", str(d / "head.ply"), "--case",
+                 str(course / "p.case")]) == 1
+    assert "names no case" in capsys.readouterr().out
