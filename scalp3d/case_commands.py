@@ -209,3 +209,82 @@ def case_refusal(program, head_path, case_path) -> str | None:
     if head_checksum(load_head(head_path).vertices) != sha:
         return f"{program.name}: {Path(head_path).name} is not the head it was made for; give the head.ply beside it"
     return None
+
+
+def case_revise(case_path, plan_path, *, comment="", log=print, progress=None):
+    """A new plan revision for the sessions not yet done, placed around the dots already done (fixed: they stay
+    exactly where they are, with their ids and settings). The new plan must keep the number of sessions. Returns the
+    revision's number."""
+    from .design import build_field, dots_with_settings, load_plan
+    from .placement import local_spacing_mm, place_dots
+    from .spacing import refuse_close_dots
+    from .types import check_fractions
+
+    plan = load_plan(plan_path)
+    with Case.open(case_path, write=True) as case:
+        old_plan, head, lm = case.plan(), case.head(), case.landmarks()
+        if len(plan.sessions) != len(old_plan.sessions):
+            raise InputError(f"{plan_path}: has {len(plan.sessions)} sessions; the case has {len(old_plan.sessions)}: "
+                             "a revision keeps the number of sessions")
+        states = {s.session: s.state for s in case.sessions()}
+        finished = [k for k, s in sorted(states.items()) if s in ("done", "abandoned")]
+        d = len(finished)
+        if finished != list(range(1, d + 1)):
+            raise InputError(f"{case_path}: sessions {finished} are done but not the ones before them; a revision "
+                             "re-plans the sessions after the last one done")
+        if d == len(plan.sessions):
+            raise InputError(f"{case_path}: every session is done or abandoned; plan a touch-up instead")
+        done = case.done_dots()
+        field = build_field(head, lm, plan)
+        fr = np.asarray(plan.sessions.fractions)
+        start = fr[d - 1] if d else 0.0
+        rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(),
+                               what="the sessions left to plan")
+        placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=rest,
+                            seed=plan.seed, vertex_normals=head.vertex_normals,
+                            fixed=done.positions if len(done) else None)
+        placed = _renumbered(placed, first_id=case.next_dot_id(), first_session=d + 1)
+        new = dots_with_settings(placed, head, field)
+        dots = _joined(done, new)
+        dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
+        refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), plan.sessions.fractions,
+                          source=f"revision of {Path(case_path).name}")
+        n = case.add_revision(plan, dots, comment or f"revised from {Path(plan_path).name}")
+    line = f"revision {n}: {len(done):,} dots already done kept, {len(new):,} new dots in sessions {d + 1}-" \
+           f"{len(plan.sessions)}"
+    log(line)
+    return n
+
+
+def _renumbered(placed, *, first_id, first_session):
+    """A placement's ids from ``first_id`` on and its sessions shifted to start at ``first_session``."""
+    from dataclasses import replace
+
+    return replace(placed, ids=np.arange(first_id, first_id + len(placed), dtype=np.int64),
+                   session=placed.session + (first_session - 1))
+
+
+def _joined(a, b):
+    """Two complete Dots as one, b's setting names kept and a's indices mapped onto them (names a lacks added)."""
+    from dataclasses import replace
+
+    from .types import Dots
+
+    if len(a) == 0:
+        return b
+    names = {}
+    for key in ("zone", "needle", "shade"):
+        nb = list(getattr(b, f"{key}_names"))
+        na = list(getattr(a, f"{key}_names"))
+        for nm in na:
+            if nm not in nb:
+                nb.append(nm)
+        names[key] = (nb, np.array([nb.index(nm) for nm in na], dtype=np.int64))
+    a2 = replace(a, zone=names["zone"][1][a.zone], needle=names["needle"][1][a.needle],
+                 shade=names["shade"][1][a.shade], zone_names=tuple(names["zone"][0]),
+                 needle_names=tuple(names["needle"][0]), shade_names=tuple(names["shade"][0]))
+    b2 = replace(b, zone_names=a2.zone_names, needle_names=a2.needle_names, shade_names=a2.shade_names)
+    fields = ("positions", "normals", "face_ids", "session", "ids", "bary", "zone", "depth_mm", "needle", "shade",
+              "dot_size_mm")
+    return Dots(**{k: np.concatenate([getattr(a2, k), getattr(b2, k)]) for k in fields},
+                zone_names=a2.zone_names, needle_names=a2.needle_names, shade_names=a2.shade_names)

@@ -187,6 +187,11 @@ def build_parser():
     g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
     g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
     _add_quiet(cse)
+    cr = cs.add_parser("revise", help="a new plan revision for the sessions not yet done, around the dots done")
+    cr.add_argument("case", metavar="CASE")
+    cr.add_argument("--plan", dest="plan_path", required=True, metavar="PLAN.toml")
+    cr.add_argument("--comment", default="", help="why (kept in the case's history)")
+    _add_quiet(cr)
     cd = cs.add_parser("done", help="mark session K done, or done up to a dot when it was interrupted")
     cd.add_argument("case", metavar="CASE")
     cd.add_argument("session", type=_whole(1), metavar="K")
@@ -207,6 +212,8 @@ def _case(args):
             lines = cc.show_lines(case) if args.case_command == "show" else cc.history_lines(case)
         for line in lines:
             print(line)
+    elif args.case_command == "revise":
+        cc.case_revise(args.case, args.plan_path, comment=args.comment, progress=_progress(args))
     elif args.case_command == "session":
         cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite,
                         scan=args.scan, units=args.units, scale=args.scale, progress=_progress(args))

@@ -154,3 +154,48 @@ def test_programs_are_bound_to_their_case(course, capsys):
     assert main(["verify", str(d / "plain.ngc"), "--head", str(d / "head.ply"), "--case",
                  str(course / "p.case")]) == 1
     assert "names no case" in capsys.readouterr().out
+
+
+def test_a_revision_keeps_every_done_dot_and_outdates_older_programs(course, capsys):
+    """case revise with a lower hairline: revision 2 keeps session 1's dots bit for bit, places new dots only in
+    sessions 2 and 3, no pair under the floor (the command refuses otherwise); a session-2 program of revision 1 is
+    refused by verify --case."""
+    from scalp3d.case import Case
+    from scalp3d.spacing import check_floor
+    from scalp3d.placement import local_spacing_mm
+
+    with Case.open(course / "p.case") as case:
+        before = case.done_dots()
+    (course / "lower.toml").write_text("[density]\ncore_per_cm2 = 20.0\nhairline_per_cm2 = 15.0\n"
+                                       "[hairline]\nheight_above_glabella_mm = 72.0\n")
+    capsys.readouterr()
+    assert main(["case", "revise", str(course / "p.case"), "--plan", str(course / "lower.toml"), "--quiet"]) == 0
+    assert "revision 2" in capsys.readouterr().out
+    with Case.open(course / "p.case") as case:
+        after, dots, plan = case.done_dots(), case.dots(), case.plan()
+        assert [r.number for r in case.revisions()] == [1, 2]
+    order = np.argsort(after.ids)
+    ref = np.argsort(before.ids)
+    for k in ("ids", "positions", "normals", "face_ids", "bary", "session", "depth_mm", "dot_size_mm"):
+        assert np.array_equal(getattr(after, k)[order], getattr(before, k)[ref]), k
+    new = ~np.isin(dots.ids, before.ids)
+    assert set(np.unique(dots.session[new]).tolist()) == {2, 3}
+    assert dots.ids[new].min() > max(before.ids.max(), 0)
+    assert plan.hairline.height_above_glabella_mm == 72.0
+    # the union against the floor, as an independent check of the command's own refusal
+    from scalp3d.design import build_field
+
+    with Case.open(course / "p.case") as case:
+        head, lm = case.head(), case.landmarks()
+    field = build_field(head, lm, plan)
+    dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
+    assert not check_floor(dots.positions, local_spacing_mm(dens, field.density_per_cm2.max()), dots.session,
+                           plan.sessions.fractions)
+    # a program written from revision 1 is now out of date for this case
+    from scalp3d.export import write_head_ply
+
+    write_head_ply(head, course / "s2" / "head.ply")
+    capsys.readouterr()
+    assert main(["verify", str(course / "s2b" / "session-2.ngc"), "--head", str(course / "s2b" / "head.ply"),
+                 "--case", str(course / "p.case")]) == 1
+    assert "revision 1; the case is at revision 2" in capsys.readouterr().out
