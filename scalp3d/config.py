@@ -242,6 +242,10 @@ JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this f
 JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
 JOINT_MAX_STEP = 0.3        # a dot moves at most this fraction of its d_max per sweep
 
+#: a new dot placed among fixed ones (dots already on the skin) is dropped when it lies within this many times its
+#: pair's spacing floor of a fixed dot (the later check measures the spacing from the density a little differently)
+FIXED_FLOOR_MARGIN = 1.1
+
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing
 #: (d_max of the local final density, the smaller of the two dots' spacings) and never under SPACING_FLOOR_MIN_MM.

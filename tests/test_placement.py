@@ -144,3 +144,27 @@ def test_same_seed_same_dots_any_thread_count(tmp_path):
     v, f = ellipsoid_cap(40)
     other = place_dots(v, f, count=4000, seed=8)
     assert not np.array_equal(other.positions, outs[0][:, :3])
+
+
+def test_new_dots_never_sit_under_the_floor_of_fixed_ones():
+    """Interleaving 30 % more dots among 10,000 already on the skin (a touch-up): the relaxation's floor guard once
+    left a few new dots 0.1 mm from fixed ones (a dot that starts under the floor cannot move); no new dot is now
+    within its pair's floor of a fixed one."""
+    from scipy.spatial import cKDTree
+
+    from scalp3d import config
+    from scalp3d.placement import local_spacing_mm
+    from scalp3d.sample import load_sample_head
+
+    _, head, _ = load_sample_head()
+    z = head.vertices[:, 2]
+    dens = np.where(z > np.percentile(z, 55), 100.0, 0.0)
+    old = place_dots(head.vertices, head.faces, density_per_cm2=dens, sessions=1, seed=3,
+                     vertex_normals=head.vertex_normals)
+    new = place_dots(head.vertices, head.faces, density_per_cm2=dens * 1.3, sessions=1, seed=4,
+                     vertex_normals=head.vertex_normals, fixed=old.positions)
+    assert 0.2 < len(new) / len(old) < 0.35
+    d, _ = cKDTree(old.positions).query(new.positions)
+    spacing = local_spacing_mm(np.full(len(new), 130.0), 130.0)
+    floor = np.maximum(config.SPACING_FLOOR_FRACTION * spacing, config.SPACING_FLOOR_MIN_MM)
+    assert (d >= floor).all(), (d.min(), floor.min())
