@@ -537,7 +537,7 @@ class Case:
         if path.is_dir():
             raise CaseError(f"{path}: is a folder, not a case file; give the case file")
         lock = _take_lock(path) if write else None
-        con = None
+        con = case = None
         try:
             uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=rw"
             try:
@@ -549,6 +549,8 @@ class Case:
             case._check()
             return case
         except BaseException:
+            if case is not None:  # the connection and the lock are closed here, once: the object's __del__ must not
+                case._con = case._lock = None  # close a descriptor number the process has given to another file
             if con is not None:
                 con.close()
             _release_lock(lock)

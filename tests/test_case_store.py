@@ -488,3 +488,24 @@ def test_a_newer_schema_migrates_an_older_file_in_one_transaction(parts, tmp_pat
     assert con.execute("PRAGMA user_version").fetchone()[0] == 2
     assert {r[0] for r in con.execute("SELECT operator FROM sessions")} == {"unknown"}
     con.close()
+
+
+def test_a_refused_open_never_closes_a_descriptor_twice(tmp_path):
+    """A case refused while opening for writing (damaged) released its lock once: the refused object, collected
+    later, must not close the descriptor number again after the process gave it to another file (this broke a later
+    test's subprocess pipes in the full suite: EBADF)."""
+    import gc
+
+    from scalp3d.case import Case, CaseError
+
+    bad = tmp_path / "x.case"
+    bad.write_bytes(b"SQLite format 3\x00" + b"garbage" * 200)
+    for _ in range(5):
+        with pytest.raises(CaseError):
+            Case.open(bad, write=True)
+        r, w = os.pipe()  # takes the lowest free numbers: the lock's
+        gc.collect()  # the refused object's __del__
+        os.write(w, b"x")
+        assert os.read(r, 1) == b"x"
+        os.close(r)
+        os.close(w)
