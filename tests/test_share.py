@@ -315,7 +315,8 @@ def _check_states(shots, centred=True):
     changed = np.abs(_luminance(shots[other]) - _luminance(shots["session 3"]))[inside] > 40
     assert 0.25 < changed.mean() < 0.75, f"'session 3' changes {changed.mean():.0%} of the head"
     assert _luminance(shots["session 3"])[inside].mean() < 0.8 * _luminance(shots[other])[inside].mean()
-    _check_forehead(shots["front"], masks["front"])
+    if centred:  # --screenshot may catch the first, smaller layout with the forehead off the top: playwright checks it
+        _check_forehead(shots["front"], masks["front"])
 
 
 def test_chromium_playwright_switches_states(written, tmp_path):
