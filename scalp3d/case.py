@@ -464,11 +464,7 @@ class Case:
         if not path.parent.is_dir():
             raise CaseError(f"{path}: the folder {path.parent} does not exist; make it first")
         if scan_bytes is None:
-            try:
-                scan_bytes = Path(scan_path).read_bytes()
-            except OSError as exc:
-                raise CaseError(f"{scan_path}: the scan cannot be read ({exc.strerror or exc}); check the path") \
-                    from None
+            scan_bytes = _read_scan(scan_path)
         try:
             fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".new-", dir=path.parent)
         except OSError as exc:
@@ -1139,11 +1135,7 @@ class Case:
                  landmarks=None, comment: str = "") -> int:
         """Store a re-scan (compressed), with its landmarks when given; returns its id."""
         if scan_bytes is None:
-            try:
-                scan_bytes = Path(scan_path).read_bytes()
-            except OSError as exc:
-                raise CaseError(f"{scan_path}: the scan cannot be read ({exc.strerror or exc}); check the path") \
-                    from None
+            scan_bytes = _read_scan(scan_path)
         with self._change("scan") as rec:
             sid = self._insert_scan(Path(scan_path).name, scan_bytes, units, scale_to_mm, "rescan", comment)
             if landmarks is not None:
@@ -1283,6 +1275,14 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _read_scan(scan_path) -> bytes:
+    """A scan file's bytes, or one line saying it cannot be read."""
+    try:
+        return Path(scan_path).read_bytes()
+    except OSError as exc:
+        raise CaseError(f"{scan_path}: the scan cannot be read ({exc.strerror or exc}); check the path") from None
 
 
 def _take_lock(path: Path):
