@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -897,3 +897,22 @@ def dots_with_settings(placed: Placement, head: Head, field: Field) -> Dots:
                 needle=field.needle[corner], shade=field.shade[placed.session - 1, corner], dot_size_mm=size[corner],
                 zone_names=tuple(field.zone_names), needle_names=tuple(field.needle_names),
                 shade_names=tuple(field.shade_names))
+
+
+def hair_bearing(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
+    """(n,) bool: hair-bearing skin the plan does not make bald. The natural scalp is the area inside a natural
+    hairline (the plan's frontal hairline, the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape
+    FRINGE_NAPE_BELOW_TRAGUS_MM below); of it, the skin the plan treats in its zones and its scars is bald (the dots
+    replace the hair there), the rest keeps its hair: outside the treated area, and in zones the plan sets to 0 dots
+    (the hair around a scar, whose feathered margin adds dots among the hair)."""
+    # the plan's own hairline (its irregularity too: the same seed draws the same edge, so no sliver of fringe opens
+    # along the treated edge), lowered at the sides and the nape
+    hp = replace(plan.hairline, side_above_tragus_mm=config.FRINGE_SIDE_ABOVE_TRAGUS_MM,
+                 nape_below_tragus_mm=config.FRINGE_NAPE_BELOW_TRAGUS_MM)
+    natural = replace(plan, mode="bald", hairline=hp, zones={z: ZonePlan() for z in plan.zones}, scars=(),
+                      reserved=(), hair=replace(plan.hair, from_colour=False))
+    scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
+    names = list(field.zone_names)
+    hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
+    bald = (field.density_per_cm2 > 0) & ~hairy_zone[field.zone]
+    return scalp & ~bald

@@ -16,6 +16,8 @@ import numpy as np
 from scalp3d import config
 from scalp3d.errors import InputError
 
+from scalp3d.design import hair_bearing
+
 from . import look
 
 
@@ -58,7 +60,7 @@ class Scene:
         shown = DotsShown(dots.positions, dots.normals, dots.session,
                           np.asarray(dots.shade_names, dtype=object)[dots.shade], dots.dot_size_mm,
                           np.asarray(dots.zone_names, dtype=object)[dots.zone], dots.ids)
-        return cls(head, landmarks, plan, field, shown, fringe_of(head, landmarks, plan, field, geodesic),
+        return cls(head, landmarks, plan, field, shown, hair_bearing(head, landmarks, plan, field, geodesic),
                    source=source)
 
     @classmethod
@@ -93,7 +95,7 @@ class Scene:
                          np.asarray(cols["zone"], dtype=object), cols["id"].astype(np.int64))
         g = HeadGeodesics(head.vertices, head.faces)
         fld = build_field(head, lm, plan, geodesic=g)
-        return cls(head, lm, plan, fld, dots, fringe_of(head, lm, plan, fld, g), source=str(d))
+        return cls(head, lm, plan, fld, dots, hair_bearing(head, lm, plan, fld, g), source=str(d))
 
     # ---- what it shows ------------------------------------------------------------------------------------------
     @property
@@ -206,28 +208,6 @@ class Scene:
             smooth = display_normals(self.head)
             self._display = clean_cut(replace(self.atlas, normals=smooth[self.atlas.vertex_of]), self.head)
         return self._display
-
-
-def fringe_of(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
-    """(n,) bool: hair-bearing skin the plan does not make bald. The natural scalp is the area inside a natural
-    hairline (the plan's frontal hairline, the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape
-    FRINGE_NAPE_BELOW_TRAGUS_MM below); of it, the skin the plan treats in its zones and its scars is bald (the dots
-    replace the hair there), the rest keeps its hair: outside the treated area, and in zones the plan sets to 0 dots
-    (the hair around a scar, whose feathered margin adds dots among the hair)."""
-    from scalp3d.design import ZONES, build_field
-    from scalp3d.types import ZonePlan
-
-    # the plan's own hairline (its irregularity too: the same seed draws the same edge, so no sliver of fringe opens
-    # along the treated edge), lowered at the sides and the nape
-    hp = replace(plan.hairline, side_above_tragus_mm=config.FRINGE_SIDE_ABOVE_TRAGUS_MM,
-                 nape_below_tragus_mm=config.FRINGE_NAPE_BELOW_TRAGUS_MM)
-    natural = replace(plan, mode="bald", hairline=hp, zones={z: ZonePlan() for z in plan.zones}, scars=(),
-                      reserved=(), hair=replace(plan.hair, from_colour=False))
-    scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
-    names = list(field.zone_names)
-    hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
-    bald = (field.density_per_cm2 > 0) & ~hairy_zone[field.zone]
-    return scalp & ~bald
 
 
 def display_normals(head) -> np.ndarray:
