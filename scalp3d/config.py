@@ -245,6 +245,11 @@ JOINT_MAX_STEP = 0.3        # a dot moves at most this fraction of its d_max per
 #: a new dot placed among fixed ones (dots already on the skin) is dropped when it lies within this many times its
 #: pair's spacing floor of a fixed dot (the later check measures the spacing from the density a little differently)
 FIXED_FLOOR_MARGIN = 1.1
+#: one session placed among fixed dots starts from the candidates farther than this many union d_max from every fixed
+#: dot (the holes between them), picked at the session's own spacing
+HOLE_CLEARANCE = 0.6
+#: candidates per new dot in that case: about a tenth of the skin is that far from dots spread at 4/5 of the density
+HOLE_CANDIDATES_PER_DOT = 40
 
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing
@@ -523,12 +528,21 @@ REGISTRATION_CARRY_MAX_MM = 3.0
 #: ... or farther than this (mm) with its closest point on the rim of a region missing from today's scan (its mesh's
 #: boundary): a dot right at the rim is kept
 REGISTRATION_CARRY_RIM_MM = 0.3
+#: a re-scan's skin is smoothed by this many Taubin iterations (lambda 0.5, mu -0.53) before the dots are carried onto
+#: it and programs made on it: with 0.2 mm scanner noise on the sample head, 10 iterations bring every plunge within
+#: the verifier's 5 degrees of the smooth normal, and move a noise-free mesh by under 0.01 mm on average
+RESCAN_SMOOTHING_ITERATIONS = 10
 
 # --- the patient's case (issue 14) ---
 #: how long a change to a case file waits for another process's transaction to end before it is refused (s): short,
 #: since a process that keeps a case open for writing is refused at once (its lock file), and a reader's hold lasts
 #: milliseconds; a long wait would look like a hang
 CASE_BUSY_TIMEOUT_S = 1.0
+#: a touch-up in interleave mode adds this fraction of the final density (new dots between the old ones), within
+#: TOUCH_UP_FRACTION_RANGE: DOMAIN.md gives no figure; a quarter refreshes a faded result without crowding it (the
+#: default core, 100/cm2, goes to 125/cm2, well under DENSITY_MAX_PER_CM2)
+TOUCH_UP_FRACTION = 0.25
+TOUCH_UP_FRACTION_RANGE = (0.05, 0.6)
 #: how a scan's bytes are compressed in the case ("zlib" or "lzma"; both always readable): measured on a 5.2 MB binary
 #: PLY, zlib at this level packs it to 44 % in 0.22 s, lzma to 30 % in 2.7 s (twelve times longer for a third less)
 CASE_SCAN_CODEC = "zlib"

@@ -139,11 +139,16 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 
     v, f, vn, dens_v, fractions, fixed_pts = _checked_input(vertices, faces, count, density_per_cm2, sessions,
                                                             session_mode, vertex_normals, fixed)
-    joint = session_mode == "joint" and len(fractions) > 1
+    # around fixed dots even one session is relaxed jointly: its dots are a class of their own with their own spacing
+    # (a touch-up at a quarter of the density, or the last session of a revision, must be spread on its own, not
+    # dropped into the fixed dots' gaps side by side)
+    joint = session_mode == "joint" and (len(fractions) > 1 or len(fixed_pts) > 0)
     if candidates_per_dot is None:
         # (around fixed dots, which cannot make room, the fuller pool still pays)
         lean = joint and len(fixed_pts) == 0
         candidates_per_dot = config.JOINT_CANDIDATES_PER_DOT if lean else config.CANDIDATES_PER_DOT
+        if len(fixed_pts) and len(fractions) == 1:
+            candidates_per_dot = config.HOLE_CANDIDATES_PER_DOT  # only the holes' share is used
     if relax_passes is None:
         relax_passes = config.RELAX_PASSES
     areas, dens_f, n_new, scale = _dot_count(v, f, dens_v, count, len(fixed_pts))
@@ -157,7 +162,10 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     fixed_dots = _fixed_dots(fixed_pts, v, vn, dens_v, scale, peak)
 
     # 1. select the union by weighted sample elimination, fixed dots kept
-    dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos)
+    if len(fixed_pts) and len(fractions) == 1:
+        dots, rad = _select_in_holes(cand, fixed_dots, n_new, n_all, fold_cos)
+    else:
+        dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos)
     mesh = Mesh(v, vn, f, *vertex_faces(len(v), f), dens_f > 0) if relax_passes > 0 or joint else None
     # 2. relax the union: push too-close pairs apart along the skin (fixed dots stay)
     if relax_passes > 0:
@@ -172,7 +180,10 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     # starts under it, so a new dot picked beside a fixed one can stay stuck there (seen: 5-15 of 3,107 new dots
     # 0.1 mm from 10,357 fixed ones); such a dot is dropped
     if len(fixed_pts):
-        dots, session = _clear_of_fixed(dots, session, rad, fixed_dots)
+        dots, session, rad = _clear_of_fixed(dots, session, rad, fixed_dots)
+        # and none under its own session's floor: around fixed dots the projection may stall with a few pairs of a
+        # sparse session (a touch-up at a quarter of the density) side by side in one gap (seen: 32 of 11,853)
+        dots, session = _clear_within_sessions(dots, session, rad, fractions, n_new / n_all)
     return _in_session_order(dots, session)
 
 
@@ -186,6 +197,39 @@ def _clear_of_fixed(dots, session, rad, fixed):
     d, j = cKDTree(fixed.points).query(dots.points)
     floor = np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(rad, fixed.radius[j]), config.SPACING_FLOOR_MIN_MM)
     keep = d >= floor * config.FIXED_FLOOR_MARGIN
+    if keep.all():
+        return dots, session, rad
+    return (DotState(dots.points[keep], dots.normals[keep], dots.face_ids[keep], dots.bary[keep]), session[keep],
+            rad[keep])
+
+
+def _clear_within_sessions(dots, session, rad, fractions, new_fraction):
+    """The new dots less the fewest (greedily, the closest pairs first) that leave every session alone above its own
+    floor with ``config.FIXED_FLOOR_MARGIN``: half its own spacing, the union's over the square root of the session's
+    share of all dots (``new_fraction`` x its share of the new ones)."""
+    from scipy.spatial import cKDTree
+
+    from scalp3d.kernels.multiclass import DotState
+
+    shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)])) * new_fraction
+    keep = np.ones(len(session), bool)
+    for k, share in enumerate(shares, start=1):
+        rows = np.flatnonzero(session == k)
+        if len(rows) < 2 or share <= 0:
+            continue
+        own = rad[rows] / math.sqrt(share)
+        reach = config.FIXED_FLOOR_MARGIN * max(config.SPACING_FLOOR_FRACTION * float(own.max()),
+                                                config.SPACING_FLOOR_MIN_MM)
+        pairs = cKDTree(dots.points[rows]).query_pairs(reach, output_type="ndarray")
+        if len(pairs) == 0:
+            continue
+        i, j = pairs[:, 0], pairs[:, 1]
+        dist = np.linalg.norm(dots.points[rows[i]] - dots.points[rows[j]], axis=1)
+        floor = np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(own[i], own[j]), config.SPACING_FLOOR_MIN_MM)
+        close = dist < floor * config.FIXED_FLOOR_MARGIN
+        for a, b, _ in sorted(zip(i[close], j[close], dist[close]), key=lambda x: x[2]):
+            if keep[rows[a]] and keep[rows[b]]:
+                keep[rows[b]] = False
     if keep.all():
         return dots, session
     return DotState(dots.points[keep], dots.normals[keep], dots.face_ids[keep], dots.bary[keep]), session[keep]
@@ -267,6 +311,28 @@ def _select_union(cand, fixed, n_new, fold_cos):
     removable = np.concatenate([np.zeros(n_fix, bool), np.ones(m_cand, bool)])
     chosen = _eliminate_to(all_pts, all_nrm, all_rad, removable, n_fix + n_new, n_new / m_cand, fold_cos)
     sel = chosen[chosen >= n_fix] - n_fix  # candidate indices of the new dots
+    return DotState(cand.points[sel], cand.normals[sel], cand.face_ids[sel], cand.bary[sel]), cand.radius[sel]
+
+
+def _select_in_holes(cand, fixed, n_new, n_all, fold_cos):
+    """One session of new dots among many fixed ones (a touch-up, or the last session of a revision): the candidates
+    in the holes between the fixed dots (farther from them than ``config.HOLE_CLEARANCE`` of the union's d_max), then
+    weighted sample elimination among those alone at the session's own spacing, so that its dots are spread among
+    themselves and not only between the old ones (picking them with the fixed dots at the union's spacing, as
+    :func:`_select_union` does, fills the holes side by side: rho 0.54 for the session alone). Falls back to
+    :func:`_select_union` when the holes hold too few candidates."""
+    from scipy.spatial import cKDTree
+
+    from scalp3d.kernels.multiclass import DotState
+
+    d, j = cKDTree(fixed.points).query(cand.points)
+    ok = np.flatnonzero(d >= config.HOLE_CLEARANCE * np.minimum(cand.radius, fixed.radius[j]))
+    if len(ok) < 2 * n_new:
+        return _select_union(cand, fixed, n_new, fold_cos)
+    own = cand.radius[ok] * math.sqrt(n_all / n_new)
+    keep = _eliminate_to(cand.points[ok], cand.normals[ok], own, np.ones(len(ok), bool), n_new, n_new / len(ok),
+                         fold_cos)
+    sel = ok[keep]
     return DotState(cand.points[sel], cand.normals[sel], cand.face_ids[sel], cand.bary[sel]), cand.radius[sel]
 
 
