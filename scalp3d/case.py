@@ -151,6 +151,21 @@ class ProgramSet:
 
 
 @dataclass(frozen=True)
+class TouchUp:
+    """A touch-up session (years after the course): its session number, the revision that added it, its mode
+    ('rehit': the new dots re-hit done dots' positions; 'interleave': new dots at ``fraction`` of the density between
+    all the old ones), the fraction (None for a re-hit), when, and for a re-hit the done dot each new dot re-hits
+    ((k,) int64, in the order of the new dots' ids; empty for an interleave)."""
+
+    session: int
+    revision: int
+    mode: str
+    fraction: float | None
+    created: str
+    rehit_of: np.ndarray
+
+
+@dataclass(frozen=True)
 class Note:
     id: int
     at: str
@@ -273,10 +288,20 @@ def _schema_1(con: sqlite3.Connection) -> None:
         con.execute(s)
 
 
+def _schema_2(con: sqlite3.Connection) -> None:
+    """Schema 2: touch-ups, the sessions added years after a course (which session, the revision that added it, the
+    mode, the fraction of the density, and for a re-hit the done dot each new dot re-hits)."""
+    con.execute("""CREATE TABLE touch_ups (session INTEGER PRIMARY KEY CHECK (session >= 1),
+       revision INTEGER NOT NULL REFERENCES revisions(id), mode TEXT NOT NULL CHECK (mode IN ('rehit', 'interleave')),
+       fraction REAL, created TEXT NOT NULL, rehit_of BLOB NOT NULL)""")
+    for statement in _frozen_table("touch_ups"):
+        con.execute(statement)
+
+
 #: ``_MIGRATIONS[k]`` takes a case from schema ``k`` to ``k + 1`` inside the caller's transaction (never commit in
 #: one); the current schema is ``len(_MIGRATIONS)``. Schema 0 is a case with only its ``meta`` table. To change the
 #: layout, append a function and never edit a published one.
-_MIGRATIONS = [_schema_1]
+_MIGRATIONS = [_schema_1, _schema_2]
 
 
 def schema_version() -> int:
@@ -552,8 +577,10 @@ class Case:
             _release_lock(lock)
             raise
 
+    @_guard
     def _check(self) -> None:
-        """The opening checks; an older schema is migrated."""
+        """The opening checks; an older schema is migrated. (Guarded: a damaged page can fail inside SQLite's own
+        reading of the schema with a text decoding error, not an SQLite one.)"""
         con, path = self._con, self.path
         try:
             con.execute("PRAGMA synchronous = FULL")
@@ -626,8 +653,13 @@ class Case:
         self.close()
 
     def __del__(self):
-        with contextlib.suppress(Exception):
+        # (no module globals here: at interpreter exit they may already be None)
+        if getattr(self, "_con", None) is None and getattr(self, "_lock", None) is None:
+            return
+        try:
             self.close()
+        except Exception:  # noqa: BLE001, S110 - a finaliser must not raise
+            pass
 
     # -- errors --------------------------------------------------------------------------------------------------------
 
@@ -962,6 +994,15 @@ class Case:
         return out
 
     @_guard
+    def touch_ups(self) -> list[TouchUp]:
+        """The touch-up sessions, oldest first."""
+        with self._read() as con:
+            rows = con.execute("SELECT session, revision, mode, fraction, created, rehit_of FROM touch_ups "
+                               "ORDER BY session").fetchall()
+        return [TouchUp(r[0], r[1], r[2], r[3], r[4], np.frombuffer(zlib.decompress(r[5]), dtype="<i8").copy())
+                for r in rows]
+
+    @_guard
     def notes(self) -> list[Note]:
         """Every note, oldest first."""
         with self._read() as con:
@@ -983,9 +1024,11 @@ class Case:
     # -- changing ------------------------------------------------------------------------------------------------------
 
     @_guard
-    def add_revision(self, plan, dots, comment: str = "") -> int:
+    def add_revision(self, plan, dots, comment: str = "", touch_up: dict | None = None) -> int:
         """Store a new plan revision with its dots; returns its number. Every done dot must be in ``dots`` exactly as it
         was tattooed (same id, session, face, barycentric coordinates, position, normal and settings, bit for bit).
+        ``touch_up`` (``session``, ``mode``, ``fraction``, ``rehit_of``; see :class:`TouchUp`) records the revision's
+        new session as a touch-up, in the same transaction.
 
         Raises
         ------
@@ -997,6 +1040,15 @@ class Case:
             _check_keeps(done, dots, self.path)
             n = self._insert_revision(plan, dots, comment)
             rec.update(_revision=n, dots=len(dots), comment=str(comment), kept_done=len(done))
+            if touch_up is not None:
+                rehit = np.asarray(touch_up.get("rehit_of", ()), dtype=np.int64)
+                self._con.execute("INSERT INTO touch_ups (session, revision, mode, fraction, created, rehit_of) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)",
+                                  (int(touch_up["session"]), n, str(touch_up["mode"]),
+                                   None if touch_up.get("fraction") is None else float(touch_up["fraction"]), _now(),
+                                   zlib.compress(rehit.astype("<i8").tobytes())))
+                rec.update(touch_up={"session": int(touch_up["session"]), "mode": str(touch_up["mode"]),
+                                     "fraction": touch_up.get("fraction")})
         return n
 
     @_guard

@@ -1,8 +1,8 @@
 """The ``scalp3d case`` commands on a patient's case file (:mod:`scalp3d.case`): make one from a first scan, show it and
 its history, write a session's programs, mark a session done or done up to a dot.
 
-Each command opens the case, does one change in one transaction (the store's) and prints what it did. Revisions and
-touch-ups are not built yet (issue 14 continues).
+Each command opens the case, does one change in one transaction (the store's) and prints what it did. A revision
+re-plans the sessions not done around the dots done; a touch-up adds a session years later (re-hit or interleaved).
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .case import Case, ProgramFile
+from . import config
+from .case import Case, ProgramFile, SessionState
 from .errors import InputError
 
 
@@ -60,10 +61,15 @@ def show_lines(case) -> list:
         out.append(f"  revision {r.number}: {r.dots:,} dots in {r.sessions} sessions, plan sha256 "
                    f"{r.plan_sha256[:16]} ({r.created}) {r.comment}")
     dots = case.dots()
+    touch = {t.session: t for t in case.touch_ups()}
     for st in case.sessions():
         n = int(np.count_nonzero(dots.session == st.session))
         extra = f", done up to dot {st.last_dot}" if st.state == "in_progress" and st.last_dot is not None else ""
-        out.append(f"  session {st.session}: {st.state}{extra}, {st.done_dots:,} of {n:,} dots done")
+        t = touch.get(st.session)
+        kind = "" if t is None else (" (touch-up: re-hit)" if t.mode == "rehit" else
+                                     f" (touch-up: interleaved at {t.fraction:g} of the density)")
+        out.append(f"  session {st.session}{kind}: {st.state.replace('_', ' ')}{extra}, {st.done_dots:,} of {n:,} "
+                   "dots done")
     notes = case.notes()
     if notes:
         out.append(f"  {len(notes)} notes; the last: {notes[-1].text}")
@@ -83,84 +89,123 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
     reference scan's axes; with today's ``scan`` it is registered to the reference head
     (:func:`scalp3d.registration.register`), the dots are carried onto today's skin, and everything written is in
     today's scan's own axes (mm), with ``registration.json`` and today's ``head.ply`` beside the programs."""
-    from .checksums import head_checksum
-    from .design import plan_to_toml
-    from .export import dots_csv_text, write_head_ply
-    from .fileio import staged_dir, write_json, write_text
     from .machine import load_machine
-    from .needle import plan_session
-    from .pipeline import write_session_programs
-    from .proximity import SurfaceQuery
 
     machine = load_machine(machine)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError(f"{out_dir}: exists; give a new folder or --overwrite to replace it")
+    out_dir = _new_folder(out_dir, overwrite)
     with Case.open(case_path, write=True) as case:
-        states = {s.session: s for s in case.sessions()}
-        if session not in states:
-            raise InputError(f"{case_path}: has no session {session}; it has sessions {', '.join(map(str, states))}")
-        st = states[session]
-        if st.state in ("done", "abandoned"):
-            raise InputError(f"{case_path}: session {session} is {st.state}; nothing is left to tattoo in it")
-        plan, dots, head = case.plan(), case.dots(), case.head()
-        todo = dots.subset((dots.session == session) & ~np.isin(dots.ids, case.done_ids()))
-        reg = scan_id = None
-        if scan is not None:
-            head, todo, reg = _carried_to_today(case, head, todo, scan, units, scale, progress)
-        plan_text = plan_to_toml(plan)
-        plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
-        surface = SurfaceQuery(machine.head_in_machine_frame(head))
-        prog = plan_session(todo, session, surface, plan.needle.motion, machine=machine,
-                            zone_order=plan.needle.zone_order)
-        revision = case.revisions()[-1].number
-        tag = f"{case.case_id} revision {revision} session {session}"
-        head_sha = head_checksum(head.vertices)
-        with staged_dir(out_dir, keep_previous=False) as stage:
-            verdicts = write_session_programs(prog, stage.path, surface, n_sessions=len(plan.sessions),
-                                              plan_sha=plan_sha, head_sha=head_sha, case_tag=tag)
-            write_text(stage.path / "dots.csv", dots_csv_text(todo))
-            write_text(stage.path / "plan.toml", plan_text)
-            if reg is not None:
-                write_json(stage.path / "registration.json", reg.to_dict())
-                write_head_ply(head, stage.path / "head.ply")
-        if scan is not None:
-            scan_id = case.add_scan(scan, units=units or "mm", comment=f"re-scan for session {session}")
-        ngc = out_dir / f"session-{session}.ngc"
-        checksum = hashlib.sha256(ngc.read_bytes()).hexdigest()
-        frame = {"axes": "today's scan" if reg else "reference scan", "head_sha256": head_sha,
-                 "reference_to_scan": (reg.transform if reg else np.eye(4)).tolist(),
-                 "scan_to_machine": machine.scan_to_machine.tolist()}
-        case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)], frame=frame,
-                             registration=reg.to_dict() if reg else None, residual_mm=reg.rms_mm if reg else None,
-                             scan_id=scan_id)
-    lines = [f"session {session}: {len(prog):,} dots to do" + (f" (continuing after dot {st.last_dot})"
-                                                               if st.last_dot is not None else "")]
-    if reg is not None:
-        lines.append(f"  registered to today's scan: RMS {reg.rms_mm:.2f} mm, p95 {reg.p95_mm:.2f} mm, overlap "
-                     f"{reg.overlap:.0%}")
-    lines += [f"  {v}" for v in verdicts] + [f"wrote {out_dir}/"]
+        st = _open_session(case, case_path, session)
+        today = _registered_today(case, scan, units, scale, progress) if scan is not None else None
+        lines = _write_session(case, st, out_dir, machine, today, scan, units)
     for line in lines:
         log(line)
     return lines
 
 
-def _carried_to_today(case, reference, todo, scan, units, scale, progress):
-    """Today's head from its scan, the registration of the reference head to it, and the dots carried onto it
-    (positions, normals, faces and barycentric coordinates on today's head; settings unchanged)."""
+def _new_folder(out_dir, overwrite) -> Path:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError(f"{out_dir}: exists; give a new folder or --overwrite to replace it")
+    return out_dir
+
+
+def _open_session(case, case_path, session):
+    """The state of a session that still has dots to tattoo (refused otherwise)."""
+    states = {s.session: s for s in case.sessions()}
+    if session not in states:
+        raise InputError(f"{case_path}: has no session {session}; it has sessions {', '.join(map(str, states))}")
+    st = states[session]
+    if st.state in ("done", "abandoned"):
+        raise InputError(f"{case_path}: session {session} is {st.state}; nothing is left to tattoo in it")
+    return st
+
+
+def _registered_today(case, scan, units, scale, progress):
+    """(today's head, the registration of the case's head to it) from today's scan (refused in one line when it does
+    not register)."""
+    from .registration import register
+    from .scan import load_scan
+    from .surface import make_head, smooth_skin
+
+    today = smooth_skin(make_head(load_scan(scan, units=units, scale=scale), progress=progress))
+    return today, register(today, case.head(), reference_landmarks=case.landmarks(), progress=progress)
+
+
+def _write_session(case, st, out_dir, machine, today, scan, units, new=None):
+    """Write session ``st``'s dots not yet done (on today's head when ``today`` = (head, registration) is given) and
+    record the programs, and today's scan, in the case. Returns the lines to print.
+
+    ``new`` = (plan, dots of the session, store) writes a session of a revision not stored yet: ``store()`` stores it
+    (returns its number) once every program is verified, before the folder is swapped in, so a refused program leaves
+    the case unchanged."""
+    from .checksums import head_checksum
+    from .design import plan_to_toml
+    from .export import dots_csv_text, write_head_ply
+    from .fileio import staged_dir, write_json, write_text
+    from .needle import plan_session
+    from .pipeline import write_session_programs
+    from .proximity import SurfaceQuery
+
+    session = st.session
+    head = case.head()
+    if new is None:
+        plan, dots = case.plan(), case.dots()
+        todo = dots.subset((dots.session == session) & ~np.isin(dots.ids, case.done_ids()))
+        revision = case.revisions()[-1].number
+    else:
+        plan, todo, store = new
+        revision = case.revisions()[-1].number + 1  # the case is ours (write lock) until it is stored
+    reg = scan_id = None
+    if today is not None:
+        head, reg = today
+        todo = _carried(todo, reg, head)
+    plan_text = plan_to_toml(plan)
+    plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
+    surface = SurfaceQuery(machine.head_in_machine_frame(head))
+    prog = plan_session(todo, session, surface, plan.needle.motion, machine=machine,
+                        zone_order=plan.needle.zone_order)
+    tag = f"{case.case_id} revision {revision} session {session}"
+    head_sha = head_checksum(head.vertices)
+    with staged_dir(out_dir, keep_previous=False) as stage:
+        verdicts = write_session_programs(prog, stage.path, surface, n_sessions=max(len(plan.sessions), session),
+                                          plan_sha=plan_sha, head_sha=head_sha, case_tag=tag)
+        write_text(stage.path / "dots.csv", dots_csv_text(todo))
+        write_text(stage.path / "plan.toml", plan_text)
+        if reg is not None:
+            write_json(stage.path / "registration.json", reg.to_dict())
+            write_head_ply(head, stage.path / "head.ply")
+        if new is not None and store() != revision:
+            raise RuntimeError("the case's revision changed under its write lock")
+    if scan is not None:
+        scan_id = case.add_scan(scan, units=units or "mm", comment=f"re-scan for session {session}")
+    ngc = out_dir / f"session-{session}.ngc"
+    checksum = hashlib.sha256(ngc.read_bytes()).hexdigest()
+    frame = {"axes": "today's scan" if reg else "reference scan", "head_sha256": head_sha,
+             "reference_to_scan": (reg.transform if reg else np.eye(4)).tolist(),
+             "scan_to_machine": machine.scan_to_machine.tolist()}
+    case.record_programs(session, [ProgramFile(ngc.name, checksum, prog.ids)], frame=frame,
+                         registration=reg.to_dict() if reg else None, residual_mm=reg.rms_mm if reg else None,
+                         scan_id=scan_id)
+    lines = [f"session {session}: {len(prog):,} dots to do" + (f" (continuing after dot {st.last_dot})"
+                                                               if st.last_dot is not None else "")]
+    if reg is not None:
+        lines.append(f"  registered to today's scan: RMS {reg.rms_mm:.2f} mm, p95 {reg.p95_mm:.2f} mm, overlap "
+                     f"{reg.overlap:.0%}")
+    return lines + [f"  {v}" for v in verdicts] + [f"wrote {out_dir}/"]
+
+
+def _carried(todo, reg, today):
+    """The dots carried onto today's head by the registration (positions, normals, faces and barycentric
+    coordinates on today's head; settings unchanged)."""
     from dataclasses import replace
 
-    from .registration import carry_points, register
-    from .scan import load_scan
-    from .surface import make_head
+    from .registration import carry_points
 
-    today = make_head(load_scan(scan, units=units, scale=scale), progress=progress)
-    reg = register(today, reference, reference_landmarks=case.landmarks(), progress=progress)
     pos, _, fid, bar = carry_points(todo.positions, todo.normals, reg, today)
     # the needle goes along the skin normal the verifier checks: today's vertex normals interpolated in the face
     nrm = np.einsum("ij,ijk->ik", bar, today.vertex_normals[today.faces[fid]])
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
-    return today, replace(todo, positions=pos, normals=nrm, face_ids=fid, bary=bar), reg
+    return replace(todo, positions=pos, normals=nrm, face_ids=fid, bary=bar)
 
 
 def case_done(case_path, session: int, *, until_dot=None, log=print):
@@ -226,6 +271,9 @@ def case_revise(case_path, plan_path, *, comment="", log=print, progress=None):
         if len(plan.sessions) != len(old_plan.sessions):
             raise InputError(f"{plan_path}: has {len(plan.sessions)} sessions; the case has {len(old_plan.sessions)}: "
                              "a revision keeps the number of sessions")
+        if case.touch_ups():
+            raise InputError(f"{case_path}: has a touch-up (session {case.touch_ups()[0].session}); a revision "
+                             "re-plans a course's sessions not yet done, and this course is finished")
         states = {s.session: s.state for s in case.sessions()}
         finished = [k for k, s in sorted(states.items()) if s in ("done", "abandoned")]
         d = len(finished)
@@ -288,3 +336,121 @@ def _joined(a, b):
               "dot_size_mm")
     return Dots(**{k: np.concatenate([getattr(a2, k), getattr(b2, k)]) for k in fields},
                 zone_names=a2.zone_names, needle_names=a2.needle_names, shade_names=a2.shade_names)
+
+
+def case_touch_up(case_path, scan, out_dir, *, mode="interleave", fraction=None, machine=None, overwrite=False,
+                  units=None, scale=None, comment="", log=print, progress=None):
+    """A touch-up years after the course: a new session (a new plan revision), written at once from today's scan
+    like :func:`case_session`. ``mode`` "rehit" re-hits every done dot's position (new dot ids, the same place and
+    settings on the skin); "interleave" adds new dots at ``fraction`` of the density (default
+    ``config.TOUCH_UP_FRACTION``) spread among themselves and between all the old ones, no closer than the spacing
+    floor to any of them (the plan's densities rise by that fraction). Today's scan is registered first: nothing is
+    stored when it does not register or the plan cannot be made safe."""
+    from .machine import load_machine
+
+    if mode not in ("rehit", "interleave"):
+        raise InputError(f"touch-up mode {mode!r}: use rehit or interleave")
+    lo, hi = config.TOUCH_UP_FRACTION_RANGE
+    if mode == "rehit" and fraction is not None:
+        raise InputError("--fraction is for --mode interleave; a re-hit tattoos every done dot's position again")
+    if fraction is None:
+        fraction = config.TOUCH_UP_FRACTION
+    if not lo <= fraction <= hi:
+        raise InputError(f"--fraction {fraction:g}: a touch-up adds {lo:g} to {hi:g} of the density; give one "
+                         "in that range")
+    machine = load_machine(machine)
+    out_dir = _new_folder(out_dir, overwrite)
+    with Case.open(case_path, write=True) as case:
+        states = case.sessions()
+        busy = [s for s in states if s.state in ("planned", "in_progress")]
+        if busy:
+            raise InputError(f"{case_path}: session {busy[0].session} is {busy[0].state.replace('_', ' ')}; a "
+                             "touch-up follows a finished course: finish it (scalp3d case session / case done) first")
+        done = case.done_dots()
+        if len(done) == 0:
+            raise InputError(f"{case_path}: no dot is done yet; there is nothing to touch up")
+        today = _registered_today(case, scan, units, scale, progress)
+        k = max(s.session for s in states) + 1
+        if k > config.MAX_SESSIONS:
+            raise InputError(f"{case_path}: already has {k - 1} sessions; a case holds at most {config.MAX_SESSIONS}")
+        if mode == "rehit":
+            plan, new, record = _rehit(case, done, k)
+        else:
+            plan, new, record = _interleave(case, case_path, done, k, fraction)
+        why = comment or (f"touch-up: re-hit of {len(done):,} dots" if mode == "rehit" else
+                          f"touch-up: {len(new):,} dots interleaved at {fraction:g} of the density")
+        st = SessionState(k, "planned", None, 0, "", None, None, None, None)
+
+        def store():
+            return case.add_revision(plan, _joined(done, new), why, touch_up=record)
+
+        lines = _write_session(case, st, out_dir, machine, today, scan, units, new=(plan, new, store))
+        lines.insert(0, f"revision {case.revisions()[-1].number}: touch-up session {k} ({mode}), {len(new):,} dots")
+    for line in lines:
+        log(line)
+    return lines
+
+
+def _rehit(case, done, k):
+    """(plan, new dots, touch-up record) of a re-hit: every done dot again, same place and settings, new ids, in
+    session ``k``; the plan is unchanged (the final density is the same)."""
+    from dataclasses import replace
+
+    order = np.argsort(done.ids, kind="stable")
+    new = replace(done.subset(order), ids=np.arange(case.next_dot_id(), case.next_dot_id() + len(done),
+                                                    dtype=np.int64), session=np.full(len(done), k, np.int64))
+    return case.plan(), new, {"session": k, "mode": "rehit", "fraction": None, "rehit_of": done.ids[order]}
+
+
+def _interleave(case, case_path, done, k, fraction):
+    """(plan, new dots, touch-up record) of an interleaved touch-up: the plan's densities raised by ``fraction``
+    (refused above ``config.DENSITY_MAX_PER_CM2``), a session ``k`` added with the last session's shade, and
+    ``fraction`` x the done dots placed around them (fixed), refused unless the union and every session alone keep the
+    spacing floor."""
+    from .design import build_field, dots_with_settings
+    from .placement import local_spacing_mm, place_dots
+    from .spacing import refuse_close_dots
+
+    plan, head, lm = _touch_up_plan(case.plan(), fraction, case_path), case.head(), case.landmarks()
+    field = build_field(head, lm, plan)
+    placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2,
+                        count=int(round(fraction * len(done))), sessions=1, seed=plan.seed + k,
+                        vertex_normals=head.vertex_normals, fixed=done.positions)
+    placed = _renumbered(placed, first_id=case.next_dot_id(), first_session=k)
+    new = dots_with_settings(placed, head, field)
+    dots = _joined(done, new)
+    dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
+    refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), plan.sessions.fractions,
+                      source=f"touch-up of {Path(case_path).name}")
+    return plan, new, {"session": k, "mode": "interleave", "fraction": float(fraction), "rehit_of": ()}
+
+
+def _touch_up_plan(plan, fraction, case_path):
+    """The plan after a touch-up adding ``fraction`` of the density: every density times (1 + fraction), the
+    sessions' fractions shrunk to make room for one more session at the end, with the last session's shade (and
+    each zone's last shade override)."""
+    from .types import Plan
+
+    d = plan.to_dict()
+    grow = 1.0 + float(fraction)
+    dens = d["density"]
+    peak = max([dens["core_per_cm2"]] + [z.get("density_per_cm2") or 0.0 for z in d["zones"].values()]
+               + [s["density_per_cm2"] for s in d["scars"]])
+    if peak * grow > config.DENSITY_MAX_PER_CM2:
+        raise InputError(f"{case_path}: a touch-up at {fraction:g} of the density takes the plan's densest area from "
+                         f"{peak:g} to {peak * grow:g} dots/cm2, above {config.DENSITY_MAX_PER_CM2:g} where dots merge "
+                         f"(the helmet look); give a --fraction under {config.DENSITY_MAX_PER_CM2 / peak - 1:.2f} "
+                         "or --mode rehit")
+    dens["core_per_cm2"] *= grow
+    dens["hairline_per_cm2"] *= grow
+    for z in d["zones"].values():
+        if z.get("density_per_cm2") is not None:
+            z["density_per_cm2"] *= grow
+        if z.get("shades") is not None:
+            z["shades"] = [*z["shades"], z["shades"][-1]]
+    for s in d["scars"]:
+        s["density_per_cm2"] *= grow
+    ses = d["sessions"]
+    ses["fractions"] = [round(x / grow, 12) for x in ses["fractions"]] + [1.0]
+    ses["shades"] = [*ses["shades"], ses["shades"][-1]]
+    return Plan.from_dict(d)

@@ -192,6 +192,21 @@ def build_parser():
     cr.add_argument("--plan", dest="plan_path", required=True, metavar="PLAN.toml")
     cr.add_argument("--comment", default="", help="why (kept in the case's history)")
     _add_quiet(cr)
+    ct = cs.add_parser("touch-up", help="years later: a touch-up session from today's scan, written into DIR")
+    ct.add_argument("case", metavar="CASE")
+    ct.add_argument("--scan", required=True, metavar="TODAY", help="today's scan (registered to the case's head)")
+    ct.add_argument("--out", required=True, metavar="DIR")
+    ct.add_argument("--mode", choices=["rehit", "interleave"], default="interleave",
+                    help="rehit: tattoo every done dot's position again; interleave (default): new dots between them")
+    ct.add_argument("--fraction", type=float, metavar="F", help="interleave: the share of the density added "
+                    f"(default {config.TOUCH_UP_FRACTION:g})")
+    ct.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
+    ct.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    ct.add_argument("--comment", default="", help="why (kept in the case's history)")
+    g = ct.add_mutually_exclusive_group()
+    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
+    g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
+    _add_quiet(ct)
     cd = cs.add_parser("done", help="mark session K done, or done up to a dot when it was interrupted")
     cd.add_argument("case", metavar="CASE")
     cd.add_argument("session", type=_whole(1), metavar="K")
@@ -217,6 +232,10 @@ def _case(args):
     elif args.case_command == "session":
         cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite,
                         scan=args.scan, units=args.units, scale=args.scale, progress=_progress(args))
+    elif args.case_command == "touch-up":
+        cc.case_touch_up(args.case, args.scan, args.out, mode=args.mode, fraction=args.fraction,
+                         machine=args.machine, overwrite=args.overwrite, units=args.units, scale=args.scale,
+                         comment=args.comment, progress=_progress(args))
     else:
         cc.case_done(args.case, args.session, until_dot=args.until_dot)
     return 0

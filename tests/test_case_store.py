@@ -451,26 +451,62 @@ def test_schema_0_is_migrated_on_opening(tmp_path):
     con.close()
     with Case.open(path) as c:
         [row] = c.history()
-        assert (row.action, row.detail) == ("migrate", {"schema_from": 0, "schema_to": 1})
-        assert c.changes() == 1 and c.revisions() == []
+        assert (row.action, row.detail) == ("migrate", {"schema_from": 0, "schema_to": case_mod.schema_version()})
+        assert c.changes() == 1 and c.revisions() == [] and c.touch_ups() == []
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == case_mod.schema_version()
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(case_mod.schema_version())
+    con.close()
+
+
+def test_a_schema_1_case_opens_in_schema_2_with_its_dots_and_takes_a_touch_up(parts, tmp_path, monkeypatch):
+    """A case written by the first schema (before touch-ups) is migrated when opened: its dots, sessions and history
+    unchanged, an empty touch-up table that then takes a touch-up."""
+    path = tmp_path / "old.case"
+    with monkeypatch.context() as m:
+        m.setattr(case_mod, "_MIGRATIONS", case_mod._MIGRATIONS[:1])
+        with make_case(parts, path) as c:
+            c.mark_done(1)
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "1"
+    assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'touch_ups'").fetchone()[0] == 0
+    con.close()
+    with Case.open(path, write=True) as c:
+        assert c.history()[-1].detail == {"schema_from": 1, "schema_to": 2}
+        assert [h.action for h in c.history()] == ["create", "done", "migrate"]
+        assert_same_dots(c.dots(), parts["dots"])
+        assert [s.state for s in c.sessions()] == ["done", "planned", "planned"] and c.touch_ups() == []
+        done = c.done_dots()
+        again = dataclasses.replace(done, ids=done.ids + 10_000, session=np.full(len(done), 4))
+        from scalp3d.case_commands import _joined
+
+        c.add_revision(parts["plan"], _joined(c.dots(), again), "re-hit",
+                       touch_up={"session": 4, "mode": "rehit", "fraction": None, "rehit_of": done.ids})
+        [t] = c.touch_ups()
+        assert (t.session, t.mode, t.fraction) == (4, "rehit", None) and np.array_equal(t.rehit_of, done.ids)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with pytest.raises(sqlite3.DatabaseError, match="never changed"):
+        con.execute("UPDATE touch_ups SET mode = 'interleave'")
     con.close()
 
 
 def test_a_newer_schema_migrates_an_older_file_in_one_transaction(parts, tmp_path, monkeypatch):
-    path = tmp_path / "v1.case"
+    path = tmp_path / "current.case"
     make_case(parts, path).close()
-    copy = tmp_path / "v1-copy.case"
+    copy = tmp_path / "current-copy.case"
     shutil.copy(path, copy)
+
+    now = case_mod.schema_version()
+    migrations = list(case_mod._MIGRATIONS)
 
     def broken_2(con):
         con.execute("ALTER TABLE sessions ADD COLUMN operator TEXT")
         raise RuntimeError("disk pulled out")
 
-    monkeypatch.setattr(case_mod, "_MIGRATIONS", [*case_mod._MIGRATIONS, broken_2])
-    with pytest.raises(CaseError, match=r"cannot be upgraded from case schema 1 to 2 .*it is unchanged") as e:
+    monkeypatch.setattr(case_mod, "_MIGRATIONS", [*migrations, broken_2])
+    with pytest.raises(CaseError, match=rf"cannot be upgraded from case schema {now} to {now + 1} .*it is "
+                       "unchanged") as e:
         Case.open(path)
     one_line_error(e.value, path)
     assert path.read_bytes() == copy.read_bytes()  # rolled back: not a byte changed
@@ -479,13 +515,13 @@ def test_a_newer_schema_migrates_an_older_file_in_one_transaction(parts, tmp_pat
         con.execute("ALTER TABLE sessions ADD COLUMN operator TEXT")
         con.execute("UPDATE sessions SET operator = 'unknown'")
 
-    monkeypatch.setattr(case_mod, "_MIGRATIONS", [*case_mod._MIGRATIONS[:1], schema_2])
+    monkeypatch.setattr(case_mod, "_MIGRATIONS", [*migrations, schema_2])
     with Case.open(path, write=True) as c:
-        assert c.history()[-1].detail == {"schema_from": 1, "schema_to": 2}
+        assert c.history()[-1].detail == {"schema_from": now, "schema_to": now + 1}
         assert_same_dots(c.dots(), parts["dots"])
         c.mark_done(1)
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == now + 1
     assert {r[0] for r in con.execute("SELECT operator FROM sessions")} == {"unknown"}
     con.close()
 
