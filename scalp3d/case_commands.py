@@ -257,51 +257,86 @@ def case_refusal(program, head_path, case_path) -> str | None:
 
 
 def case_revise(case_path, plan_path, *, comment="", log=print, progress=None):
-    """A new plan revision for the sessions not yet done, placed around the dots already done (fixed: they stay
-    exactly where they are, with their ids and settings). The new plan must keep the number of sessions. Returns the
+    """A new plan revision for the sessions not yet done, around the dots already done (fixed: they stay exactly
+    where they are, with their ids and settings). A revision that changes settings only (shades, depth, needle: the
+    density, the zones, the sessions' fractions and the seed as before) moves no dot: the dots not done keep their
+    ids and places and take the new settings; any other re-places every dot not done. The new plan must keep the number of sessions. Returns the
     revision's number."""
     from .design import build_field, dots_with_settings, load_plan
-    from .placement import local_spacing_mm, place_dots
+    from .placement import local_spacing_mm
     from .spacing import refuse_close_dots
-    from .types import check_fractions
 
     plan = load_plan(plan_path)
     with Case.open(case_path, write=True) as case:
         old_plan, head, lm = case.plan(), case.head(), case.landmarks()
-        if len(plan.sessions) != len(old_plan.sessions):
-            raise InputError(f"{plan_path}: has {len(plan.sessions)} sessions; the case has {len(old_plan.sessions)}: "
-                             "a revision keeps the number of sessions")
-        if case.touch_ups():
-            raise InputError(f"{case_path}: has a touch-up (session {case.touch_ups()[0].session}); a revision "
-                             "re-plans a course's sessions not yet done, and this course is finished")
-        states = {s.session: s.state for s in case.sessions()}
-        finished = [k for k, s in sorted(states.items()) if s in ("done", "abandoned")]
-        d = len(finished)
-        if finished != list(range(1, d + 1)):
-            raise InputError(f"{case_path}: sessions {finished} are done but not the ones before them; a revision "
-                             "re-plans the sessions after the last one done")
-        if d == len(plan.sessions):
-            raise InputError(f"{case_path}: every session is done or abandoned; plan a touch-up instead")
-        done = case.done_dots()
+        d = _revisable(case, case_path, plan, old_plan, plan_path)
+        done, latest = case.done_dots(), case.dots()
         field = build_field(head, lm, plan)
-        fr = np.asarray(plan.sessions.fractions)
-        start = fr[d - 1] if d else 0.0
-        rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(),
-                               what="the sessions left to plan")
-        placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=rest,
-                            seed=plan.seed, vertex_normals=head.vertex_normals,
-                            fixed=done.positions if len(done) else None)
-        placed = _renumbered(placed, first_id=case.next_dot_id(), first_session=d + 1)
-        new = dots_with_settings(placed, head, field)
+        undone = latest.subset((latest.session > d) & ~np.isin(latest.ids, done.ids))
+        same_split = (plan.sessions.fractions == old_plan.sessions.fractions and plan.seed == old_plan.seed)
+        keep = _unchanged_design(build_field(head, lm, old_plan), field, undone, same_split)
+        if keep.all() and len(keep):  # settings only: every dot stays, the new settings on those not done
+            new = dots_with_settings(undone, head, field)
+            lead = f"{len(new):,} dots not done kept in place (the design is unchanged), with the new settings"
+        else:
+            new = dots_with_settings(_placed(case, head, field, plan, d, done), head, field)
+            lead = f"{len(new):,} new dots"
         dots = _joined(done, new)
         dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
         refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), plan.sessions.fractions,
-                          source=f"revision of {Path(case_path).name}")
+                          source=f"revision of {Path(case_path).name}", done=np.isin(dots.ids, done.ids))
         n = case.add_revision(plan, dots, comment or f"revised from {Path(plan_path).name}")
-    line = f"revision {n}: {len(done):,} dots already done kept, {len(new):,} new dots in sessions {d + 1}-" \
-           f"{len(plan.sessions)}"
-    log(line)
+    k = len(plan.sessions)
+    lines = [f"revision {n}: {len(done):,} dots already done kept, {lead} in "
+             + (f"session {k}" if d + 1 == k else f"sessions {d + 1}-{k}")]
+    outside = int(np.count_nonzero(dens[:len(done)] <= 0)) if len(done) else 0
+    if outside:
+        lines.append(f"  note: {outside:,} done dots lie outside the new plan's treated area (they stay on the skin)")
+    for line in lines:
+        log(line)
     return n
+
+
+def _revisable(case, case_path, plan, old_plan, plan_path) -> int:
+    """How many sessions are finished (done or abandoned, the first ones); refuses a revision that cannot be made."""
+    if len(plan.sessions) != len(old_plan.sessions):
+        raise InputError(f"{plan_path}: has {len(plan.sessions)} sessions; the case has {len(old_plan.sessions)}: "
+                         "a revision keeps the number of sessions")
+    if case.touch_ups():
+        raise InputError(f"{case_path}: has a touch-up (session {case.touch_ups()[0].session}); a revision "
+                         "re-plans a course's sessions not yet done, and this course is finished")
+    states = {s.session: s.state for s in case.sessions()}
+    finished = [k for k, s in sorted(states.items()) if s in ("done", "abandoned")]
+    d = len(finished)
+    if finished != list(range(1, d + 1)):
+        raise InputError(f"{case_path}: sessions {finished} are done but not the ones before them; a revision "
+                         "re-plans the sessions after the last one done")
+    if d == len(plan.sessions):
+        raise InputError(f"{case_path}: every session is done or abandoned; plan a touch-up instead")
+    return d
+
+
+def _unchanged_design(old_field, field, undone, same_split):
+    """Which of the ``undone`` dots to keep (k,) bool: all of them when the design's density and zones are unchanged
+    everywhere and the sessions are split as before, none otherwise. (Keeping them only away from a change would need
+    the relaxation to hold the kept dots' own sessions apart from the new ones': not built.)"""
+    peak = max(float(field.density_per_cm2.max()), float(old_field.density_per_cm2.max()), 1e-9)
+    same = same_split and not ((np.abs(field.density_per_cm2 - old_field.density_per_cm2) > 1e-9 * peak).any()
+                               or (field.zone != old_field.zone).any())
+    return np.full(len(undone), same, dtype=bool)
+
+
+def _placed(case, head, field, plan, d, done):
+    """The new dots of sessions ``d + 1`` on (a Placement, ids from the case's next), around the done dots."""
+    from .placement import place_dots
+    from .types import check_fractions
+
+    fr = np.asarray(plan.sessions.fractions)
+    start = fr[d - 1] if d else 0.0
+    rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(), what="the sessions left to plan")
+    placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=rest,
+                        seed=plan.seed, vertex_normals=head.vertex_normals, fixed=done.positions if len(done) else None)
+    return _renumbered(placed, first_id=case.next_dot_id(), first_session=d + 1)
 
 
 def _renumbered(placed, *, first_id, first_session):
@@ -421,7 +456,7 @@ def _interleave(case, case_path, done, k, fraction):
     dots = _joined(done, new)
     dens = (dots.bary * field.density_per_cm2[head.faces[dots.face_ids]]).sum(axis=1)
     refuse_close_dots(dots, local_spacing_mm(dens, field.density_per_cm2.max()), plan.sessions.fractions,
-                      source=f"touch-up of {Path(case_path).name}")
+                      source=f"touch-up of {Path(case_path).name}", done=np.isin(dots.ids, done.ids))
     return plan, new, {"session": k, "mode": "interleave", "fraction": float(fraction), "rehit_of": ()}
 
 

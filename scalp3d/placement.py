@@ -159,7 +159,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     n_all = n_new + len(fixed_pts)
     peak = float(dens_v.max()) * scale
     cand = _candidates(v, vn, f, areas * dens_f, dens_v, scale, peak, n_new, candidates_per_dot, seed)
-    fixed_dots = _fixed_dots(fixed_pts, v, vn, dens_v, scale, peak)
+    fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak)
 
     # 1. select the union by weighted sample elimination, fixed dots kept
     if len(fixed_pts) and len(fractions) == 1:
@@ -180,6 +180,8 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     # starts under it, so a new dot picked beside a fixed one can stay stuck there (seen: 5-15 of 3,107 new dots
     # 0.1 mm from 10,357 fixed ones); such a dot is dropped
     if len(fixed_pts):
+        # (at the spacing where each new dot ended: the sweeps move dots across density bands)
+        rad = local_spacing_mm((dots.bary * dens_v[f[dots.face_ids]]).sum(axis=1) * scale, peak)
         dots, session, rad = _clear_of_fixed(dots, session, rad, fixed_dots)
         # and none under its own session's floor: around fixed dots the projection may stall with a few pairs of a
         # sparse session (a touch-up at a quarter of the density) side by side in one gap (seen: 32 of 11,853)
@@ -289,14 +291,24 @@ def _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, per_dot, seed):
     return _Candidates(face_ids, bary, pts, nrm, local_spacing_mm(dens_c, peak))
 
 
-def _fixed_dots(fixed_pts, v, vn, dens_v, scale, peak):
-    """The fixed dots (:data:`_Fixed`): normal and local spacing from each one's nearest vertex."""
+def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak):
+    """The fixed dots (:data:`_Fixed`): normal from each one's nearest vertex, local spacing at the dot."""
     if len(fixed_pts) == 0:
         return _Fixed(fixed_pts, np.zeros((0, 3)), np.zeros(0))
     from scipy.spatial import cKDTree
 
+    from scalp3d.kernels.snap import snap_xyz, vertex_faces
+
     _, near = cKDTree(v).query(fixed_pts)
-    return _Fixed(fixed_pts, vn[near], local_spacing_mm(dens_v[near] * scale, peak))
+    # the density at the dot itself (snapped onto the skin from a face of its nearest vertex), not at that vertex: on
+    # a steep ramp (a revision moving the hairline) the vertex's density can be half the dot's, and the spacing the
+    # floor is checked at comes from the dot's own
+    indptr, indices = vertex_faces(len(v), f)
+    dens = np.empty(len(fixed_pts))
+    for i, (p, k) in enumerate(zip(fixed_pts, near)):
+        _, _, _, face, a, b, c = snap_xyz(p[0], p[1], p[2], indices[indptr[k]], v, f, indptr, indices)
+        dens[i] = a * dens_v[f[face, 0]] + b * dens_v[f[face, 1]] + c * dens_v[f[face, 2]]
+    return _Fixed(fixed_pts, vn[near], local_spacing_mm(dens * scale, peak))
 
 
 def _select_union(cand, fixed, n_new, fold_cos):

@@ -68,35 +68,44 @@ class Breach:
     floor: np.ndarray
 
 
-def check_floor(points, spacing_mm, session, fractions) -> list:
+def check_floor(points, spacing_mm, session, fractions, done=None) -> list:
     """Breaches of the floor on the union and on each session alone (an empty list when the plan is safe).
 
     ``spacing_mm`` is each dot's local target spacing for the final density; ``session`` 1-based; ``fractions`` the
-    cumulative share of the final density after each session.
+    cumulative share of the final density after each session; ``done`` (n,) bool, optional: dots already on the skin.
+    A pair of two done dots is not checked: they were checked under the plan they were tattooed from, and a revision
+    that lowers the density around them (a hairline moved up) cannot move them; every pair with a new dot is.
     """
     pts = np.asarray(points, dtype=np.float64)
     sp = np.asarray(spacing_mm, dtype=np.float64)
     session = np.asarray(session)
     fr = np.asarray(fractions, dtype=np.float64)
     shares = np.diff(np.concatenate([[0.0], fr]))
+    done = np.zeros(len(pts), bool) if done is None else np.asarray(done, dtype=bool)
+
+    def new_pairs(rows, i, j, d, f):
+        keep = ~(done[rows[i]] & done[rows[j]])
+        return rows[i][keep], rows[j][keep], d[keep], f[keep]
+
     out = []
-    i, j, d, f = close_pairs(pts, sp)
+    i, j, d, f = new_pairs(np.arange(len(pts)), *close_pairs(pts, sp))
     if len(i):
         out.append(Breach("all dots", i, j, d, f))
     for k, share in enumerate(shares, start=1):
         rows = np.flatnonzero(session == k)
         if len(rows) < 2 or share <= 0:
             continue
-        i, j, d, f = close_pairs(pts[rows], sp[rows] / np.sqrt(share))
+        i, j, d, f = new_pairs(rows, *close_pairs(pts[rows], sp[rows] / np.sqrt(share)))
         if len(i):
-            out.append(Breach(f"session {k} alone", rows[i], rows[j], d, f))
+            out.append(Breach(f"session {k} alone", i, j, d, f))
     return out
 
 
-def refuse_close_dots(dots, spacing_mm, fractions, source: str = "the plan"):
+def refuse_close_dots(dots, spacing_mm, fractions, source: str = "the plan", done=None):
     """Refuse (:class:`PlanRefused`, exit 3) dots that break the spacing floor on the union or any session alone,
-    naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`)."""
-    breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions)
+    naming the closest pairs, where they are and what to change (:mod:`scalp3d.spacing`); pairs of two ``done``
+    dots are not checked (see :func:`check_floor`)."""
+    breaches = check_floor(dots.positions, spacing_mm, dots.session, fractions, done=done)
     if not breaches:
         return
     b = breaches[0]
