@@ -1,6 +1,6 @@
 """The patient's case (issue 14): time of the re-scan registration on a 500k-point re-scan (goal: under 10 s).
 
-    python benchmarks/case.py [--repeat 3] [--real] [--with-face] [--points 500000]
+    python benchmarks/case.py [--repeat 3] [--real] [--with-face] [--points 500000] [--end-to-end]
 
 The reference is the sample head (fsaverage, Loop-subdivided 3 times: about 130k vertices) with its fiducials; the
 re-scan is the same head subdivided 4 times (other vertices, other triangles), the face cut away (more than 35 mm
@@ -12,10 +12,17 @@ keeps the face (the coarse step is then the landmarks estimated on today's scan,
 Prints the re-scan's size, the time of :func:`scalp3d.registration.register` (best of the repeats, and its steps),
 its figures (RMS, p95, overlap), the error of the recovered motion on 2,000 scalp points against the known one, and the
 machine's load average before the run.
+
+``--end-to-end`` also times what a practitioner waits for (goal: under 30 s for a full head): a case made from the
+reference at the default plan (not timed), session 1 marked done, then ``scalp3d case session CASE 2 --scan TODAY``
+(today's re-scan read from a binary PLY, meshed, smoothed, registered, the dots carried, the programs made, verified and
+written) and ``scalp3d case touch-up`` after sessions 2 and 3 are done, each in a fresh process.
 """
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,6 +110,7 @@ def main(argv=None):
     ap.add_argument("--real", action="store_true", help="the real head (../shared/data/heads) instead of the sample")
     ap.add_argument("--with-face", action="store_true", help="keep the face in the re-scan")
     ap.add_argument("--points", type=int, default=500_000, help="at least this many points in the re-scan")
+    ap.add_argument("--end-to-end", action="store_true", help="also time case session --scan and case touch-up")
     args = ap.parse_args(argv)
     from scalp3d.registration import register, scalp_points
 
@@ -125,7 +133,42 @@ def main(argv=None):
     print(f"figures: RMS {reg.rms_mm:.3f} mm, p95 {reg.p95_mm:.3f} mm, overlap {reg.overlap:.1%}")
     print(f"recovered motion on 2,000 scalp points: {np.sqrt(np.mean(err ** 2)):.3f} mm RMS, {err.max():.3f} mm max")
     print(f"method: {reg.method}")
-    return 0 if min(times) < 10.0 else 1
+    ok = min(times) < 10.0
+    if args.end_to_end:
+        ok &= end_to_end(ref, today)
+    return 0 if ok else 1
+
+
+def end_to_end(ref, today) -> bool:
+    """Time `case session K --scan TODAY` and `case touch-up --scan TODAY` as a practitioner runs them."""
+    from scalp3d.export import write_head_ply
+
+    def cli(*argv):
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", "import sys; from scalp3d.cli import main; sys.exit(main(sys.argv[1:]))",
+                            *map(str, argv), "--quiet"], capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"scalp3d {' '.join(map(str, argv))} failed: {r.stderr.strip()}")
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        write_head_ply(ref, d / "ref.ply")
+        write_head_ply(today, d / "today.ply")
+        cli("case", "new", d / "p.case", "--scan", d / "ref.ply", "--units", "mm")
+        cli("case", "done", d / "p.case", 1)
+        from scalp3d.case import Case
+
+        with Case.open(d / "p.case") as c:
+            n = [int((c.dots().session == k).sum()) for k in (1, 2, 3)]
+        t_session = cli("case", "session", d / "p.case", 2, "--out", d / "s2", "--scan", d / "today.ply", "--units",
+                        "mm")
+        cli("case", "done", d / "p.case", 2)
+        cli("case", "done", d / "p.case", 3)
+        t_touch = cli("case", "touch-up", d / "p.case", "--scan", d / "today.ply", "--units", "mm", "--out", d / "t")
+    print(f"end to end, {sum(n):,} dots planned ({n[1]:,} in session 2), re-scan of {len(today.vertices):,} points: "
+          f"case session --scan {t_session:.1f} s, case touch-up --scan {t_touch:.1f} s (goal under 30 s)")
+    return t_session < 30.0
 
 
 if __name__ == "__main__":

@@ -199,3 +199,29 @@ def test_a_revision_keeps_every_done_dot_and_outdates_older_programs(course, cap
     assert main(["verify", str(course / "s2b" / "session-2.ngc"), "--head", str(course / "s2b" / "head.ply"),
                  "--case", str(course / "p.case")]) == 1
     assert "revision 1; the case is at revision 2" in capsys.readouterr().out
+
+
+def test_touch_up_refusals_in_one_line(course, capsys):
+    """A touch-up is refused before any work, the case and the folder untouched: a fraction out of range, a fraction
+    for a re-hit, a course not finished; and a fraction that would take the densest area past the helmet limit."""
+    from scalp3d.case_commands import _touch_up_plan
+    from scalp3d.design import load_plan
+    from scalp3d.errors import InputError
+
+    case = course / "p.case"
+    before = case.read_bytes()
+    for extra, words in ((["--fraction", "0.9"], "0.05 to 0.6"), (["--mode", "rehit", "--fraction", "0.2"],
+                                                                  "is for --mode interleave"),
+                         ([], "follows a finished course")):
+        capsys.readouterr()
+        assert main(["case", "touch-up", str(case), "--scan", str(course / "scan.ply"), "--units", "mm", "--out",
+                     str(course / "tu"), *extra, "--quiet"]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], (extra, err)
+    assert not (course / "tu").exists() and case.read_bytes() == before
+    dense = load_plan(overrides={"density": {"core_per_cm2": 140.0}})
+    with pytest.raises(InputError, match=r"from 140 to 175 dots/cm2, above 160 .*--fraction under 0.14"):
+        _touch_up_plan(dense, 0.25, "p.case")
+    grown = _touch_up_plan(load_plan(), 0.25, "p.case")
+    assert grown.density.core_per_cm2 == pytest.approx(load_plan().density.core_per_cm2 * 1.25)
+    assert grown.sessions.fractions == (0.24, 0.56, 0.8, 1.0) and grown.sessions.shades[-1] == "dark"
