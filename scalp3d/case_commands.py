@@ -83,12 +83,14 @@ def history_lines(case) -> list:
 
 
 def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=False, scan=None, units=None,
-                 scale=None, log=print, progress=None):
+                 scale=None, preview=True, log=print, progress=None):
     """Write session ``session``'s programs (the dots of the latest revision not yet done), its JSON and its dots.csv
     into ``out_dir`` (staged, swapped in whole) and record them in the case. Without ``scan`` they are in the
     reference scan's axes; with today's ``scan`` it is registered to the reference head
     (:func:`scalp3d.registration.register`), the dots are carried onto today's skin, and everything written is in
-    today's scan's own axes (mm), with ``registration.json`` and today's ``head.ply`` beside the programs."""
+    today's scan's own axes (mm), with ``registration.json`` and today's ``head.ply`` beside the programs. With
+    ``preview``, the patient's pictures of the plan (the revision's every session, healed) go beside the programs
+    (``preview.png``, ``preview-sessions.png``...)."""
     from .machine import load_machine
 
     machine = load_machine(machine)
@@ -96,7 +98,7 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
     with Case.open(case_path, write=True) as case:
         st = _open_session(case, case_path, session)
         today = _registered_today(case, scan, units, scale, progress) if scan is not None else None
-        lines = _write_session(case, st, out_dir, machine, today, scan, units)
+        lines = _write_session(case, st, out_dir, machine, today, scan, units, preview=preview)
     for line in lines:
         log(line)
     return lines
@@ -131,13 +133,14 @@ def _registered_today(case, scan, units, scale, progress):
     return today, register(today, case.head(), reference_landmarks=case.landmarks(), progress=progress)
 
 
-def _write_session(case, st, out_dir, machine, today, scan, units, new=None):
+def _write_session(case, st, out_dir, machine, today, scan, units, new=None, preview=False):
     """Write session ``st``'s dots not yet done (on today's head when ``today`` = (head, registration) is given) and
     record the programs, and today's scan, in the case. Returns the lines to print.
 
-    ``new`` = (plan, dots of the session, store) writes a session of a revision not stored yet: ``store()`` stores it
-    (returns its number) once every program is verified, before the folder is swapped in, so a refused program leaves
-    the case unchanged."""
+    ``new`` = (plan, dots of the session, all the revision's dots, store) writes a session of a revision not stored
+    yet: ``store()`` stores it (returns its number) once every program is verified, before the folder is swapped in,
+    so a refused program leaves the case unchanged. ``preview``: the pictures of the revision (every session, healed,
+    on the case's head) beside the programs (``preview.png``, ``preview-sessions.png``...)."""
     from .checksums import head_checksum
     from .design import plan_to_toml
     from .export import dots_csv_text, write_head_ply
@@ -153,7 +156,7 @@ def _write_session(case, st, out_dir, machine, today, scan, units, new=None):
         todo = dots.subset((dots.session == session) & ~np.isin(dots.ids, case.done_ids()))
         revision = case.revisions()[-1].number
     else:
-        plan, todo, store = new
+        plan, todo, dots, store = new
         revision = case.revisions()[-1].number + 1  # the case is ours (write lock) until it is stored
     reg = scan_id = None
     if today is not None:
@@ -174,6 +177,12 @@ def _write_session(case, st, out_dir, machine, today, scan, units, new=None):
         if reg is not None:
             write_json(stage.path / "registration.json", reg.to_dict())
             write_head_ply(head, stage.path / "head.ply")
+        if preview:
+            from .design import build_field
+            from .pipeline import render_pictures
+
+            ref, lm = case.head(), case.landmarks()
+            render_pictures(ref, lm, plan, build_field(ref, lm, plan), dots, stage.path)
         if new is not None and store() != revision:
             raise RuntimeError("the case's revision changed under its write lock")
     if scan is not None:
@@ -374,7 +383,7 @@ def _joined(a, b):
 
 
 def case_touch_up(case_path, scan, out_dir, *, mode="interleave", fraction=None, machine=None, overwrite=False,
-                  units=None, scale=None, comment="", log=print, progress=None):
+                  units=None, scale=None, comment="", preview=True, log=print, progress=None):
     """A touch-up years after the course: a new session (a new plan revision), written at once from today's scan
     like :func:`case_session`. ``mode`` "rehit" re-hits every done dot's position (new dot ids, the same place and
     settings on the skin); "interleave" adds new dots at ``fraction`` of the density (default
@@ -416,10 +425,13 @@ def case_touch_up(case_path, scan, out_dir, *, mode="interleave", fraction=None,
                           f"touch-up: {len(new):,} dots interleaved at {fraction:g} of the density")
         st = SessionState(k, "planned", None, 0, "", None, None, None, None)
 
-        def store():
-            return case.add_revision(plan, _joined(done, new), why, touch_up=record)
+        every = _joined(done, new)
 
-        lines = _write_session(case, st, out_dir, machine, today, scan, units, new=(plan, new, store))
+        def store():
+            return case.add_revision(plan, every, why, touch_up=record)
+
+        lines = _write_session(case, st, out_dir, machine, today, scan, units, new=(plan, new, every, store),
+                               preview=preview)
         lines.insert(0, f"revision {case.revisions()[-1].number}: touch-up session {k} ({mode}), {len(new):,} dots")
     for line in lines:
         log(line)

@@ -34,14 +34,14 @@ def test_a_session_interrupted_resumed_and_done(course, capsys):
     shown = _out(capsys)
     assert "revision 1:" in shown and "session 1: planned" in shown and "session 3: planned" in shown
     # session 1: written, then interrupted after its 25th dot
-    assert main(["case", "session", str(case), "1", "--out", str(course / "s1"), "--quiet"]) == 0
+    assert main(["case", "session", str(case), "1", "--out", str(course / "s1"), "--no-preview", "--quiet"]) == 0
     first = json.loads((course / "s1" / "session-1.json").read_text())["dots"]
     n = len(first)
     stop = first[24]["id"]
     assert main(["case", "done", str(case), "1", "--until-dot", str(stop)]) == 0
     assert f"done up to dot {stop}" in _out(capsys)
     # resumed: the rest only, none of the done ones
-    assert main(["case", "session", str(case), "1", "--out", str(course / "s1b"), "--quiet"]) == 0
+    assert main(["case", "session", str(case), "1", "--out", str(course / "s1b"), "--no-preview", "--quiet"]) == 0
     rest = json.loads((course / "s1b" / "session-1.json").read_text())["dots"]
     done = {x["id"] for x in first[:25]}
     assert len(rest) == n - 25 and not done & {x["id"] for x in rest}
@@ -74,6 +74,9 @@ def test_the_programs_verify_and_the_dots_are_the_case_s(course):
     with Case.open(course / "p.case") as case:
         dots = case.dots()
         head = case.head()
+    # the patient's pictures of the plan come with the programs
+    pictures = sorted(p.name for p in d.glob("*.png"))
+    assert {"preview.png", "preview-sessions.png", "preview-before-after.png", "design.png"} <= set(pictures), pictures
     js = json.loads((d / "session-2.json").read_text())
     ids = np.array([x["id"] for x in js["dots"]])
     assert set(ids) == set(dots.ids[dots.session == 2].tolist())
@@ -113,7 +116,7 @@ def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course,
     d = course / "s3"
     capsys.readouterr()
     assert main(["case", "session", str(course / "p.case"), "3", "--out", str(d), "--scan", str(course / "today.ply"),
-                 "--units", "mm", "--quiet"]) == 0
+                 "--units", "mm", "--no-preview", "--quiet"]) == 0
     assert "registered to today's scan" in capsys.readouterr().out
     reg = json.loads((d / "registration.json").read_text())
     assert reg["rms_mm"] < 0.5 and reg["overlap"] > 0.8
@@ -135,7 +138,7 @@ def test_programs_are_bound_to_their_case(course, capsys):
     from scalp3d.case import Case
 
     d = course / "s2b"
-    assert main(["case", "session", str(course / "p.case"), "2", "--out", str(d), "--quiet"]) == 0
+    assert main(["case", "session", str(course / "p.case"), "2", "--out", str(d), "--no-preview", "--quiet"]) == 0
     with Case.open(course / "p.case") as case:
         write_head_ply(case.head(), d / "head.ply")
     text = (d / "session-2.ngc").read_text()
