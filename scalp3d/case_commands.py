@@ -83,7 +83,7 @@ def history_lines(case) -> list:
 
 
 def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=False, scan=None, units=None,
-                 scale=None, preview=True, log=print, progress=None):
+                 scale=None, landmarks=None, preview=True, log=print, progress=None):
     """Write session ``session``'s programs (the dots of the latest revision not yet done), its JSON and its dots.csv
     into ``out_dir`` (staged, swapped in whole) and record them in the case. Without ``scan`` they are in the
     reference scan's axes; with today's ``scan`` it is registered to the reference head
@@ -97,7 +97,7 @@ def case_session(case_path, session: int, out_dir, *, machine=None, overwrite=Fa
     out_dir = _new_folder(out_dir, overwrite)
     with Case.open(case_path, write=True) as case:
         st = _open_session(case, case_path, session)
-        today = _registered_today(case, scan, units, scale, progress) if scan is not None else None
+        today = _registered_today(case, scan, units, scale, progress, landmarks) if scan is not None else None
         lines = _write_session(case, st, out_dir, machine, today, scan, units, preview=preview)
     for line in lines:
         log(line)
@@ -122,15 +122,45 @@ def _open_session(case, case_path, session):
     return st
 
 
-def _registered_today(case, scan, units, scale, progress):
+def _registered_today(case, scan, units, scale, progress, landmarks_path=None):
     """(today's head, the registration of the case's head to it) from today's scan (refused in one line when it does
-    not register)."""
+    not register); ``landmarks_path``: today's landmarks (a JSON in today's scan's unit), for the coarse alignment and
+    the neck cut when the scan's own cannot be estimated (no face)."""
+    from .landmarks import load_landmarks, resolve_landmarks
     from .registration import register
     from .scan import load_scan
-    from .surface import make_head, smooth_skin
+    from .surface import rescan_head
 
-    today = smooth_skin(make_head(load_scan(scan, units=units, scale=scale), progress=progress))
-    return today, register(today, case.head(), reference_landmarks=case.landmarks(), progress=progress)
+    given = units is not None or scale is not None
+    # a given unit is checked against the patient's own head (the case's), not against heads in general: the general
+    # check orients the scan by its face, which a re-scan may lack (a faceless real head measured 411 mm wide)
+    loaded = load_scan(scan, units=units, scale=scale, head=not given)
+    if given:
+        _same_size(loaded, case.head(), scan, f"--units {units}" if scale is None else f"--scale {scale:g}")
+    given = load_landmarks(landmarks_path, loaded.scale_to_mm) if landmarks_path else None
+    today = rescan_head(loaded, landmarks=given, progress=progress)
+    today_lm = resolve_landmarks(today, given, "file") if given else None
+    return today, register(today, case.head(), today_landmarks=today_lm, reference_landmarks=case.landmarks(),
+                           progress=progress)
+
+
+def _same_size(scan, reference, path, how):
+    """Refuse (one line) today's scan when, in the unit given, it is not the size of the case's head: the smallest
+    extent along its principal axes (about the skull's width, whatever is left of the face, the back or the neck)
+    within ``config.RESCAN_SIZE_RATIO`` either way (a wrong unit is a factor of 10, 25.4 or 1000)."""
+    from .errors import UnitsError
+
+    def extent(v):
+        v = np.asarray(v, dtype=np.float64)[:: max(len(v) // 50_000, 1)]
+        c = v - v.mean(axis=0)
+        _, _, vt = np.linalg.svd(c, full_matrices=False)
+        return float(np.ptp(c @ vt.T, axis=0).min())
+
+    ratio = extent(scan.vertices) / max(extent(reference.vertices), 1e-9)
+    lo, hi = 1.0 / config.RESCAN_SIZE_RATIO, config.RESCAN_SIZE_RATIO
+    if not lo <= ratio <= hi:
+        raise UnitsError(f"{path}: with {how} this scan is {ratio:.3g} times the size of the case's head; give the "
+                         f"unit it was saved in (try --scale {scan.scale_to_mm / ratio:.2g})")
 
 
 def _write_session(case, st, out_dir, machine, today, scan, units, new=None, preview=False):
@@ -383,7 +413,7 @@ def _joined(a, b):
 
 
 def case_touch_up(case_path, scan, out_dir, *, mode="interleave", fraction=None, machine=None, overwrite=False,
-                  units=None, scale=None, comment="", preview=True, log=print, progress=None):
+                  units=None, scale=None, landmarks=None, comment="", preview=True, log=print, progress=None):
     """A touch-up years after the course: a new session (a new plan revision), written at once from today's scan
     like :func:`case_session`. ``mode`` "rehit" re-hits every done dot's position (new dot ids, the same place and
     settings on the skin); "interleave" adds new dots at ``fraction`` of the density (default
@@ -413,7 +443,7 @@ def case_touch_up(case_path, scan, out_dir, *, mode="interleave", fraction=None,
         done = case.done_dots()
         if len(done) == 0:
             raise InputError(f"{case_path}: no dot is done yet; there is nothing to touch up")
-        today = _registered_today(case, scan, units, scale, progress)
+        today = _registered_today(case, scan, units, scale, progress, landmarks)
         k = max(s.session for s in states) + 1
         if k > config.MAX_SESSIONS:
             raise InputError(f"{case_path}: already has {k - 1} sessions; a case holds at most {config.MAX_SESSIONS}")

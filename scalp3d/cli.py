@@ -183,6 +183,8 @@ def build_parser():
     cse.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     cse.add_argument("--scan", metavar="TODAY", help="today's scan: registered to the case's head, everything written "
                      "in its own axes (mm), with registration.json")
+    cse.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="today's landmarks (with --scan, "
+                     "when its face is missing)")
     cse.add_argument("--no-preview", action="store_true", help="skip the patient's pictures (about 17 s)")
     g = cse.add_mutually_exclusive_group()
     g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
@@ -204,6 +206,8 @@ def build_parser():
     ct.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
     ct.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     ct.add_argument("--comment", default="", help="why (kept in the case's history)")
+    ct.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="today's landmarks (when the "
+                    "scan's face is missing)")
     ct.add_argument("--no-preview", action="store_true", help="skip the patient's pictures (about 17 s)")
     g = ct.add_mutually_exclusive_group()
     g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
@@ -233,12 +237,14 @@ def _case(args):
         cc.case_revise(args.case, args.plan_path, comment=args.comment, progress=_progress(args))
     elif args.case_command == "session":
         cc.case_session(args.case, args.session, args.out, machine=args.machine, overwrite=args.overwrite,
-                        scan=args.scan, units=args.units, scale=args.scale, preview=not args.no_preview,
+                        scan=args.scan, units=args.units, scale=args.scale, landmarks=args.landmarks_path,
+                        preview=not args.no_preview,
                         progress=_progress(args))
     elif args.case_command == "touch-up":
         cc.case_touch_up(args.case, args.scan, args.out, mode=args.mode, fraction=args.fraction,
                          machine=args.machine, overwrite=args.overwrite, units=args.units, scale=args.scale,
-                         comment=args.comment, preview=not args.no_preview, progress=_progress(args))
+                         landmarks=args.landmarks_path, comment=args.comment, preview=not args.no_preview,
+                         progress=_progress(args))
     else:
         cc.case_done(args.case, args.session, until_dot=args.until_dot)
     return 0

@@ -539,6 +539,12 @@ REGISTRATION_CARRY_RIM_MM = 0.3
 #: which lets the borders creep by up to 9 mm, left one plunge of 57,289 at 5.7 degrees); on the noise-free real head
 #: they move the scalp by 0.09 mm on average, 0.34 mm at the 99th percentile
 RESCAN_SMOOTHING_ITERATIONS = 10
+#: ... on a mesh of 1 mm edges; a re-scan finer than that is not remeshed and gets more iterations (twice the square of
+#: the edge ratio: Taubin's filter reaches about an edge times the square root of the iterations), at most this many
+RESCAN_SMOOTHING_MAX_ITERATIONS = 80
+#: a re-scan's largest extent is within this ratio of the case's head's, either way, in the unit given (a re-scan may lack
+#: the face or the back; a wrong unit is a factor of 10, 25.4 or 1000)
+RESCAN_SIZE_RATIO = 1.6
 
 # --- the patient's case (issue 14) ---
 #: how long a change to a case file waits for another process's transaction to end before it is refused (s): short,

@@ -87,10 +87,12 @@ def test_the_programs_verify_and_the_dots_are_the_case_s(course):
 
 
 def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course, capsys):
-    """Today's scan: the head moved by a rigid motion (20 degrees, 60 mm) with 0.2 mm noise and the face cut away
-    (today's skin is smoothed before programs are made on it: unsmoothed, the verifier refuses plunges 10 degrees off
-    its normal). Session 3 written from it: registration.json, today's head.ply, programs that verify against it, every dot within
-    0.3 mm RMS (1 mm max) of where the known motion puts the case's dot."""
+    """Today's scan: the head moved by a rigid motion (20 degrees, 60 mm), the face cut away, from a finer scanner
+    (0.5 mm edges: kept as scanned, not remeshed) with 0.2 mm noise (today's skin is smoothed before programs are made
+    on it: unsmoothed, the verifier refuses plunges 10 degrees off its normal). Session 3 written from it:
+    registration.json, today's head.ply, programs that verify against it, every dot within 0.3 mm RMS (1 mm max) of
+    where the known motion puts the case's dot."""
+    import trimesh
     from scipy.spatial.transform import Rotation
 
     from scalp3d.case import Case
@@ -110,8 +112,8 @@ def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course,
     used = np.unique(f)
     remap = np.full(len(ref.vertices), -1)
     remap[used] = np.arange(len(used))
-    v = ref.vertices[used] @ R.T + t + rng.normal(0.0, 0.2, (len(used), 3))
-    f = remap[f]
+    v, f = trimesh.remesh.subdivide(ref.vertices[used], remap[f])  # a finer scanner: 0.5 mm edges, not remeshed
+    v = v @ R.T + t + rng.normal(0.0, 0.2, v.shape)
     write_head_ply(Head(v, f, vertex_normals_of(v, f)), course / "today.ply")
     d = course / "s3"
     capsys.readouterr()
@@ -127,6 +129,9 @@ def test_a_session_from_todays_scan_lands_where_the_motion_puts_the_dots(course,
     err = np.linalg.norm(got - want, axis=1)
     assert np.sqrt(np.mean(err ** 2)) < 0.3 and err.max() < 1.0, (np.sqrt(np.mean(err ** 2)), err.max())
     assert main(["verify", str(d / "session-3.ngc"), "--head", str(d / "head.ply")]) == 0
+    from scalp3d.surface import load_head
+
+    assert len(load_head(d / "head.ply").faces) > 2 * len(ref.faces)  # kept as scanned (0.5 mm), not remeshed
     with Case.open(course / "p.case") as case:
         assert any(s.role == "rescan" for s in case.scans())
 
