@@ -49,7 +49,8 @@ _API = {
     "estimate_landmarks": "landmarks", "resolve_landmarks": "landmarks", "load_landmarks": "landmarks",
     "load_plan": "design", "build_field": "design", "dots_with_settings": "design", "plan_to_toml": "design",
     # dots, their quality and the spacing floor
-    "place_dots": "placement", "spacing_for_density": "placement", "local_spacing_mm": "placement",
+    "place_dots": "placement", "replace_where_changed": "placement", "spacing_for_density": "placement",
+    "local_spacing_mm": "placement",
     "placement_quality": "quality", "check_floor": "spacing",
     # needle programs, writing them, verifying them
     "load_machine": "machine", "plan_session": "needle", "SurfaceQuery": "proximity",

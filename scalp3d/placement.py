@@ -93,7 +93,7 @@ _Candidates = namedtuple("_Candidates", "face_ids bary points normals radius")
 
 def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3, seed=0, fixed=None,
                vertex_normals=None, candidates_per_dot=None, fold_cos=config.FOLD_COS, relax_passes=None,
-               session_mode=config.SESSION_MODE):
+               session_mode=config.SESSION_MODE, fixed_session=None, region=None):
     """Place blue-noise dots on a triangle mesh in millimetres.
 
     Parameters
@@ -110,6 +110,11 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     fixed : (k,3) float array, optional. Dots already on the skin (mm, on this mesh); new dots interleave with them
         at the spacing of the final density and are split into sessions among themselves.
     vertex_normals : (n,3) float array, optional (computed, area-weighted, when omitted).
+    fixed_session : (k,) int array, optional. The session (1-based, of ``sessions``) each fixed dot belongs to, 0 for
+        none: a local re-placement (the dots kept outside a design change are fixed and keep their sessions; each new
+        dot is then held apart from the fixed dots of its own session at that session's spacing, and the sessions'
+        shares are of all dots, not of the new ones).
+    region : (n,) bool array, optional. New dots start only on faces whose vertices are all in it (with ``count``).
     candidates_per_dot : int, candidate pool per dot for the elimination (default ``config.CANDIDATES_PER_DOT``,
         ``config.JOINT_CANDIDATES_PER_DOT`` in joint mode without fixed dots: its relaxation evens a rough start out).
     relax_passes : int, relaxation passes after selection (0 = pure sample elimination; default
@@ -139,6 +144,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
 
     v, f, vn, dens_v, fractions, fixed_pts = _checked_input(vertices, faces, count, density_per_cm2, sessions,
                                                             session_mode, vertex_normals, fixed)
+    fixed_ses = _checked_classes(fixed_session, len(fixed_pts), len(fractions), region, len(v), count)
     # around fixed dots even one session is relaxed jointly: its dots are a class of their own with their own spacing
     # (a touch-up at a quarter of the density, or the last session of a revision, must be spread on its own, not
     # dropped into the fixed dots' gaps side by side)
@@ -147,7 +153,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
         # (around fixed dots, which cannot make room, the fuller pool still pays)
         lean = joint and len(fixed_pts) == 0
         candidates_per_dot = config.JOINT_CANDIDATES_PER_DOT if lean else config.CANDIDATES_PER_DOT
-        if len(fixed_pts) and len(fractions) == 1:
+        if len(fixed_pts) and len(fractions) == 1 and fixed_ses is None:
             candidates_per_dot = config.HOLE_CANDIDATES_PER_DOT  # only the holes' share is used
     if relax_passes is None:
         relax_passes = config.RELAX_PASSES
@@ -158,11 +164,12 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
                          empty.copy())
     n_all = n_new + len(fixed_pts)
     peak = float(dens_v.max()) * scale
-    cand = _candidates(v, vn, f, areas * dens_f, dens_v, scale, peak, n_new, candidates_per_dot, seed)
+    weights = areas * dens_f if region is None else areas * dens_f * np.asarray(region, bool)[f].all(axis=1)
+    cand = _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, candidates_per_dot, seed)
     fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak)
 
     # 1. select the union by weighted sample elimination, fixed dots kept
-    if len(fixed_pts) and len(fractions) == 1:
+    if len(fixed_pts) and len(fractions) == 1 and fixed_ses is None:
         dots, rad = _select_in_holes(cand, fixed_dots, n_new, n_all, fold_cos)
     else:
         dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos)
@@ -171,11 +178,13 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     if relax_passes > 0:
         dots = _relax(mesh, fixed_dots, dots, rad, relax_passes, fold_cos)
     # 3. sessions: each a well-spread subset of the union
-    session = _assign_sessions(dots.points, dots.normals, rad * math.sqrt(n_all / n_new), fractions, fold_cos)
+    # (with classed fixed dots the sessions' shares are of all dots: the new ones fill in a region at every share)
+    new_fraction = n_new / n_all if fixed_ses is None else 1.0
+    session = _assign_sessions(dots.points, dots.normals, rad / math.sqrt(new_fraction), fractions, fold_cos)
     # 4. joint mode: relax all dots again, each pair at a target set by its two sessions
     if joint:
-        dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, n_new / n_all, fold_cos,
-                            dens_v=None if density_per_cm2 is None else dens_v * scale)
+        dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, new_fraction, fold_cos,
+                            dens_v=None if density_per_cm2 is None else dens_v * scale, fixed_session=fixed_ses)
     # 5. no new dot under the floor of a fixed one: the relaxation's floor guard reverts every move of a dot that
     # starts under it, so a new dot picked beside a fixed one can stay stuck there (seen: 5-15 of 3,107 new dots
     # 0.1 mm from 10,357 fixed ones); such a dot is dropped
@@ -185,7 +194,8 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
         dots, session, rad = _clear_of_fixed(dots, session, rad, fixed_dots)
         # and none under its own session's floor: around fixed dots the projection may stall with a few pairs of a
         # sparse session (a touch-up at a quarter of the density) side by side in one gap (seen: 32 of 11,853)
-        dots, session = _clear_within_sessions(dots, session, rad, fractions, n_new / n_all)
+        dots, session = _clear_within_sessions(dots, session, rad, fractions, new_fraction,
+                                               None if fixed_ses is None else (fixed_dots, fixed_ses))
     return _in_session_order(dots, session)
 
 
@@ -205,7 +215,7 @@ def _clear_of_fixed(dots, session, rad, fixed):
             rad[keep])
 
 
-def _clear_within_sessions(dots, session, rad, fractions, new_fraction):
+def _clear_within_sessions(dots, session, rad, fractions, new_fraction, classed=None):
     """The new dots less the fewest (greedily, the closest pairs first) that leave every session alone above its own
     floor with ``config.FIXED_FLOOR_MARGIN``: half its own spacing, the union's over the square root of the session's
     share of all dots (``new_fraction`` x its share of the new ones)."""
@@ -214,24 +224,33 @@ def _clear_within_sessions(dots, session, rad, fractions, new_fraction):
     from scalp3d.kernels.multiclass import DotState
 
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)])) * new_fraction
-    keep = np.ones(len(session), bool)
+    n = len(session)
+    keep = np.ones(n, bool)
+    fx_pts, fx_rad, fx_ses = ((np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64)) if classed is None else
+                              (classed[0].points, classed[0].radius, classed[1]))
     for k, share in enumerate(shares, start=1):
         rows = np.flatnonzero(session == k)
-        if len(rows) < 2 or share <= 0:
+        fx = np.flatnonzero(fx_ses == k)
+        if len(rows) < 1 or len(rows) + len(fx) < 2 or share <= 0:
             continue
-        own = rad[rows] / math.sqrt(share)
+        # the session's new dots first, then its fixed ones (never dropped)
+        pts = np.vstack([dots.points[rows], fx_pts[fx]])
+        own = np.concatenate([rad[rows], fx_rad[fx]]) / math.sqrt(share)
         reach = config.FIXED_FLOOR_MARGIN * max(config.SPACING_FLOOR_FRACTION * float(own.max()),
                                                 config.SPACING_FLOOR_MIN_MM)
-        pairs = cKDTree(dots.points[rows]).query_pairs(reach, output_type="ndarray")
+        pairs = cKDTree(pts).query_pairs(reach, output_type="ndarray")
         if len(pairs) == 0:
             continue
-        i, j = pairs[:, 0], pairs[:, 1]
-        dist = np.linalg.norm(dots.points[rows[i]] - dots.points[rows[j]], axis=1)
+        i, j = pairs.min(axis=1), pairs.max(axis=1)
+        dist = np.linalg.norm(pts[i] - pts[j], axis=1)
         floor = np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(own[i], own[j]), config.SPACING_FLOOR_MIN_MM)
-        close = dist < floor * config.FIXED_FLOOR_MARGIN
+        close = (dist < floor * config.FIXED_FLOOR_MARGIN) & (i < len(rows))
+        alive = np.ones(len(pts), bool)
         for a, b, _ in sorted(zip(i[close], j[close], dist[close]), key=lambda x: x[2]):
-            if keep[rows[a]] and keep[rows[b]]:
-                keep[rows[b]] = False
+            if alive[a] and alive[b]:
+                gone = b if b < len(rows) else a  # a new dot goes, a fixed one stays
+                alive[gone] = False
+                keep[rows[gone]] = False
     if keep.all():
         return dots, session
     return DotState(dots.points[keep], dots.normals[keep], dots.face_ids[keep], dots.bary[keep]), session[keep]
@@ -256,6 +275,18 @@ def _checked_input(vertices, faces, count, density_per_cm2, sessions, session_mo
     if count is not None and int(count) < 0:
         raise InputError(f"count must be >= 0, not {int(count)}")
     return v, f, vn, dens_v, fractions, fixed_pts
+
+
+def _checked_classes(fixed_session, n_fix, n_sessions, region, n_vertices, count):
+    """place_dots' ``fixed_session`` as (k,) int64 (or None) and its ``region``, checked. Raises InputError."""
+    if region is not None and (count is None or np.shape(region) != (n_vertices,)):
+        raise InputError(f"region needs count=, and one flag per vertex ({n_vertices})")
+    if fixed_session is None:
+        return None
+    fs = np.asarray(fixed_session, dtype=np.int64).reshape(-1)
+    if len(fs) != n_fix or (len(fs) and (fs.min() < 0 or fs.max() > n_sessions)):
+        raise InputError(f"fixed_session needs one session (0-{n_sessions}) per fixed dot ({n_fix})")
+    return fs
 
 
 def _dot_count(v, f, dens_v, count, n_fix):
@@ -440,7 +471,8 @@ class _PairLists:
         return self.lists
 
 
-def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, dens_v=None):
+def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, dens_v=None,
+                 fixed_session=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`);
     arguments as :func:`_relax`'s, with each new dot's ``session`` (1-based), the cumulative ``fractions`` and the
     new dots' share of all dots ``new_fraction``. Returns the new dots moved, in their input order.
@@ -461,7 +493,9 @@ def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_
     k = len(fractions)
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)]))
     cur, r, movable = _with_fixed(fixed, dots, rad)
-    cls = np.concatenate([np.full(n_fix, k, np.int64), session.astype(np.int64) - 1])
+    fixed_cls = np.full(n_fix, k, np.int64) if fixed_session is None else \
+        np.where(fixed_session > 0, fixed_session - 1, k).astype(np.int64)  # a kept dot keeps its session's targets
+    cls = np.concatenate([fixed_cls, session.astype(np.int64) - 1])
     # spatial order (cells of 2 d_max) keeps neighbours close in memory: the sweeps run ~25 % faster
     cell = np.floor((cur.points - cur.points.min(axis=0)) / (2.0 * float(np.median(rad)))).astype(np.int64)
     srt = np.lexsort((cell[:, 2], cell[:, 1], cell[:, 0]))
@@ -592,3 +626,51 @@ def _eliminate_to(points, normals, radius, removable, target, ratio, fold_cos):
                                                 rmin_factor, fold_cos)
     keep, _ = K.eliminate(indptr, indices, weights, removable, int(target))
     return np.flatnonzero(keep)
+
+
+def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_per_cm2, *, sessions, seed=0,
+                          vertex_normals=None, margin_mm=None, changed=None):
+    """A local re-placement after a design change (issue 15): the dots of ``placed`` farther than ``margin_mm`` from
+    every vertex whose density changed (or from ``changed``, (n,) bool) stay exactly as they are (positions, ids,
+    sessions, faces); the others are placed again around them, within ``margin_mm`` of the change, each new dot held
+    apart from the kept dots of its own session at that session's spacing (:func:`place_dots` with
+    ``fixed_session``). As many dots in all as the new density asks for.
+
+    Returns (Placement of every dot: the kept ones first, in their order, then the new ones with ids after the
+    largest kept id; the (len(placed),) bool mask of the kept dots).
+    """
+    from scipy.spatial import cKDTree
+
+    from .meshes import face_areas
+
+    margin = config.LOCAL_SEAM_MM if margin_mm is None else float(margin_mm)
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    old = check_density(old_density_per_cm2, len(v))
+    new_d = check_density(density_per_cm2, len(v))
+    if changed is None:
+        peak = max(float(old.max()), float(new_d.max()), 1e-12)
+        changed = np.abs(new_d - old) > 1e-9 * peak
+    changed = np.asarray(changed, dtype=bool)
+    if not changed.any():
+        return placed, np.ones(len(placed), bool)
+    tree = cKDTree(v[changed])
+    keep = tree.query(placed.positions)[0] > margin if len(placed) else np.zeros(0, bool)
+    region = tree.query(v)[0] <= margin
+    # as many new dots as the new density asks for on the faces inside the region, less the kept dots on them (asking
+    # for the dots of the faces straddling its edge too crowds the seam: the union's rho fell from 0.81 to 0.71-0.77)
+    inside = region[f].all(axis=1)
+    dens_f = new_d[f].mean(axis=1) * (new_d[f] > 0).all(axis=1)
+    wanted = float((face_areas(v, f) * dens_f)[inside].sum()) / 100.0
+    count = max(int(round(wanted)) - int(inside[placed.face_ids[keep]].sum()), 0)
+    kept = placed.subset(keep)
+    new = place_dots(v, f, count=count, density_per_cm2=new_d, sessions=sessions, seed=seed,
+                     vertex_normals=vertex_normals, fixed=kept.positions if len(kept) else None,
+                     fixed_session=kept.session if len(kept) else None, region=region) if count else None
+    if new is None or len(new) == 0:
+        return kept, keep
+    first = int(kept.ids.max()) + 1 if len(kept) else 1
+    ids = np.arange(first, first + len(new), dtype=np.int64)
+    return Placement(*(np.concatenate([getattr(kept, k), x]) for k, x in (
+        ("positions", new.positions), ("normals", new.normals), ("face_ids", new.face_ids),
+        ("session", new.session), ("ids", ids), ("bary", new.bary)))), keep
