@@ -1,0 +1,109 @@
+"""Live design (issue 15), engine level: how long a design change takes on the sample head's full plan.
+
+    python benchmarks/live.py [--repeat 5] [--cold]
+
+For each change (a 5 mm hairline move, the crown's density changed, a 6 mm reserved region added on the crown), the
+median over ``--repeat`` runs of: the design field rebuilt (:func:`scalp3d.build_field`, in full: the incremental
+field is not built yet) and the dots re-placed only where the density changed
+(:func:`scalp3d.replace_where_changed`), with the share of dots kept, the quality (rho of all dots and of each session
+alone) against a fresh plan of the same design, and pairs under the floor. Then the warm full re-plan (field, dots,
+quality; no programs or pictures) and, with ``--cold``, the cold first run of ``scalp3d demo --no-preview`` in a fresh
+process with an empty numba cache. Goals (issue 15): a change under 1 s, the warm full re-plan under 3 s, the cold run
+under 25 s. The LiveDesign API and the interactive view are not built yet: these are the engine's own times.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _figures(head, field, fr, p):
+    from scalp3d.placement import local_spacing_mm
+    from scalp3d.quality import spread_figures
+    from scalp3d.spacing import check_floor
+
+    dens = (p.bary * field.density_per_cm2[head.faces[p.face_ids]]).sum(axis=1)
+    sp = local_spacing_mm(dens, field.density_per_cm2.max())
+    shares = np.diff(np.concatenate([[0.0], fr]))
+    alone = [spread_figures(p.positions[p.session == k], sp[p.session == k] / np.sqrt(shares[k - 1]))["rho"]
+             for k in range(1, len(fr) + 1)]
+    return spread_figures(p.positions, sp)["rho"], alone, sum(len(b.i) for b in check_floor(p.positions, sp,
+                                                                                              p.session, fr))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cold", action="store_true", help="also time a cold first run of scalp3d demo")
+    args = ap.parse_args(argv)
+    import scalp3d
+    from scalp3d.design import load_plan
+    from scalp3d.landmarks import resolve_landmarks
+    from scalp3d.pipeline import plan_dots
+    from scalp3d.sample import load_sample_head
+
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    _, head, fid = load_sample_head()
+    lm = resolve_landmarks(head, fid, "fiducials")
+    plan = load_plan()
+    fr = plan.sessions.fractions
+    field = scalp3d.build_field(head, lm, plan)
+    placed = scalp3d.place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=fr,
+                                seed=plan.seed, vertex_normals=head.vertex_normals)
+    h0 = plan.hairline.height_above_glabella_mm
+    crown = plan.zones["crown"].density_per_cm2 or plan.density.core_per_cm2
+    mole = head.vertices[np.argmax(head.vertices[:, 2])] + np.array([0.0, -40.0, 0.0])
+    changes = {"hairline 5 mm higher": {"hairline": {"height_above_glabella_mm": h0 + 5.0}},
+               "crown density -15 %": {"zones": {"crown": {"density_per_cm2": round(0.85 * crown, 1)}}},
+               "reserved region added": {"reserved": [{"center_mm": [float(x) for x in mole], "radius_mm": 6.0}]}}
+    print(f"sample head, default plan: {len(placed):,} dots in {len(fr)} sessions")
+    for name, over in changes.items():
+        new_plan = load_plan(overrides=over)
+        t_field, t_dots = [], []
+        for _ in range(max(args.repeat, 1)):
+            t = time.perf_counter()
+            new_field = scalp3d.build_field(head, lm, new_plan)
+            t_field.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            after, kept = scalp3d.replace_where_changed(head.vertices, head.faces, placed, field.density_per_cm2,
+                                                        new_field.density_per_cm2, sessions=fr, seed=plan.seed,
+                                                        vertex_normals=head.vertex_normals)
+            t_dots.append(time.perf_counter() - t)
+        fresh = scalp3d.place_dots(head.vertices, head.faces, density_per_cm2=new_field.density_per_cm2,
+                                   sessions=fr, seed=plan.seed, vertex_normals=head.vertex_normals)
+        rho, alone, bad = _figures(head, new_field, fr, after)
+        rho_f, alone_f, _ = _figures(head, new_field, fr, fresh)
+        tf, td = statistics.median(t_field), statistics.median(t_dots)
+        print(f"{name}: {tf + td:.2f} s (goal 1 s) = field {tf:.2f} s + dots {td:.2f} s; {kept.mean():.0%} of the "
+              f"dots kept; rho {rho:.3f} (fresh {rho_f:.3f}), alone {'/'.join(f'{x:.3f}' for x in alone)} "
+              f"(fresh {'/'.join(f'{x:.3f}' for x in alone_f)}); {len(after):,} dots (fresh {len(fresh):,}); "
+              f"{bad} pairs under the floor")
+    times = []
+    for _ in range(max(args.repeat, 1)):
+        t = time.perf_counter()
+        full_field = scalp3d.build_field(head, lm, plan)
+        plan_dots(head, full_field, plan)
+        times.append(time.perf_counter() - t)
+    print(f"warm full re-plan (field, dots, quality): {statistics.median(times):.2f} s (median of {len(times)}; "
+          "goal 3 s)")
+    if args.cold:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "NUMBA_CACHE_DIR": os.path.join(tmp, "cache")}
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", "import sys; from scalp3d.cli import main; "
+                                "sys.exit(main(sys.argv[1:]))", "demo", "--out", os.path.join(tmp, "demo"),
+                                "--no-preview", "--quiet"], env=env, capture_output=True, text=True)
+            cold = time.perf_counter() - t
+        print(f"cold first run of scalp3d demo --no-preview (empty numba cache): {cold:.1f} s (goal 25 s)"
+              + ("" if r.returncode == 0 else f"; FAILED: {r.stderr.strip()[-200:]}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
