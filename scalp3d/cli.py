@@ -179,17 +179,9 @@ def build_parser():
     cse.add_argument("case", metavar="CASE")
     cse.add_argument("session", type=_whole(1), metavar="K")
     cse.add_argument("--out", required=True, metavar="DIR")
-    cse.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
-    cse.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     cse.add_argument("--scan", metavar="TODAY", help="today's scan: registered to the case's head, everything written "
                      "in its own axes (mm), with registration.json")
-    cse.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="today's landmarks (with --scan, "
-                     "when its face is missing)")
-    cse.add_argument("--no-preview", action="store_true", help="skip the patient's pictures (about 17 s)")
-    g = cse.add_mutually_exclusive_group()
-    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
-    g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
-    _add_quiet(cse)
+    _add_session_writing(cse)
     cr = cs.add_parser("revise", help="a new plan revision for the sessions not yet done, around the dots done")
     cr.add_argument("case", metavar="CASE")
     cr.add_argument("--plan", dest="plan_path", required=True, metavar="PLAN.toml")
@@ -203,22 +195,27 @@ def build_parser():
                     help="rehit: tattoo every done dot's position again; interleave (default): new dots between them")
     ct.add_argument("--fraction", type=float, metavar="F", help="interleave: the share of the density added "
                     f"(default {config.TOUCH_UP_FRACTION:g})")
-    ct.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
-    ct.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     ct.add_argument("--comment", default="", help="why (kept in the case's history)")
-    ct.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="today's landmarks (when the "
-                    "scan's face is missing)")
-    ct.add_argument("--no-preview", action="store_true", help="skip the patient's pictures (about 17 s)")
-    g = ct.add_mutually_exclusive_group()
-    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
-    g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
-    _add_quiet(ct)
+    _add_session_writing(ct)
     cd = cs.add_parser("done", help="mark session K done, or done up to a dot when it was interrupted")
     cd.add_argument("case", metavar="CASE")
     cd.add_argument("session", type=_whole(1), metavar="K")
     cd.add_argument("--until-dot", type=_whole(0), metavar="ID", help="the last dot tattooed")
     _add_quiet(cd)
     return ap
+
+
+def _add_session_writing(p):
+    """The options of `case session` and `case touch-up` for writing a session (from today's scan)."""
+    p.add_argument("--machine", help="machine profile: generic-5axis (default), generic-3axis or a TOML file")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--landmarks", dest="landmarks_path", metavar="L.json", help="today's landmarks (with today's "
+                   "scan, when its face is missing)")
+    p.add_argument("--no-preview", action="store_true", help="skip the patient's pictures (about 17 s)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="today's scan's unit (detected when omitted)")
+    g.add_argument("--scale", type=_SCALE, help="millimetres per unit of today's scan")
+    _add_quiet(p)
 
 
 def _case(args):
