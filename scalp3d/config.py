@@ -89,6 +89,8 @@ MIN_SCAN_POINTS = 100
 #: arc length (tests/test_hairline.py): 2.5 mm cells put the real head's hairline 3.8 mm above its plan (65 mm), 2 mm
 #: cells 1.4 mm, the full mesh 2.7 mm; the sample head's edge is 2 mm high at 1.5-2.5 mm cells
 GEODESIC_MAX_FACES = 40_000
+#: the geodesic solvers kept for the meshes last used (a few MB each at GEODESIC_MAX_FACES faces)
+GEODESIC_CACHE = 2
 GEODESIC_VOXEL_MM = 2.0
 
 # --- design (plan defaults, published figures) -------------------------------------------------------------------

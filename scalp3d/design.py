@@ -619,8 +619,8 @@ def build_field(head: Head, landmarks: Landmarks, plan: Plan, geodesic=None) -> 
     docstring), in steps: the mid-frontal point, the edge of the treated area, the height above it, the density
     ramp, zones and their overrides, scars, existing hair, reserved regions, filled holes.
 
-    Distances along the skin come from the heat method (:class:`scalp3d.geodesic.HeadGeodesics`, built here unless
-    given).
+    Distances along the skin come from the heat method (:class:`scalp3d.geodesic.HeadGeodesics`, given, or the one
+    kept for this mesh by :meth:`~scalp3d.geodesic.HeadGeodesics.of`).
     """
     from scipy.spatial import cKDTree
 
@@ -628,7 +628,7 @@ def build_field(head: Head, landmarks: Landmarks, plan: Plan, geodesic=None) -> 
 
     origin, R = landmarks.frame()
     on = _OnHead(head, (head.vertices - origin) @ R.T, origin, R, cKDTree(head.vertices),
-                 geodesic or HeadGeodesics(head.vertices, head.faces))
+                 geodesic or HeadGeodesics.of(head.vertices, head.faces))
     front, from_glabella = _mid_frontal_point(on, landmarks, plan.hairline)
     controls, edge = _edge_of_treated_area(on, plan, front)
     inside = on.z >= edge

@@ -116,3 +116,22 @@ def test_dense_mesh_is_simplified_and_carried_back():
     exact = _arc_from(v, pole)
     assert d.shape == (len(v),)
     assert np.all(np.abs(d - exact) <= 2 * voxel + 0.015 * exact), np.abs(d - exact).max()
+
+
+def test_the_solver_of_a_mesh_is_kept_for_the_next_design():
+    """HeadGeodesics.of: the same mesh (the same bytes) gets the same solver back, another mesh its own; only the
+    last config.GEODESIC_CACHE meshes are kept; distances are those of a solver built afresh."""
+    import trimesh
+
+    from scalp3d import config
+
+    meshes = [trimesh.creation.icosphere(3, radius=r) for r in (50.0, 60.0, 70.0)]
+    a = HeadGeodesics.of(meshes[0].vertices, meshes[0].faces)
+    assert HeadGeodesics.of(meshes[0].vertices.copy(), meshes[0].faces.copy()) is a
+    b = HeadGeodesics.of(meshes[1].vertices, meshes[1].faces)
+    assert b is not a
+    assert np.array_equal(a.distance([0]), HeadGeodesics(meshes[0].vertices, meshes[0].faces).distance([0]))
+    for m in meshes[1:]:
+        HeadGeodesics.of(m.vertices, m.faces)
+    assert config.GEODESIC_CACHE == 2
+    assert HeadGeodesics.of(meshes[0].vertices, meshes[0].faces) is not a  # pushed out by the two after it

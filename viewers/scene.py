@@ -93,7 +93,7 @@ class Scene:
                          np.column_stack([cols["nx"], cols["ny"], cols["nz"]]), cols["session"].astype(np.int64),
                          np.asarray(cols["shade"], dtype=object), np.asarray(cols["dot_size_mm"], dtype=np.float64),
                          np.asarray(cols["zone"], dtype=object), cols["id"].astype(np.int64))
-        g = HeadGeodesics(head.vertices, head.faces)
+        g = HeadGeodesics.of(head.vertices, head.faces)
         fld = build_field(head, lm, plan, geodesic=g)
         return cls(head, lm, plan, fld, dots, hair_bearing(head, lm, plan, fld, g), source=str(d))
 
