@@ -36,14 +36,6 @@ LEE = ROOT.parent / "shared" / "data" / "heads" / "lee-perry-smith.obj"
 LEE_LANDMARKS = ROOT / "tests" / "data" / "lee-perry-smith.landmarks.json"
 
 
-def _submesh(v, f, keep):
-    idx = np.flatnonzero(keep)
-    remap = -np.ones(len(v), dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
-    f2 = remap[f]
-    return v[idx], f2[(f2 >= 0).all(axis=1)]
-
-
 def _densify(v, f, points):
     """(v, f) with the longest edges split (trimesh's subdivide_to_size) until at least ``points`` vertices."""
     import trimesh
@@ -70,7 +62,7 @@ def rescan(head, lm, seed=0, face=False, noise_mm=0.2, hair_mm=1.5, points=500_0
     local = (head.vertices - origin) @ R.T
     brow = ((lm.glabella - origin) @ R.T)[2]
     keep = np.ones(len(local), dtype=bool) if face else ~((local[:, 1] > 35.0) & (local[:, 2] < brow))
-    v, f = _densify(*_submesh(head.vertices, head.faces, keep), points)
+    v, f = _densify(*submesh(head.vertices, head.faces, keep), points)
     n = vertex_normals_of(v, f)
     v = v + rng.normal(0.0, noise_mm, v.shape)
     crown = origin + R.T @ np.array([20.0, -30.0, 90.0])

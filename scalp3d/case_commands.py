@@ -127,6 +127,7 @@ def _registered_today(case, scan, units, scale, progress, landmarks_path=None):
     not register); ``landmarks_path``: today's landmarks (a JSON in today's scan's unit), for the coarse alignment and
     the neck cut when the scan's own cannot be estimated (no face)."""
     from .landmarks import load_landmarks, resolve_landmarks
+    from .reading.units import check_same_head
     from .registration import register
     from .scan import load_scan
     from .surface import rescan_head
@@ -136,31 +137,13 @@ def _registered_today(case, scan, units, scale, progress, landmarks_path=None):
     # check orients the scan by its face, which a re-scan may lack (a faceless real head measured 411 mm wide)
     loaded = load_scan(scan, units=units, scale=scale, head=not given)
     if given:
-        _same_size(loaded, case.head(), scan, f"--units {units}" if scale is None else f"--scale {scale:g}")
+        check_same_head(scan, loaded.vertices, case.head().vertices, loaded.scale_to_mm,
+                        f"--units {units}" if scale is None else f"--scale {scale:g}")
     given = load_landmarks(landmarks_path, loaded.scale_to_mm) if landmarks_path else None
     today = rescan_head(loaded, landmarks=given, progress=progress)
     today_lm = resolve_landmarks(today, given, "file") if given else None
     return today, register(today, case.head(), today_landmarks=today_lm, reference_landmarks=case.landmarks(),
                            progress=progress)
-
-
-def _same_size(scan, reference, path, how):
-    """Refuse (one line) today's scan when, in the unit given, it is not the size of the case's head: the smallest
-    extent along its principal axes (about the skull's width, whatever is left of the face, the back or the neck)
-    within ``config.RESCAN_SIZE_RATIO`` either way (a wrong unit is a factor of 10, 25.4 or 1000)."""
-    from .errors import UnitsError
-
-    def extent(v):
-        v = np.asarray(v, dtype=np.float64)[:: max(len(v) // 50_000, 1)]
-        c = v - v.mean(axis=0)
-        _, _, vt = np.linalg.svd(c, full_matrices=False)
-        return float(np.ptp(c @ vt.T, axis=0).min())
-
-    ratio = extent(scan.vertices) / max(extent(reference.vertices), 1e-9)
-    lo, hi = 1.0 / config.RESCAN_SIZE_RATIO, config.RESCAN_SIZE_RATIO
-    if not lo <= ratio <= hi:
-        raise UnitsError(f"{path}: with {how} this scan is {ratio:.3g} times the size of the case's head; give the "
-                         f"unit it was saved in (try --scale {scan.scale_to_mm / ratio:.2g})")
 
 
 def _write_session(case, st, out_dir, machine, today, scan, units, new=None, preview=False):

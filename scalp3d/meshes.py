@@ -72,3 +72,13 @@ def random_samples(vertices, faces, n, seed=0):
     r1 = rng.random(n)
     w = _bary(r1, rng.random(n))
     return np.einsum("ij,ijk->ik", w, tri[k]), total
+
+
+def submesh(vertices, faces, keep):
+    """The part of a mesh on the vertices ``keep`` ((n,) bool): (vertices (k,3), faces (m,3) int64) with the faces
+    whose three vertices are kept, renumbered (kept vertices in their order, used by a face or not)."""
+    idx = np.flatnonzero(keep)
+    remap = -np.ones(len(vertices), dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    f2 = remap[np.asarray(faces)]
+    return np.asarray(vertices)[idx], f2[(f2 >= 0).all(axis=1)]

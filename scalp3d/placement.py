@@ -206,8 +206,10 @@ def _clear_of_fixed(dots, session, rad, fixed):
 
     from scalp3d.kernels.multiclass import DotState
 
+    from .spacing import floor_mm
+
     d, j = cKDTree(fixed.points).query(dots.points)
-    floor = np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(rad, fixed.radius[j]), config.SPACING_FLOOR_MIN_MM)
+    floor = floor_mm(rad, fixed.radius[j])
     keep = d >= floor * config.FIXED_FLOOR_MARGIN
     if keep.all():
         return dots, session, rad
@@ -223,6 +225,8 @@ def _clear_within_sessions(dots, session, rad, fractions, new_fraction, classed=
 
     from scalp3d.kernels.multiclass import DotState
 
+    from .spacing import floor_mm
+
     shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)])) * new_fraction
     n = len(session)
     keep = np.ones(n, bool)
@@ -236,14 +240,13 @@ def _clear_within_sessions(dots, session, rad, fractions, new_fraction, classed=
         # the session's new dots first, then its fixed ones (never dropped)
         pts = np.vstack([dots.points[rows], fx_pts[fx]])
         own = np.concatenate([rad[rows], fx_rad[fx]]) / math.sqrt(share)
-        reach = config.FIXED_FLOOR_MARGIN * max(config.SPACING_FLOOR_FRACTION * float(own.max()),
-                                                config.SPACING_FLOOR_MIN_MM)
+        reach = config.FIXED_FLOOR_MARGIN * float(floor_mm(own.max(), own.max()))
         pairs = cKDTree(pts).query_pairs(reach, output_type="ndarray")
         if len(pairs) == 0:
             continue
         i, j = pairs.min(axis=1), pairs.max(axis=1)
         dist = np.linalg.norm(pts[i] - pts[j], axis=1)
-        floor = np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(own[i], own[j]), config.SPACING_FLOOR_MIN_MM)
+        floor = floor_mm(own[i], own[j])
         close = (dist < floor * config.FIXED_FLOOR_MARGIN) & (i < len(rows))
         alive = np.ones(len(pts), bool)
         for a, b, _ in sorted(zip(i[close], j[close], dist[close]), key=lambda x: x[2]):

@@ -15,7 +15,7 @@ from conftest import LEE_SCALE_MM
 
 from scalp3d import config
 from scalp3d.landmarks import load_landmarks, resolve_landmarks
-from scalp3d.meshes import vertex_normals_of
+from scalp3d.meshes import submesh, vertex_normals_of
 from scalp3d.registration import RegistrationError, carry_points, register, scalp_points
 from scalp3d.sample import load_sample_head
 from scalp3d.types import Head
@@ -24,14 +24,6 @@ LEE_LANDMARKS = Path(__file__).parent / "data" / "lee-perry-smith.landmarks.json
 RMS_MM, MAX_MM = 0.3, 1.0  # issue 14's Checks
 N_POINTS = 2000
 HAIR_RADIUS_MM = 30.0
-
-
-def _submesh(v, f, keep):
-    idx = np.flatnonzero(keep)
-    remap = -np.ones(len(v), dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
-    f2 = remap[f]
-    return v[idx], f2[(f2 >= 0).all(axis=1)]
 
 
 def _motion(rng, max_deg=30.0, max_mm=100.0):
@@ -67,7 +59,7 @@ def rescan(head, lm, seed, *, voxel_mm=1.3, noise_mm=0.2, hair_mm=1.5, hair_radi
         keep &= ~((local[:, 1] > 35.0) & (local[:, 2] < brow))
     if cut_back:
         keep &= ~((local[:, 1] < -50.0) & (local[:, 2] < 50.0))
-    v, f = _submesh(head.vertices, head.faces, keep)
+    v, f = submesh(head.vertices, head.faces, keep)
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v), o3d.utility.Vector3iVector(f))
     mesh = mesh.simplify_vertex_clustering(voxel_size=voxel_mm)
     mesh.remove_degenerate_triangles()

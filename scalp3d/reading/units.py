@@ -68,6 +68,25 @@ def check_head_width(path, width_mm: float, width_units: float, how: str) -> Non
                      f"--scale {suggested_scale(width_units)}")
 
 
+def check_same_head(path, vertices_mm, reference_mm, scale_to_mm: float, how: str) -> None:
+    """The plausibility check of a re-scan's given unit: refuse (UnitsError, one line) a scan whose smallest extent
+    along its principal axes (about the skull's width, whatever is left of the face, the back or the neck) is not
+    within ``config.RESCAN_SIZE_RATIO`` of the patient's own head's, either way (a wrong unit is a factor of 10, 25.4
+    or 1000). The general check (:func:`check_head_width`) orients a head by its face, which a re-scan may lack: a
+    faceless re-scan of the real head measured 411 mm wide."""
+
+    def extent(v):
+        v = np.asarray(v, dtype=np.float64)[:: max(len(v) // 50_000, 1)]
+        c = v - v.mean(axis=0)
+        _, _, vt = np.linalg.svd(c, full_matrices=False)
+        return float(np.ptp(c @ vt.T, axis=0).min())
+
+    ratio = extent(vertices_mm) / max(extent(reference_mm), 1e-9)
+    if not 1.0 / config.RESCAN_SIZE_RATIO <= ratio <= config.RESCAN_SIZE_RATIO:
+        raise UnitsError(f"{path}: with {how} this scan is {ratio:.3g} times the size of the case's head; give the "
+                         f"unit it was saved in (try --scale {scale_to_mm / ratio:.2g})")
+
+
 def decide_units(path, vertices, units=None, scale=None, head=True):
     """(scale_to_mm, unit name, reason) for a scan: given by ``scale`` or ``units``, else detected.
 
