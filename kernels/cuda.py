@@ -21,6 +21,23 @@ bit for bit. The per-texel math (coverage profile, footprint, profile area) is t
 device functions; the dot's two passes are the CPU's ``_splat_rows`` line for line (its ``+=`` into a texel cannot
 be swapped for an atomic addition from outside), over all rows instead of one band's.
 
+The weighted sample elimination's conflict graph (:func:`conflict_graph_cuda`, twin of
+:func:`scalp3d.kernels.elimination.conflict_graph`) runs one candidate per thread through the CPU's own row scan
+(``_scan_row``: the 27 grid cells, the pair weight, the skin distance, compiled as device functions), in two passes
+(row lengths, then rows from their offsets) over the hash grid, which is built on the host by the CPU's own
+:func:`scalp3d.kernels.elimination.conflict_grid` (a serial counting sort). The removal itself
+(:func:`scalp3d.kernels.elimination.eliminate`) pops a heap one point at a time, each pop depending on the last: it
+stays on the CPU for both paths. :func:`snap_points_cuda` (twin of :func:`scalp3d.kernels.snap.snap_points`) puts
+points back onto the mesh, one per thread, through the CPU's :func:`scalp3d.kernels.snap.snap_xyz`.
+
+How close the twins come to the CPU: on the simulator they run the CPU's float64 operations in the CPU's order with
+the same libm, so they agree to :data:`KERNEL_RTOL` (equal in practice) and ``place_dots(backend="cuda")`` gives the
+CPU's dots within :data:`PLACEMENT_ATOL_MM` (tests/test_cuda_kernels.py). A real GPU may fuse multiply-adds and takes
+``asin`` and ``pow`` from libdevice (1-2 ulp from glibc's), so its kernels still agree to :data:`KERNEL_RTOL`, but a
+whole placement can part from the CPU's where a discrete choice rests on a difference of a few ulps (two candidates'
+elimination weights, a guard's floor test, a face walk); ``benchmarks/gpu.py`` measures that on the first machine
+with a GPU.
+
 On a machine without a GPU the kernels run on numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is in the
 environment before numba is first imported (slow: keep inputs to a few hundred elements).
 """
@@ -40,6 +57,13 @@ else:
 THREADS_PER_BLOCK = 256
 #: upper bound on blocks in a launch; the grid-stride loops cover whatever the grid does not
 MAX_BLOCKS = 4096
+
+#: how far a CUDA twin's float64 results may lie from its CPU kernel's, relative (a few ulps: fused multiply-adds and
+#: libdevice's asin and pow on a GPU; nothing on the simulator)
+KERNEL_RTOL = 1e-12
+#: place_dots(backend="cuda") against backend="cpu" on the simulator: every position within this (mm), and the same
+#: count, faces, sessions and ids; the kernels' agreement (:data:`KERNEL_RTOL`) carried through every sweep
+PLACEMENT_ATOL_MM = 1e-9
 
 #: what float32 atomic additions in any order may change in a texel's log transmittance against the CPU bake
 #: (whose float64 terms are added to float32 texels in dot order): a few float32 ulps of values of order 1-10
@@ -152,6 +176,44 @@ def _multiclass_sweep_kernel(dots, movable, targets, step, lists, mesh, new, mov
                           new.face_ids, new.bary, moved, worst_i)
 
 
+_scan_row_device = None  # built on first use by _elimination_device_functions
+
+
+# typed from the first launch's arguments (the grid and the weight rule are tuples)
+@_kernel(None)
+def _conflict_rows_kernel(points, normals, radius, rule, grid, indptr, out_idx, out_w, write):
+    # one candidate per thread: kernels.elimination._scan_row compiled for the device; the counting pass (write
+    # False) puts row i's length in indptr[i + 1], the writing pass fills row i from indptr[i]
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, points.shape[0], stride):
+        if write:
+            _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, indptr[i], True)
+        else:
+            indptr[i + 1] = _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, 0, False)
+
+
+_snap_device = None  # built on first use by _device_functions
+
+
+@_kernel("void(float64[:, ::1], int64[::1], float64[:, ::1], int64[:, ::1], int64[::1], int64[::1], "
+         "float64[:, ::1], int64[::1], float64[:, ::1])")
+def _snap_points_kernel(points, face_ids, vertices, faces, vf_indptr, vf_indices, snapped, face, bary):
+    # one point per thread: kernels.snap.snap_xyz compiled for the device
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, points.shape[0], stride):
+        x, y, z, f, u, v, w = _snap_device(points[i, 0], points[i, 1], points[i, 2], face_ids[i], vertices, faces,
+                                           vf_indptr, vf_indices)
+        snapped[i, 0] = x
+        snapped[i, 1] = y
+        snapped[i, 2] = z
+        face[i] = f
+        bary[i, 0] = u
+        bary[i, 1] = v
+        bary[i, 2] = w
+
+
 _coverage_device = None  # built on first use by _bake_device_functions, with _extent_device, _profile_area_device
 _extent_device = None
 _profile_area_device = None
@@ -225,8 +287,21 @@ def _device_functions():
         closest = _on_device(closest_xyz)
         on_face = _on_device(_closest_on_face, closest_xyz=closest)
         snap = _on_device(snap_xyz, _closest_on_face=on_face)
+        globals()["_snap_device"] = snap
         globals()["_store_dot_device"] = _on_device(store_dot)
         globals()["_update_dot_device"] = _on_device(update_dot, snap_xyz=snap)
+
+
+def _elimination_device_functions():
+    """Build the conflict graph's device function once: the CPU's row scan with its grid walk, pair weight and skin
+    distance."""
+    if _scan_row_device is None:
+        from .elimination import _pair_weight, _scan_row, skin_distance
+        from .grid import cell_hash, cube_cell
+
+        cube = _on_device(cube_cell, cell_hash=_on_device(cell_hash))
+        weight = _on_device(_pair_weight, skin_distance=_on_device(skin_distance))
+        globals()["_scan_row_device"] = _on_device(_scan_row, cube_cell=cube, _pair_weight=weight)
 
 
 def _bake_device_functions():
@@ -297,6 +372,41 @@ def _multiclass_sweep(dots, movable, targets, step, lists, mesh):
     return new[0], new[1], new[2], new[3], float(d_worst.copy_to_host().max()), int(d_moved.copy_to_host().sum())
 
 
+def _conflict_graph(points, normals, radius, rule):
+    from .elimination import conflict_grid
+
+    n = points.shape[0]
+    if n == 0:
+        return np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
+    _elimination_device_functions()
+    origin, cells, start, order, mask = conflict_grid(points, radius)  # the CPU's grid, built on the host
+    args = (cuda.to_device(points), cuda.to_device(normals), cuda.to_device(radius), rule,
+            (cuda.to_device(origin), cuda.to_device(cells), cuda.to_device(start), cuda.to_device(order), int(mask)))
+    kernel = _compiled(_conflict_rows_kernel)
+    d_counts = cuda.to_device(np.zeros(n + 1, dtype=np.int64))
+    _launch(kernel, n, *args, d_counts, cuda.device_array(1, dtype=np.int64), cuda.device_array(1), False)
+    indptr = np.cumsum(d_counts.copy_to_host())
+    nnz = int(indptr[n])
+    d_idx = cuda.device_array(max(nnz, 1), dtype=np.int64)  # (never a zero-size device array)
+    d_w = cuda.device_array(max(nnz, 1))
+    _launch(kernel, n, *args, cuda.to_device(indptr), d_idx, d_w, True)
+    return indptr, d_idx.copy_to_host()[:nnz], d_w.copy_to_host()[:nnz]
+
+
+def _snap_points(points, face_ids, vertices, faces, vf_indptr, vf_indices):
+    k = points.shape[0]
+    if k == 0:
+        return np.empty((0, 3)), np.empty(0, dtype=np.int64), np.empty((0, 3))
+    _device_functions()
+    d_snapped = cuda.device_array((k, 3), dtype=np.float64)
+    d_face = cuda.device_array(k, dtype=np.int64)
+    d_bary = cuda.device_array((k, 3), dtype=np.float64)
+    _launch(_compiled(_snap_points_kernel), k, cuda.to_device(points), cuda.to_device(face_ids),
+            cuda.to_device(vertices), cuda.to_device(faces), cuda.to_device(vf_indptr), cuda.to_device(vf_indices),
+            d_snapped, d_face, d_bary)
+    return d_snapped.copy_to_host(), d_face.copy_to_host(), d_bary.copy_to_host()
+
+
 def _bake_dots(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
     """Add the dots into ``log_t`` (float32 C-contiguous, updated in place from the device's result)."""
     n = xy.shape[0]
@@ -312,7 +422,19 @@ def _bake_dots(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
 
 # ---------------------------------------------------------------------------------------------------- public wrappers
 
-def _require_device():
+def simulated():
+    """Whether ``numba.cuda`` is numba's simulator (``NUMBA_ENABLE_CUDASIM=1`` when it was first imported)."""
+    return cuda is not None and cuda.jit.__module__.startswith("numba.cuda.simulator")
+
+
+def gpu_present():
+    """Whether a real CUDA GPU is there to run the twins: ``numba.cuda.is_available()``, the simulator not counted
+    (it runs every thread in Python, thousands of times slower than the CPU kernels)."""
+    return cuda is not None and not simulated() and cuda.is_available()
+
+
+def require_device():
+    """Raise ``RuntimeError`` naming the fix unless a CUDA GPU or numba's simulator is there to run the twins."""
     if cuda is None:
         raise RuntimeError(f"{_NO_GPU} (numba.cuda cannot be imported: {_CUDA_IMPORT_ERROR})".replace("\n", " "))
     if not cuda.is_available():  # always True on the simulator
@@ -349,7 +471,7 @@ def triangle_areas_cuda(vertices, faces):
     >>> triangle_areas_cuda([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])  # doctest: +SKIP
     array([0.5])
     """
-    _require_device()
+    require_device()
     return _triangle_areas(_f64(vertices), _i64(faces))
 
 
@@ -374,7 +496,7 @@ def interpolate_on_faces_cuda(vertices, vertex_normals, faces, face_ids, bary):
     RuntimeError
         No CUDA GPU and the simulator is off.
     """
-    _require_device()
+    require_device()
     return _interpolate_on_faces(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(face_ids), _f64(bary))
 
 
@@ -401,7 +523,7 @@ def nearest_distance_cuda(queries, points, cell, exclude_self):
     RuntimeError
         No CUDA GPU and the simulator is off.
     """
-    _require_device()
+    require_device()
     return _nearest_distance(_f64(queries), _f64(points), bool(exclude_self))
 
 
@@ -429,7 +551,7 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
     """
     from .multiclass import DotState, Mesh, Targets
 
-    _require_device()
+    require_device()
     points, normals, face_ids, bary = dots
     cls, radius, scale = targets
     vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
@@ -438,6 +560,60 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
                              Targets(_i64(cls), _f64(radius), _f64(scale)), step, (_i64(lists[0]), _i64(lists[1])),
                              Mesh(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
                                   np.ascontiguousarray(face_ok, dtype=np.bool_)))
+
+
+def conflict_graph_cuda(points, normals, radius, alpha, rmin_factor, fold_cos):
+    """The weighted sample elimination's conflicting pairs and weights as CSR rows, on the GPU (one candidate per
+    thread); twin of :func:`scalp3d.kernels.elimination.conflict_graph`, through its own row scan compiled as a device
+    function, over the same hash grid (built on the host). The removal that follows
+    (:func:`scalp3d.kernels.elimination.eliminate`, a heap popped one point at a time) stays on the CPU.
+
+    Parameters
+    ----------
+    points, normals : (n,3) float arrays, mm and unit normals
+    radius : (n,) float array, each point's radius (mm)
+    alpha, rmin_factor, fold_cos : floats, the conflict weight's exponent, its r_min as a fraction of r_ij, and the
+        fold (pairs with n_i . n_j below it never conflict)
+
+    Returns
+    -------
+    indptr : (n+1,) int64; indices : (nnz,) int64, rows in the CPU's grid order; weights : (nnz,) float64, the CPU's
+    within :data:`KERNEL_RTOL`
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    require_device()
+    return _conflict_graph(_f64(points), _f64(normals), _f64(radius), (float(alpha), float(rmin_factor),
+                                                                       float(fold_cos)))
+
+
+def snap_points_cuda(points, face_ids, vertices, faces, vf_indptr, vf_indices):
+    """Points put back onto the mesh, on the GPU (one point per thread, walking from its face); twin of
+    :func:`scalp3d.kernels.snap.snap_points`, through its own :func:`scalp3d.kernels.snap.snap_xyz` compiled as a
+    device function.
+
+    Parameters
+    ----------
+    points : (k,3) float array, mm
+    face_ids : (k,) int array, the face each walk starts from
+    vertices : (V,3) float array; faces : (F,3) int array
+    vf_indptr, vf_indices : int arrays, the vertex -> faces CSR (:func:`scalp3d.kernels.snap.vertex_faces`)
+
+    Returns
+    -------
+    snapped : (k,3) float64; face : (k,) int64; bary : (k,3) float64 (the CPU's within :data:`KERNEL_RTOL`)
+
+    Raises
+    ------
+    RuntimeError
+        No CUDA GPU and the simulator is off.
+    """
+    require_device()
+    return _snap_points(_f64(points), _i64(face_ids), _f64(vertices), _i64(faces), _i64(vf_indptr),
+                        _i64(vf_indices))
 
 
 def bake_dots_cuda(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
@@ -463,6 +639,6 @@ def bake_dots_cuda(log_t, xy, metric, radius_mm, halo_mm, opacity, trans):
     RuntimeError
         No CUDA GPU and the simulator is off.
     """
-    _require_device()
+    require_device()
     out = np.ascontiguousarray(log_t, dtype=np.float32)
     return _bake_dots(out, _f64(xy), _f64(metric), _f64(radius_mm), _f64(halo_mm), _f64(opacity), _f64(trans))

@@ -7,6 +7,10 @@ differ by more than the fold angle (two sides of a fold) never conflict. Points 
 one with the largest total weight, until ``target`` remain. Fixed points (``removable`` False) are never removed but
 weigh on their neighbours, so new points interleave with them.
 
+The conflict graph (:func:`conflict_graph`, every candidate's row of weights) is the parallel part and has a CUDA twin
+(:func:`scalp3d.kernels.cuda.conflict_graph_cuda`); the removal (:func:`eliminate`) pops a heap one point at a time,
+each pop depending on the last, and runs on the CPU for both.
+
 All loops are serial or write disjoint slices, so the result does not depend on the thread count.
 """
 import math
@@ -81,6 +85,19 @@ def _scan_row(i, points, normals, radius, rule, grid, out_idx, out_w, k0, write)
     return c
 
 
+@njit(cache=True)
+def conflict_grid(points, radius):
+    """The hash grid :func:`conflict_graph` scans (cells of the largest radius, 1 when none is positive), as
+    :func:`scalp3d.kernels.grid.build_grid` returns it; its CUDA twin builds the same grid on the host."""
+    cell = 0.0
+    for i in range(points.shape[0]):
+        if radius[i] > cell:
+            cell = radius[i]
+    if cell <= 0.0:
+        cell = 1.0
+    return build_grid(points, cell)
+
+
 @njit(parallel=True, cache=True)
 def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     """Conflicting pairs and their weights, as CSR rows (each row in a fixed grid order: thread-count independent).
@@ -92,13 +109,7 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     weights : (nnz,) float64
     """
     n = points.shape[0]
-    cell = 0.0
-    for i in range(n):
-        if radius[i] > cell:
-            cell = radius[i]
-    if cell <= 0.0:
-        cell = 1.0
-    grid = build_grid(points, cell)
+    grid = conflict_grid(points, radius)
     rule = (alpha, rmin_factor, fold_cos)
     counts = np.zeros(n + 1, dtype=np.int64)
     no_idx = np.empty(0, dtype=np.int64)

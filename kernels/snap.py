@@ -2,10 +2,12 @@
 
 :func:`closest_xyz` is the closest point of one triangle; :func:`snap_xyz` walks from a dot's face to the closest
 point among the faces around it (the sweeps call it when a move leaves the dot's own face); both work on scalars so
-that the parallel sweeps never allocate. :func:`vertex_faces` builds the vertex -> faces table the walk uses.
+that the parallel sweeps never allocate. :func:`snap_points` runs the walk for many points at once (one per thread;
+its CUDA twin is :func:`scalp3d.kernels.cuda.snap_points_cuda`). :func:`vertex_faces` builds the vertex -> faces table
+the walk uses.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -85,6 +87,40 @@ def snap_xyz(qx, qy, qz, face, vertices, faces, vf_indptr, vf_indices):
         if best_face == start:
             break
     return bx, by, bz, best_face, bu, bv, bw
+
+
+@njit(parallel=True, cache=True)
+def snap_points(points, face_ids, vertices, faces, vf_indptr, vf_indices):
+    """Every point put back onto the mesh by :func:`snap_xyz`, walking from its face (each point alone: the result
+    does not depend on the thread count).
+
+    Parameters
+    ----------
+    points : (k,3) float64, mm
+    face_ids : (k,) int64, the face each walk starts from
+    vertices : (V,3) float64; faces : (F,3) int64
+    vf_indptr, vf_indices : the vertex -> faces CSR (:func:`vertex_faces`)
+
+    Returns
+    -------
+    snapped : (k,3) float64, the closest point found; face : (k,) int64, its face; bary : (k,3) float64, its
+    barycentric coordinates on that face
+    """
+    k = points.shape[0]
+    snapped = np.empty((k, 3))
+    face = np.empty(k, dtype=np.int64)
+    bary = np.empty((k, 3))
+    for i in prange(k):
+        x, y, z, fi, u, v, w = snap_xyz(points[i, 0], points[i, 1], points[i, 2], face_ids[i], vertices, faces,
+                                        vf_indptr, vf_indices)
+        snapped[i, 0] = x
+        snapped[i, 1] = y
+        snapped[i, 2] = z
+        face[i] = fi
+        bary[i, 0] = u
+        bary[i, 1] = v
+        bary[i, 2] = w
+    return snapped, face, bary
 
 
 def vertex_faces(n_vertices, faces):
