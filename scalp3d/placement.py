@@ -11,13 +11,14 @@ reader and the command line check the same way.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import namedtuple
 
 import numpy as np
 
 from . import config
-from .errors import GeometryError, InputError
+from .errors import GeometryError, InputError, MissingDependencyError
 from .meshes import vertex_normals_of  # noqa: F401  (re-exported: scripts and tests import it from here)
 from .types import Placement, check_fractions
 
@@ -93,7 +94,7 @@ _Candidates = namedtuple("_Candidates", "face_ids bary points normals radius")
 
 def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3, seed=0, fixed=None,
                vertex_normals=None, candidates_per_dot=None, fold_cos=config.FOLD_COS, relax_passes=None,
-               session_mode=config.SESSION_MODE, fixed_session=None, region=None):
+               session_mode=config.SESSION_MODE, fixed_session=None, region=None, backend="auto"):
     """Place blue-noise dots on a triangle mesh in millimetres.
 
     Parameters
@@ -125,6 +126,13 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
         relaxed union and relaxes all dots again jointly with a target distance per pair of sessions (see
         :func:`_relax_joint`), so that every session is well spread on its own as well as the union; "subsets" stops
         at the subsets (about twice as fast; sessions alone less even).
+    backend : "auto" (default), "cpu" or "cuda": where the elimination's conflict graph, the snapping of fixed dots
+        onto the mesh and the relaxation sweeps run (the rest is on the CPU either way: see
+        :mod:`scalp3d.kernels.cuda`). "auto" takes the CUDA twins when ``numba.cuda.is_available()`` finds a real
+        GPU (numba's simulator does not count: it is thousands of times slower), the CPU kernels otherwise; "cpu"
+        always the CPU; "cuda" the twins, on a GPU or on the simulator (``NUMBA_ENABLE_CUDASIM=1``), and raises
+        MissingDependencyError without either. On the simulator the dots equal the CPU's within
+        :data:`scalp3d.kernels.cuda.PLACEMENT_ATOL_MM` (same count, faces, sessions and ids).
 
     Returns
     -------
@@ -142,6 +150,7 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     from scalp3d.kernels.multiclass import Mesh
     from scalp3d.kernels.snap import vertex_faces
 
+    kern = _kernels_for(backend)
     v, f, vn, dens_v, fractions, fixed_pts = _checked_input(vertices, faces, count, density_per_cm2, sessions,
                                                             session_mode, vertex_normals, fixed)
     fixed_ses = _checked_classes(fixed_session, len(fixed_pts), len(fractions), region, len(v), count)
@@ -166,24 +175,24 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     peak = float(dens_v.max()) * scale
     weights = areas * dens_f if region is None else areas * dens_f * np.asarray(region, bool)[f].all(axis=1)
     cand = _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, candidates_per_dot, seed)
-    fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak)
+    fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern)
 
     # 1. select the union by weighted sample elimination, fixed dots kept
     if len(fixed_pts) and len(fractions) == 1 and fixed_ses is None:
-        dots, rad = _select_in_holes(cand, fixed_dots, n_new, n_all, fold_cos)
+        dots, rad = _select_in_holes(cand, fixed_dots, n_new, n_all, fold_cos, kern)
     else:
-        dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos)
+        dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos, kern)
     mesh = Mesh(v, vn, f, *vertex_faces(len(v), f), dens_f > 0) if relax_passes > 0 or joint else None
     # 2. relax the union: push too-close pairs apart along the skin (fixed dots stay)
     if relax_passes > 0:
-        dots = _relax(mesh, fixed_dots, dots, rad, relax_passes, fold_cos)
+        dots = _relax(mesh, fixed_dots, dots, rad, relax_passes, fold_cos, kern)
     # 3. sessions: each a well-spread subset of the union
     # (with classed fixed dots the sessions' shares are of all dots: the new ones fill in a region at every share)
     new_fraction = n_new / n_all if fixed_ses is None else 1.0
-    session = _assign_sessions(dots.points, dots.normals, rad / math.sqrt(new_fraction), fractions, fold_cos)
+    session = _assign_sessions(dots.points, dots.normals, rad / math.sqrt(new_fraction), fractions, fold_cos, kern)
     # 4. joint mode: relax all dots again, each pair at a target set by its two sessions
     if joint:
-        dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, new_fraction, fold_cos,
+        dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, new_fraction, fold_cos, kern,
                             dens_v=None if density_per_cm2 is None else dens_v * scale, fixed_session=fixed_ses)
     # 5. no new dot under the floor of a fixed one: the relaxation's floor guard reverts every move of a dot that
     # starts under it, so a new dot picked beside a fixed one can stay stuck there (seen: 5-15 of 3,107 new dots
@@ -292,6 +301,39 @@ def _checked_classes(fixed_session, n_fix, n_sessions, region, n_vertices, count
     return fs
 
 
+#: the kernels of place_dots that have CUDA twins: the elimination's conflict graph, the relaxation sweep, the snap
+_Kernels = namedtuple("_Kernels", "conflict_graph multiclass_sweep snap_points")
+
+
+def _kernels_for(backend):
+    """place_dots' ``backend``, checked, as the kernels it runs (:data:`_Kernels`): the CUDA twins for "cuda", and
+    for "auto" when a real GPU is there; the CPU kernels otherwise. Raises InputError (an unknown name) or
+    MissingDependencyError ("cuda" with neither a GPU nor numba's simulator)."""
+    if backend not in ("auto", "cpu", "cuda"):
+        raise InputError(f"backend must be 'auto', 'cpu' or 'cuda', not {backend!r}")
+    if backend == "cuda" or (backend == "auto" and _gpu_present()):
+        from scalp3d.kernels import cuda as kc
+
+        try:
+            kc.require_device()
+        except RuntimeError as exc:
+            raise MissingDependencyError(f"backend='cuda': {exc}; or pass backend='cpu' (or 'auto')") from None
+        return _Kernels(kc.conflict_graph_cuda, kc.multiclass_sweep_cuda, kc.snap_points_cuda)
+    from scalp3d.kernels.elimination import conflict_graph
+    from scalp3d.kernels.multiclass import multiclass_sweep
+    from scalp3d.kernels.snap import snap_points
+
+    return _Kernels(conflict_graph, multiclass_sweep, snap_points)
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_present():
+    """Whether a real CUDA GPU is there (asked once: importing numba.cuda takes about 0.3 s)."""
+    from scalp3d.kernels import cuda as kc
+
+    return kc.gpu_present()
+
+
 def _dot_count(v, f, dens_v, count, n_fix):
     """(face areas (m,), face density (m,), new dots to place, scale of the density field).
 
@@ -325,27 +367,25 @@ def _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, per_dot, seed):
     return _Candidates(face_ids, bary, pts, nrm, local_spacing_mm(dens_c, peak))
 
 
-def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak):
+def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern):
     """The fixed dots (:data:`_Fixed`): normal from each one's nearest vertex, local spacing at the dot."""
     if len(fixed_pts) == 0:
         return _Fixed(fixed_pts, np.zeros((0, 3)), np.zeros(0))
     from scipy.spatial import cKDTree
 
-    from scalp3d.kernels.snap import snap_xyz, vertex_faces
+    from scalp3d.kernels.snap import vertex_faces
 
     _, near = cKDTree(v).query(fixed_pts)
     # the density at the dot itself (snapped onto the skin from a face of its nearest vertex), not at that vertex: on
     # a steep ramp (a revision moving the hairline) the vertex's density can be half the dot's, and the spacing the
     # floor is checked at comes from the dot's own
     indptr, indices = vertex_faces(len(v), f)
-    dens = np.empty(len(fixed_pts))
-    for i, (p, k) in enumerate(zip(fixed_pts, near)):
-        _, _, _, face, a, b, c = snap_xyz(p[0], p[1], p[2], indices[indptr[k]], v, f, indptr, indices)
-        dens[i] = a * dens_v[f[face, 0]] + b * dens_v[f[face, 1]] + c * dens_v[f[face, 2]]
+    _, face, b = kern.snap_points(fixed_pts, indices[indptr[near]], v, f, indptr, indices)
+    dens = b[:, 0] * dens_v[f[face, 0]] + b[:, 1] * dens_v[f[face, 1]] + b[:, 2] * dens_v[f[face, 2]]
     return _Fixed(fixed_pts, vn[near], local_spacing_mm(dens * scale, peak))
 
 
-def _select_union(cand, fixed, n_new, fold_cos):
+def _select_union(cand, fixed, n_new, fold_cos, kern):
     """The new dots (a :class:`scalp3d.kernels.multiclass.DotState`, candidate order) and their local spacing,
     chosen from the pool by weighted sample elimination with the fixed dots kept (new dots interleave with them)."""
     from scalp3d.kernels.multiclass import DotState
@@ -355,12 +395,12 @@ def _select_union(cand, fixed, n_new, fold_cos):
     all_nrm = np.ascontiguousarray(np.vstack([fixed.normals, cand.normals]))
     all_rad = np.concatenate([fixed.radius, cand.radius])
     removable = np.concatenate([np.zeros(n_fix, bool), np.ones(m_cand, bool)])
-    chosen = _eliminate_to(all_pts, all_nrm, all_rad, removable, n_fix + n_new, n_new / m_cand, fold_cos)
+    chosen = _eliminate_to(all_pts, all_nrm, all_rad, removable, n_fix + n_new, n_new / m_cand, fold_cos, kern)
     sel = chosen[chosen >= n_fix] - n_fix  # candidate indices of the new dots
     return DotState(cand.points[sel], cand.normals[sel], cand.face_ids[sel], cand.bary[sel]), cand.radius[sel]
 
 
-def _select_in_holes(cand, fixed, n_new, n_all, fold_cos):
+def _select_in_holes(cand, fixed, n_new, n_all, fold_cos, kern):
     """One session of new dots among many fixed ones (a touch-up, or the last session of a revision): the candidates
     in the holes between the fixed dots (farther from them than ``config.HOLE_CLEARANCE`` of the union's d_max), then
     weighted sample elimination among those alone at the session's own spacing, so that its dots are spread among
@@ -374,10 +414,10 @@ def _select_in_holes(cand, fixed, n_new, n_all, fold_cos):
     d, j = cKDTree(fixed.points).query(cand.points)
     ok = np.flatnonzero(d >= config.HOLE_CLEARANCE * np.minimum(cand.radius, fixed.radius[j]))
     if len(ok) < 2 * n_new:
-        return _select_union(cand, fixed, n_new, fold_cos)
+        return _select_union(cand, fixed, n_new, fold_cos, kern)
     own = cand.radius[ok] * math.sqrt(n_all / n_new)
     keep = _eliminate_to(cand.points[ok], cand.normals[ok], own, np.ones(len(ok), bool), n_new, n_new / len(ok),
-                         fold_cos)
+                         fold_cos, kern)
     sel = ok[keep]
     return DotState(cand.points[sel], cand.normals[sel], cand.face_ids[sel], cand.bary[sel]), cand.radius[sel]
 
@@ -410,12 +450,13 @@ def _take(dots, rows):
     return type(dots)(*(a[rows] for a in dots))
 
 
-def _relax(mesh, fixed, dots, rad, passes, fold_cos):
+def _relax(mesh, fixed, dots, rad, passes, fold_cos, kern):
     """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.multiclass`); fixed dots push but never move.
     ``mesh`` a :class:`scalp3d.kernels.multiclass.Mesh` (face_ok: the faces with density), ``fixed`` a
-    :data:`_Fixed`, ``dots`` the new dots (DotState) with their local spacing ``rad``. Returns the new dots moved."""
+    :data:`_Fixed`, ``dots`` the new dots (DotState) with their local spacing ``rad``, ``kern`` the
+    :data:`_Kernels` to run. Returns the new dots moved."""
     from scalp3d import kernels as K
-    from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders, list_nearest, multiclass_sweep
+    from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders, list_nearest
 
     n_fix = len(fixed.points)
     cur, r, movable = _with_fixed(fixed, dots, rad)
@@ -429,7 +470,8 @@ def _relax(mesh, fixed, dots, rad, passes, fold_cos):
     lists = _PairLists(cls, targets.scale, config.LIST_REACH * cell, fold_cos)
     for _ in range(passes):
         p, n, fi, b = cur
-        p2, n2, fi2, b2, _worst, moved = multiclass_sweep(cur, movable, targets, step, lists.at(p, n, r), mesh)
+        p2, n2, fi2, b2, _worst, moved = kern.multiclass_sweep(cur, movable, targets, step, lists.at(p, n, r),
+                                                               mesh)
         if moved == 0:
             break
         # guard: no move may make a pair closer (relative to the local spacing) than the closest pair was before
@@ -474,7 +516,7 @@ class _PairLists:
         return self.lists
 
 
-def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, dens_v=None,
+def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, kern, dens_v=None,
                  fixed_session=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`);
     arguments as :func:`_relax`'s, with each new dot's ``session`` (1-based), the cumulative ``fractions`` and the
@@ -510,7 +552,7 @@ def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_
                           fixed_class=True)
     # one set of lists for both stages: each pair within the larger of its soft and hard targets
     lists = _PairLists(cls, np.maximum(soft, hard), config.LIST_REACH * float(np.median(r)), fold_cos)
-    sweep = _GuardedSweep(mesh, movable, cls, lists, fold_cos, dens_v, np.ones_like(soft))
+    sweep = _GuardedSweep(mesh, movable, cls, lists, fold_cos, dens_v, np.ones_like(soft), kern.multiclass_sweep)
     for _ in range(config.JOINT_SOFT_SWEEPS):
         cur, r, _worst = sweep(cur, r, soft, config.JOINT_SOFT_OMEGA)
     cur = _project(sweep, cur, r, hard)
@@ -529,9 +571,10 @@ class _GuardedSweep:
     too blocked the projection around fixed dots (new-to-old spacing 0.54 of d_max instead of 0.66 in the fixed-dot
     test)."""
 
-    def __init__(self, mesh, movable, cls, lists, fold_cos, dens_v, floor_scale):
+    def __init__(self, mesh, movable, cls, lists, fold_cos, dens_v, floor_scale, kernel):
         self.mesh, self.movable, self.cls, self.lists = mesh, movable, cls, lists
         self.fold_cos, self.dens_v, self.floor_scale = fold_cos, dens_v, floor_scale
+        self.kernel = kernel  # multiclass_sweep or its CUDA twin
 
     def spacing(self, r, fi, b):
         """The new dots' local d_max at their current place (fixed dots keep theirs)."""
@@ -545,12 +588,12 @@ class _GuardedSweep:
     def __call__(self, dots, r, scale, omega):
         """(dots, their spacing, the largest relative violation before the sweep) after one guarded sweep at pair
         factors ``scale`` and relaxation ``omega``."""
-        from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders, multiclass_sweep
+        from scalp3d.kernels.multiclass import SweepStep, Targets, floor_offenders
 
         p, n, fi, b = dots
         step = SweepStep(self.fold_cos, omega, config.JOINT_MAX_STEP)
-        p2, n2, fi2, b2, worst, moved = multiclass_sweep(dots, self.movable, Targets(self.cls, r, scale), step,
-                                                         self.lists.at(p, n, r), self.mesh)
+        p2, n2, fi2, b2, worst, moved = self.kernel(dots, self.movable, Targets(self.cls, r, scale), step,
+                                                    self.lists.at(p, n, r), self.mesh)
         if moved == 0:
             return dots, r, worst
         r2 = self.spacing(r, fi2, b2)
@@ -583,7 +626,7 @@ def _project(sweep, dots, r, hard):
     return dots
 
 
-def _assign_sessions(pos, nor, rad, fractions, fold_cos):
+def _assign_sessions(pos, nor, rad, fractions, fold_cos, kern):
     """Session (1-based) of every dot: sessions are picked one by one as well-spread subsets of the dots left.
 
     Session 1 (the one seen alone for weeks) is picked first from all dots by weighted sample elimination at its own
@@ -613,18 +656,19 @@ def _assign_sessions(pos, nor, rad, fractions, fold_cos):
         if want <= 0:
             continue
         keep = _eliminate_to(pos[avail], nor[avail], rad[avail] / math.sqrt(shares[c]),
-                             np.ones(len(avail), bool), want, want / len(avail), fold_cos)
+                             np.ones(len(avail), bool), want, want / len(avail), fold_cos, kern)
         session[avail[keep]] = c + 1
     session[session == 0] = picks[-1] + 1
     return session
 
 
-def _eliminate_to(points, normals, radius, removable, target, ratio, fold_cos):
-    """Indices (sorted) of the points kept by weighted sample elimination."""
+def _eliminate_to(points, normals, radius, removable, target, ratio, fold_cos, kern):
+    """Indices (sorted) of the points kept by weighted sample elimination (the conflict graph by ``kern``, a
+    :data:`_Kernels`; the removal on the CPU)."""
     from scalp3d import kernels as K
 
     rmin_factor = (1.0 - ratio ** config.ELIMINATION_GAMMA) * config.ELIMINATION_BETA
-    indptr, indices, weights = K.conflict_graph(np.ascontiguousarray(points), np.ascontiguousarray(normals),
+    indptr, indices, weights = kern.conflict_graph(np.ascontiguousarray(points), np.ascontiguousarray(normals),
                                                 np.ascontiguousarray(radius), config.ELIMINATION_ALPHA,
                                                 rmin_factor, fold_cos)
     keep, _ = K.eliminate(indptr, indices, weights, removable, int(target))
