@@ -256,6 +256,24 @@ HOLE_CANDIDATES_PER_DOT = 40
 #: where new dots meet the kept ones (a 5 mm hairline move on the sample head: 3 mm keeps 70 % of the dots, and the
 #: union and every session alone come out as even as a fresh plan's)
 LOCAL_SEAM_MM = 3.0
+#: ... and only the kept dots within this beyond the seam push the new ones (the farther ones cannot reach them: the
+#: joint relaxation's pairs are within a few spacings, at most about 2.5 mm each at a hairline's density)
+LOCAL_FIXED_REACH_MM = 8.0
+#: ... and its last pass drops a new dot closer to its nearest dot than these shares of the pair's local d_max (all
+#: dots, each session alone: a fresh plan of the sample head reaches 0.81 and 0.71-0.75), for at most so many rounds
+LOCAL_POLISH = (0.80, 0.72)
+LOCAL_POLISH_ROUNDS = 4
+#: live design (scalp3d.live): a change whose local re-placement would keep fewer than this share of the dots places
+#: them all again (as fresh a plan as `scalp3d plan` makes, for about the same time)
+LIVE_FULL_BELOW_KEPT = 0.4
+#: ... and re-places the dots only where the density differs from the one they were placed for by more than this
+#: share (3 %: 1.5 % of spacing, within the scatter of a blue-noise plan's realised density per zone; a 5 mm hairline
+#: move on the sample head changes the density of 33 % of the treated skin, 26 % of it by more than 3 %)
+LIVE_DENSITY_TOL = 0.03
+#: the seed of a change's local re-placement: the plan's seed plus this times the change's step
+LIVE_STEP_SEED = 7919
+#: a dots.csv opened for live design must lie on the head.ply beside it within this (mm; it is rounded to 0.001 mm)
+LIVE_DOT_ON_HEAD_MM = 0.05
 
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing

@@ -9,6 +9,7 @@ own KD-tree (scipy), not the engine's grid, so a shared bug cannot hide a close 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,17 @@ from .types import Dots
 def floor_mm(spacing_a, spacing_b):
     """Floor (mm) of pairs whose dots have local target spacings ``spacing_a`` and ``spacing_b`` (mm)."""
     return np.maximum(config.SPACING_FLOOR_FRACTION * np.minimum(spacing_a, spacing_b), config.SPACING_FLOOR_MIN_MM)
+
+
+def floor_reach_mm(spacing_mm, fractions) -> float:
+    """The largest floor any pair of these dots can have, on the union or a session alone (mm): two dots farther
+    apart than this are never a breach."""
+    sp = np.asarray(spacing_mm, dtype=np.float64)
+    if len(sp) == 0:
+        return 0.0
+    shares = np.diff(np.concatenate([[0.0], np.asarray(fractions, dtype=np.float64)]))
+    own = float(sp.max()) / math.sqrt(float(shares[shares > 0].min()))
+    return float(floor_mm(own, own))
 
 
 def close_pairs(points, spacing_mm):
