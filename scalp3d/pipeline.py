@@ -152,33 +152,64 @@ def run(out_dir, *, scan_path=None, sample=False, plan_path=None, units=None, sc
         with timer("design"):
             field = build_field(head, lm, plan)
         dots, quality = plan_dots(head, field, plan, timer)
-        plan_text = plan_to_toml(plan)
-        plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
-        with timer("needle programs"):
-            surface = SurfaceQuery(machine.head_in_machine_frame(head))
-            programs = [plan_session(dots, k, surface, plan.needle.motion, machine=machine,
-                                     zone_order=plan.needle.zone_order) for k in range(1, len(plan.sessions) + 1)]
-        with timer("export + verify"):
-            verdicts = []
-            for prog in programs:
-                verdicts += write_session_programs(prog, stage.path, surface, n_sessions=len(plan.sessions),
-                                                   plan_sha=plan_sha, chunk_dots=chunk_dots,
-                                                   chunk_minutes=chunk_minutes, head_sha=head_checksum(head.vertices))
-            write_text(stage.path / "dots.csv", dots_csv_text(dots))
-            write_head_ply(head, stage.path / "head.ply")
-            write_json(stage.path / "landmarks.json", lm.to_dict())
-            write_text(stage.path / "plan.toml", plan_text)
-        summary = make_summary(inp, head, lm, machine, plan, plan_sha, field, dots, quality, programs, verdicts)
-        write_json(stage.path / "summary.json", summary)
-        images = []
-        if render:
-            with timer("preview"):
-                images = render_pictures(head, lm, plan, field, dots, stage.path, credit=inp.credit)
+        summary, images = write_plan_files(stage.path, _source_of(inp), head, lm, machine, plan, field, dots, quality,
+                                           timer=timer, chunk_dots=chunk_dots, chunk_minutes=chunk_minutes,
+                                           render=render)
     if stage.previous is not None:
         log(f"the plan that was in {out_dir} is kept as {stage.previous}")
     for line in summary_table(summary, out_dir, images):
         log(line)
     return summary
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a plan's head came from, as its summary records it: the scan's file name, how its units were found, and
+    the credit a sample head asks for (None)."""
+
+    scan_name: str
+    units: str
+    credit: str | None = None
+
+
+def _source_of(inp: "_Input") -> Source:
+    return Source(Path(inp.scan.path).name, inp.scan.units_reason, inp.credit)
+
+
+def write_plan_files(folder, source: Source, head, lm, machine, plan: Plan, field, dots, quality, *, timer=None,
+                     chunk_dots=None, chunk_minutes=None, render=True, extra_summary=None):
+    """Write a whole plan folder's files into ``folder`` (a staged folder: :func:`scalp3d.fileio.staged_dir`) for
+    these ``dots``, exactly as given: one needle program per session (each move checked, written atomically and
+    verified, :func:`write_session_programs`), dots.csv, head.ply, landmarks.json, plan.toml, summary.json and, with
+    ``render``, the pictures. ``extra_summary``: keys added to summary.json (e.g. a live design's history).
+
+    Returns (summary dict, picture paths)."""
+    timer = timer or Timer()
+    folder = Path(folder)
+    plan_text = plan_to_toml(plan)
+    plan_sha = hashlib.sha256(plan_text.encode()).hexdigest()[:16]
+    with timer("needle programs"):
+        surface = SurfaceQuery(machine.head_in_machine_frame(head))
+        programs = [plan_session(dots, k, surface, plan.needle.motion, machine=machine,
+                                 zone_order=plan.needle.zone_order) for k in range(1, len(plan.sessions) + 1)]
+    with timer("export + verify"):
+        verdicts = []
+        for prog in programs:
+            verdicts += write_session_programs(prog, folder, surface, n_sessions=len(plan.sessions),
+                                               plan_sha=plan_sha, chunk_dots=chunk_dots,
+                                               chunk_minutes=chunk_minutes, head_sha=head_checksum(head.vertices))
+        write_text(folder / "dots.csv", dots_csv_text(dots))
+        write_head_ply(head, folder / "head.ply")
+        write_json(folder / "landmarks.json", lm.to_dict())
+        write_text(folder / "plan.toml", plan_text)
+    summary = make_summary(source, head, lm, machine, plan, plan_sha, field, dots, quality, programs, verdicts)
+    summary.update(extra_summary or {})
+    write_json(folder / "summary.json", summary)
+    images = []
+    if render:
+        with timer("preview"):
+            images = render_pictures(head, lm, plan, field, dots, folder, credit=source.credit)
+    return summary, images
 
 
 @dataclass
@@ -227,7 +258,7 @@ def plan_dots(head: Head, field: Field, plan: Plan, timer=None):
     return dots, quality
 
 
-def make_summary(inp: _Input, head, lm, machine, plan: Plan, plan_sha, field, dots, quality, programs,
+def make_summary(source: Source, head, lm, machine, plan: Plan, plan_sha, field, dots, quality, programs,
                  verdicts) -> dict:
     """``summary.json``: inputs, head, landmarks' sources, machine, plan checksum, area, dots and time per session,
     the design as built, per-zone and spacing quality, verification verdicts. No wall-clock time (a data file)."""
@@ -236,8 +267,8 @@ def make_summary(inp: _Input, head, lm, machine, plan: Plan, plan_sha, field, do
     fractions = plan.sessions.fractions
     return {
         "scalp3d": __version__,
-        "scan": Path(inp.scan.path).name,
-        "units": inp.scan.units_reason,
+        "scan": source.scan_name,
+        "units": source.units,
         "head": {"vertices": int(len(head.vertices)), "faces": int(len(head.faces)), "notes": head.notes,
                  "filled_vertices": int(np.count_nonzero(head.filled)) if head.filled is not None else 0,
                  "surface_report": {k: v for k, v in head.report.items() if k != "steps_s"}},
@@ -258,7 +289,7 @@ def make_summary(inp: _Input, head, lm, machine, plan: Plan, plan_sha, field, do
         "quality": {"union": quality["union"], "cumulative": quality["cumulative"],
                     "sessions": quality["sessions"], "below_bars": quality["below_bars"]},
         "verification": verdicts,
-        "credit": inp.credit,
+        "credit": source.credit,
     }
 
 
