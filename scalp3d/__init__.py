@@ -58,6 +58,8 @@ _API = {
     "verify_program": "verify", "verify_file": "verify",
     # the whole pass, as `scalp3d plan` runs it
     "run": "pipeline", "plan_dots": "pipeline",
+    # live design
+    "LiveDesign": "live",
     # pictures
     "render_preview": "viewers.preview", "render_view": "viewers.preview", "Scene": "viewers.scene",
     # data types and errors
