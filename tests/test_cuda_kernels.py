@@ -391,3 +391,222 @@ def test_bake_dots_cuda_without_gpu_raises_a_clear_error():
     if out == "GPU":
         pytest.skip("this machine has a CUDA GPU: the no-GPU error cannot happen")
     assert out.startswith("no CUDA GPU was found") and "NUMBA_ENABLE_CUDASIM=1" in out, out
+
+
+# ------------------------------------------------------------------------------------- sample elimination and the snap
+
+def scalp_points(n=220, seed=7):
+    """Points on a sphere of radius 10 mm with radii of 1.5-3.5 mm: duplicates (clamped at r_min) and flipped
+    normals (the other side of a fold), as tests/test_kernels.py's conflict graph input."""
+    rng = np.random.default_rng(seed)
+    normals = rng.normal(size=(n, 3))
+    normals /= np.linalg.norm(normals, axis=1)[:, None]
+    points = normals * 10.0
+    points[n - 20:n - 15] = points[:5]
+    normals[n - 20:n - 15] = normals[:5]
+    normals[n - 10:] *= -1.0
+    return points, normals, rng.uniform(1.5, 3.5, n)
+
+
+@needs_cuda
+@pytest.mark.parametrize("alpha, rmin_factor, fold_cos", [(8.0, 0.3, 0.5), (2.0, 0.0, -1.0)])
+def test_conflict_graph_cuda_matches_cpu_and_naive(alpha, rmin_factor, fold_cos):
+    """The same CSR rows in the same order as the CPU kernel (the removal that follows depends on that order), the
+    same weights, and the naive all-pairs graph's pairs."""
+    from scalp3d.kernels import conflict_graph, eliminate
+
+    points, normals, radius = scalp_points()
+    cpu = conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos)
+    gpu = kcuda.conflict_graph_cuda(points.tolist(), np.asfortranarray(normals), radius, alpha, rmin_factor,
+                                    fold_cos)
+    assert gpu[0].dtype == gpu[1].dtype == np.int64 and gpu[2].dtype == np.float64
+    np.testing.assert_array_equal(gpu[0], cpu[0])
+    np.testing.assert_array_equal(gpu[1], cpu[1])
+    np.testing.assert_allclose(gpu[2], cpu[2], rtol=kcuda.KERNEL_RTOL, atol=0)
+    assert len(gpu[1]) > 2 * len(points)  # rows with several conflicts each
+    ref = naive.conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos)
+    np.testing.assert_array_equal(gpu[0], ref[0])
+    for i in range(len(points)):
+        row = slice(gpu[0][i], gpu[0][i + 1])
+        got = dict(zip(gpu[1][row], gpu[2][row]))
+        want = dict(zip(ref[1][row], ref[2][row]))
+        assert got.keys() == want.keys(), f"row {i}"
+        np.testing.assert_allclose([got[j] for j in want], list(want.values()), rtol=1e-12, err_msg=f"row {i}")
+    # the removal on the CPU, fed the twin's graph, keeps the same points
+    removable = np.ones(len(points), bool)
+    removable[:10] = False
+    np.testing.assert_array_equal(eliminate(*gpu, removable, 120)[1], eliminate(*cpu, removable, 120)[1])
+
+
+@needs_cuda
+def test_conflict_graph_cuda_no_points_and_no_conflicts():
+    indptr, indices, weights = kcuda.conflict_graph_cuda(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), 8.0, 0.3,
+                                                         0.5)
+    assert list(indptr) == [0] and indices.shape == weights.shape == (0,)
+    # two close points on either side of a fold, and a far one: no conflict, every row empty
+    p = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [9.0, 0.0, 0.0]])
+    n = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0]])
+    indptr, indices, weights = kcuda.conflict_graph_cuda(p, n, np.ones(3), 8.0, 0.3, 0.0)
+    assert list(indptr) == [0, 0, 0, 0] and len(indices) == len(weights) == 0
+
+
+@needs_cuda
+def test_snap_points_cuda_matches_cpu(icosphere):
+    """Points pushed off the sphere and started from faces near and far: the same closest points, faces and
+    barycentric coordinates as the CPU kernel, on the mesh."""
+    from scalp3d.kernels.snap import snap_points
+
+    vertices, _, faces = icosphere
+    rng = np.random.default_rng(5)
+    k = 160
+    start = rng.integers(0, len(faces), k)
+    bary = rng.dirichlet(np.ones(3), k)
+    q = np.einsum("ij,ijk->ik", bary, vertices[faces[start]])
+    q += rng.normal(0.0, 1.5, q.shape)  # off the surface and off the start face (edges about 3 mm)
+    q[:3] = vertices[faces[start[:3], 0]]  # exactly on a corner
+    vf = vertex_faces(len(vertices), faces)
+    cpu = snap_points(q, start, vertices, faces, *vf)
+    gpu = kcuda.snap_points_cuda(q, start.astype(np.int32), vertices, faces, *vf)
+    np.testing.assert_array_equal(gpu[1], cpu[1])
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=kcuda.KERNEL_RTOL, atol=1e-12)
+    np.testing.assert_allclose(gpu[2], cpu[2], rtol=kcuda.KERNEL_RTOL, atol=1e-12)
+    assert (gpu[1] != start).sum() > k // 3  # many walked to another face
+    on_face = np.einsum("ij,ijk->ik", gpu[2], vertices[faces[gpu[1]]])
+    np.testing.assert_allclose(on_face, gpu[0], atol=1e-9)
+    np.testing.assert_allclose(gpu[2].sum(axis=1), 1.0, atol=1e-12)
+    assert (gpu[2] >= -1e-12).all()
+    empty = kcuda.snap_points_cuda(np.zeros((0, 3)), np.zeros(0, np.int64), vertices, faces, *vf)
+    assert empty[0].shape == (0, 3) and empty[1].shape == (0,) and empty[2].shape == (0, 3)
+
+
+# --------------------------------------------------------------------------------------- place_dots(backend=...)
+
+def assert_same_dots(gpu, cpu):
+    """backend="cuda" against backend="cpu": the stated tolerance (kcuda.PLACEMENT_ATOL_MM) on positions, the rest
+    equal."""
+    assert len(gpu) == len(cpu) > 0
+    np.testing.assert_array_equal(gpu.session, cpu.session)
+    np.testing.assert_array_equal(gpu.ids, cpu.ids)
+    np.testing.assert_array_equal(gpu.face_ids, cpu.face_ids)
+    np.testing.assert_allclose(gpu.positions, cpu.positions, rtol=0, atol=kcuda.PLACEMENT_ATOL_MM)
+    np.testing.assert_allclose(gpu.bary, cpu.bary, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(gpu.normals, cpu.normals, rtol=0, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def ball():
+    """An icosphere of radius 50 mm (1,280 faces)."""
+    import trimesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=50.0)
+    return np.asarray(mesh.vertices), np.asarray(mesh.faces)
+
+
+@needs_cuda
+def test_place_dots_cuda_matches_cpu_joint(ball):
+    """The whole placement with its CUDA twins (conflict graph, relaxation and joint sweeps) on the simulator: the
+    CPU's dots, sessions and ids, within the stated tolerance."""
+    from scalp3d.placement import place_dots
+
+    v, f = ball
+    kw = dict(count=150, sessions=3, seed=3, session_mode="joint")
+    cpu = place_dots(v, f, backend="cpu", **kw)
+    gpu = place_dots(v, f, backend="cuda", **kw)
+    assert_same_dots(gpu, cpu)
+    assert set(np.unique(gpu.session)) == {1, 2, 3}
+    # and the twins really ran: the CPU result differs from a plain elimination without relaxation
+    raw = place_dots(v, f, backend="cpu", relax_passes=0, session_mode="subsets", count=150, sessions=3, seed=3)
+    assert np.abs(raw.positions - cpu.positions).max() > 0.1
+
+
+@needs_cuda
+def test_place_dots_cuda_matches_cpu_around_fixed_dots(ball):
+    """Around kept dots of their own sessions (a local re-placement: the fixed dots are snapped onto the mesh by the
+    snap's twin) and in a region: the CPU's dots within the stated tolerance."""
+    from scalp3d.placement import place_dots
+
+    v, f = ball
+    first = place_dots(v, f, count=120, sessions=2, seed=1, backend="cpu")
+    keep = first.positions[:, 2] < 0.0
+    kw = dict(count=60, density_per_cm2=np.where(v[:, 2] > 0, 1.5, 1.0), sessions=2, seed=2,
+              fixed=first.positions[keep], fixed_session=first.session[keep], region=v[:, 2] > -5.0)
+    cpu = place_dots(v, f, backend="cpu", **kw)
+    gpu = place_dots(v, f, backend="cuda", **kw)
+    assert_same_dots(gpu, cpu)
+    assert keep.sum() > 30
+
+
+def test_place_dots_auto_takes_the_cpu_on_the_simulator(ball, monkeypatch):
+    """"auto" never counts the simulator as a GPU: with NUMBA_ENABLE_CUDASIM=1 (this module) it runs the CPU kernels,
+    whose every twin is made to fail here."""
+    from scalp3d import placement
+    from scalp3d.kernels.elimination import conflict_graph
+    from scalp3d.kernels.multiclass import multiclass_sweep
+    from scalp3d.kernels.snap import snap_points
+
+    if not SIMULATOR and cuda.is_available():
+        pytest.skip("a real CUDA GPU is here: auto takes it")
+    assert not kcuda.gpu_present()
+    assert placement._kernels_for("auto") == (conflict_graph, multiclass_sweep, snap_points)
+    assert placement._kernels_for("cpu") == (conflict_graph, multiclass_sweep, snap_points)
+
+    def no(*_args):
+        raise AssertionError("a CUDA twin ran under backend='auto' without a GPU")
+
+    for name in ("conflict_graph_cuda", "multiclass_sweep_cuda", "snap_points_cuda"):
+        monkeypatch.setattr(kcuda, name, no)
+    v, f = ball
+    dots = placement.place_dots(v, f, count=80, seed=0)  # the default is "auto"
+    np.testing.assert_array_equal(dots.positions, placement.place_dots(v, f, count=80, seed=0,
+                                                                       backend="cpu").positions)
+    with pytest.raises(AssertionError, match="CUDA twin"):
+        placement.place_dots(v, f, count=80, seed=0, backend="cuda")
+
+
+def test_place_dots_unknown_backend_is_refused(ball):
+    from scalp3d.errors import InputError
+    from scalp3d.placement import place_dots
+
+    v, f = ball
+    for bad in ("gpu", "CUDA", None):
+        with pytest.raises(InputError, match="backend must be 'auto', 'cpu' or 'cuda'") as info:
+            place_dots(v, f, count=10, backend=bad)
+        assert isinstance(info.value, ValueError)
+
+
+def test_place_dots_cuda_without_gpu_or_simulator_names_the_fix():
+    out = run_python("""
+        import trimesh
+        from numba import cuda
+        from scalp3d.errors import MissingDependencyError
+        from scalp3d.placement import place_dots
+        s = trimesh.creation.icosphere(2, radius=50.0)
+        if cuda.is_available():
+            print("GPU")
+        else:
+            try:
+                place_dots(s.vertices, s.faces, count=10, backend="cuda")
+            except MissingDependencyError as exc:
+                print(isinstance(exc, ValueError), exc)
+            else:
+                print("no error")
+            print(len(place_dots(s.vertices, s.faces, count=10)))  # auto: the CPU
+    """, NUMBA_ENABLE_CUDASIM="0")
+    if out == "GPU":
+        pytest.skip("this machine has a CUDA GPU: the no-GPU error cannot happen")
+    first, second = out.splitlines()
+    assert first.startswith("True backend='cuda': no CUDA GPU was found"), out
+    assert "NUMBA_ENABLE_CUDASIM=1" in first and "backend='cpu'" in first
+    assert second == "10"
+
+
+def test_place_dots_on_the_cpu_does_not_import_cuda():
+    out = run_python("""
+        import sys
+        import trimesh
+        from scalp3d.placement import place_dots
+        s = trimesh.creation.icosphere(2, radius=50.0)
+        place_dots(s.vertices, s.faces, count=10, backend="cpu")
+        print("numba.cuda" in sys.modules)
+    """)
+    assert out == "False"
