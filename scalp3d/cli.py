@@ -153,6 +153,14 @@ def build_parser():
     vw = sub.add_parser("view", help="turn the plan in 3D: sessions, healed or fresh, before/after, heat maps")
     vw.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
     _add_quiet(vw)
+    dg = sub.add_parser("design", help="change the design live with the patient: drag the hairline, paint reserved "
+                        "skin, sliders; the healed look follows", description="Open a plan in the live design window. "
+                        "Drag the spheres on the hairline (mid-frontal, frontotemporal, temple points), on reserved "
+                        "regions and scars; p reserves the skin under the pointer; z undo, y redo, w save.")
+    dg.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
+    dg.add_argument("--out", metavar="DIR2", help="where w saves the plan and the dots shown (default: DIR itself, "
+                    "its plan kept as DIR.previous-N)")
+    _add_quiet(dg)
     sh = sub.add_parser("share", help="one HTML file the patient opens at home, offline: turn, zoom, sessions")
     sh.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
     sh.add_argument("--out", required=True, metavar="FILE.html")
@@ -279,6 +287,23 @@ def _preview(args):
     out = render_view(scene, args.out, view=args.view, session=args.session, before=args.before, fresh=args.fresh,
                       size=args.size)
     print(f"wrote {out}")
+    return 0
+
+
+def _design(args):
+    from .errors import InputError
+    from .live import LiveDesign
+    from .viewers.design import open_design
+    from .viewers.interactive import no_display_reason
+
+    reason = no_display_reason()
+    if reason:
+        raise InputError(f"scalp3d design needs a screen: {reason}; change plan.toml and run scalp3d plan instead")
+    _progress(args)("reading the plan and baking its look ...")
+    live = LiveDesign.open(args.plan_dir)
+    open_design(live, save_to=args.out or args.plan_dir)
+    if live.can_undo:
+        print(f"scalp3d design: {len(live.history)} change(s) made; saved only where you pressed w")
     return 0
 
 
@@ -534,8 +559,8 @@ def main(argv=None):
             if args.case_command == "new":
                 _cold_cache_notice(_progress(args))
             return _case(args)
-        if args.command in ("preview", "view", "share"):
-            return {"preview": _preview, "view": _view, "share": _share}[args.command](args)
+        if args.command in ("preview", "view", "share", "design"):
+            return {"preview": _preview, "view": _view, "share": _share, "design": _design}[args.command](args)
         from .pipeline import run
 
         if args.command == "demo":

@@ -274,6 +274,10 @@ LIVE_DENSITY_TOL = 0.03
 LIVE_STEP_SEED = 7919
 #: a dots.csv opened for live design must lie on the head.ply beside it within this (mm; it is rounded to 0.001 mm)
 LIVE_DOT_ON_HEAD_MM = 0.05
+#: a disc painted reserved in the live design: its radius (mm)
+LIVE_PAINT_RADIUS_MM = 5.0
+#: a hairline handle sits on the skin within this of its control point's height (mm, head frame)
+LIVE_HANDLE_BAND_MM = 1.5
 
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing

@@ -266,6 +266,99 @@ class LiveDesign:
             _within(head.vertices[moved_v], dots.positions, reach + edge)
         refuse_close_dots(dots.subset(rows), sp[rows], fr, source=f"the change {words}")
 
+    # ---- handles: what the design window drags -----------------------------------------------------------------
+    def handles(self) -> dict:
+        """Where each handle of the design is on the skin (scan axes, mm): ``hairline.mid-frontal``,
+        ``hairline.frontotemporal.right``/``.left``, ``hairline.temple.right``/``.left`` (or ``hairline.polyline.I``
+        for each point of a drawn hairline), ``reserved.I`` (a reserved region's centre) and ``scars.I`` (a scar's
+        first point). :meth:`move_handle` moves one."""
+        on = self._frame()
+        out = {}
+        hp = self.plan.hairline
+        if hp.polyline_mm:
+            for i, q in enumerate(hp.polyline_mm):
+                out[f"hairline.polyline.{i}"] = self._on_skin(q)
+        else:
+            c = np.asarray(self.field.figures["hairline_controls_deg_mm"], dtype=np.float64)
+            front = c[np.argmin(np.abs(c[:, 0]))]
+            ft = c[(c[:, 0] > 0) & (c[:, 0] < 90.0)]
+            names = {"frontotemporal": ft[0], "temple": ft[1]} if len(ft) >= 2 else {}
+            out["hairline.mid-frontal"] = on.skin_at(*front)
+            for what, (az, z) in names.items():
+                out[f"hairline.{what}.right"] = on.skin_at(az, z)
+                out[f"hairline.{what}.left"] = on.skin_at(-az, z)
+        for i, r in enumerate(self.plan.reserved):
+            if r.center_mm is not None:
+                out[f"reserved.{i}"] = self._on_skin(r.center_mm)
+        for i, sc in enumerate(self.plan.scars):
+            pts = sc.polyline_mm or sc.points_mm
+            if pts:
+                out[f"scars.{i}"] = self._on_skin(pts[0])
+        return out
+
+    def move_handle(self, name: str, point) -> Update:
+        """Move the handle ``name`` (one of :meth:`handles`) to the skin at ``point`` (scan axes, mm; taken to the
+        nearest skin) and update the design: the plan keys the handle stands for are set from where it now is (the
+        mid-frontal point's height along the skin above the glabella; a frontotemporal point's distance from the
+        midline and its recession along the skin; a temple point's place ahead of and above the tragi; a reserved
+        region's centre; a whole scar, moved as one). Values are kept within the plan's ranges."""
+        from .design import SCHEMA
+
+        if name not in self.handles():
+            raise PlanError(f"no handle '{name}'; the handles are {', '.join(self.handles())}")
+        p = self._on_skin(point)
+        hs = SCHEMA["hairline"]
+
+        def clip(key, value):
+            lo, hi = hs[key][2]
+            return round(float(min(max(value, lo), hi)), 1)
+
+        parts = name.split(".")
+        if parts[0] == "reserved":
+            return self.change({f"{name}.center_mm": [float(c) for c in p]})
+        if parts[0] == "scars":
+            return self.change(self._scar_moved(int(parts[1]), p))
+        if parts[1] == "polyline":
+            poly = [list(q) for q in self.plan.hairline.polyline_mm]
+            poly[int(parts[2])] = [float(c) for c in p]
+            return self.change({"hairline.polyline_mm": poly})
+        on = self._frame()
+        x, y, z = on.local_of(p)
+        if parts[1] == "mid-frontal":
+            return self.change({"hairline.height_above_glabella_mm": clip("height_above_glabella_mm",
+                                                                         on.from_glabella(p))})
+        if parts[1] == "temple":
+            return self.change({"hairline.temple_ahead_of_tragus_mm": clip("temple_ahead_of_tragus_mm", y),
+                                "hairline.temple_above_tragus_mm": clip("temple_above_tragus_mm", z)})
+        width = clip("frontotemporal_half_width_mm", abs(x))
+        c = np.asarray(self.field.figures["hairline_controls_deg_mm"], dtype=np.float64)
+        z_front = float(c[np.argmin(np.abs(c[:, 0])), 1])
+        return self.change({"hairline.frontotemporal_half_width_mm": width,
+                            "hairline.recession_mm": clip("recession_mm", on.arc_above(np.sign(x) * width, z_front,
+                                                                                        z))})
+
+    def paint(self, point, radius_mm: float = config.LIVE_PAINT_RADIUS_MM) -> Update:
+        """Reserve a disc of skin (no dots) around ``point`` (scan axes, mm): one more reserved region."""
+        reserved = [dict(_plain_item(r)) for r in self.plan.reserved]
+        reserved.append({"center_mm": [float(c) for c in self._on_skin(point)], "radius_mm": float(radius_mm),
+                         "comment": "painted in the live design"})
+        return self.change({"reserved": reserved})
+
+    def _scar_moved(self, i, p) -> dict:
+        sc = self.plan.scars[i]
+        key = "polyline_mm" if sc.polyline_mm else "points_mm"
+        pts = np.asarray(getattr(sc, key), dtype=np.float64)
+        moved = [[float(c) for c in self._on_skin(q)] for q in pts + (p - self._on_skin(pts[0]))]
+        return {f"scars.{i}.{key}": moved}
+
+    def _on_skin(self, point) -> np.ndarray:
+        return self._frame().nearest_skin(np.asarray(point, dtype=np.float64).reshape(3))
+
+    def _frame(self) -> "_HeadFrame":
+        if getattr(self, "_head_frame", None) is None:
+            self._head_frame = _HeadFrame(self.head, self.landmarks, self._geodesic)
+        return self._head_frame
+
     # ---- figures and saving -----------------------------------------------------------------------------------
     def quality(self) -> dict:
         """The quality figures of the dots shown (:func:`scalp3d.quality.placement_quality`), with ``below_bars``."""
@@ -302,6 +395,63 @@ class LiveDesign:
         for line in summary_table(summary, out, images):
             log(line)
         return summary
+
+
+class _HeadFrame:
+    """The head as the handles see it: vertices in the head frame (x right, y forward, z up; mm), a nearest-vertex
+    tree, and the distance along the skin from the glabella."""
+
+    def __init__(self, head, landmarks, geodesic):
+        from scipy.spatial import cKDTree
+
+        self.head = head
+        self.origin, self.R = landmarks.frame()
+        self.local = (head.vertices - self.origin) @ self.R.T
+        self.tree = cKDTree(head.vertices)
+        self.azimuth = np.degrees(np.arctan2(self.local[:, 0], self.local[:, 1]))
+        self._glabella = int(self.tree.query(landmarks.glabella)[1])
+        self._geodesic = geodesic
+        self._from_glabella = None
+
+    def nearest_skin(self, p) -> np.ndarray:
+        return self.head.vertices[int(self.tree.query(p)[1])].copy()
+
+    def local_of(self, p) -> np.ndarray:
+        return (np.asarray(p, dtype=np.float64) - self.origin) @ self.R.T
+
+    def skin_at(self, azimuth_deg, z_mm) -> np.ndarray:
+        """The skin point at this azimuth (degrees, 0 = front, + to the right) and height (head frame, mm)."""
+        near = np.abs(self.local[:, 2] - z_mm) < config.LIVE_HANDLE_BAND_MM
+        rows = np.flatnonzero(near) if near.any() else np.arange(len(self.local))
+        da = np.abs((self.azimuth[rows] - azimuth_deg + 180.0) % 360.0 - 180.0)
+        return self.head.vertices[rows[np.argmin(da)]].copy()
+
+    def from_glabella(self, p) -> float:
+        if self._from_glabella is None:
+            self._from_glabella = self._geodesic.distance([self._glabella])
+        return float(self._from_glabella[int(self.tree.query(p)[1])])
+
+    def arc_above(self, x0, z_from, z_to) -> float:
+        """Distance along the forehead's skin at lateral ``x0`` from height ``z_from`` up to ``z_to`` (mm, >= 0)."""
+        from .design import _column_profile
+        from .errors import GeometryError
+
+        x, y, z = self.local.T
+        below, above = config.FOREHEAD_COLUMN_SPAN_MM
+        prof = _column_profile(x, y, z, x0, z_from - below, z_from + above)
+        if prof is None:
+            raise GeometryError(f"no forehead skin {abs(x0):.0f} mm from the midline there; move the handle onto "
+                                "the forehead")
+        zc, yc = prof
+        arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(zc), np.diff(yc)))])
+        return max(float(np.interp(z_to, zc, arc) - np.interp(z_from, zc, arc)), 0.0)
+
+
+def _plain_item(item) -> dict:
+    """A reserved region or scar of a Plan as the plan file's table (lists, no None)."""
+    from .types import _section_dict
+
+    return _section_dict(item)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------------
@@ -393,7 +543,15 @@ def _check_key(parts, key) -> None:
 
 
 def _short(v, n=40) -> str:
-    s = repr(v.tolist() if isinstance(v, np.ndarray) else v)
+    """A plan value in a few words: numbers rounded, points as (x, y, z), lists of tables counted."""
+    v = v.tolist() if isinstance(v, np.ndarray) else v
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        return f"{len(v)} table{'s' if len(v) > 1 else ''}"
+    if isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v):
+        return "(" + ", ".join(f"{x:.1f}" for x in v) + ") mm"
+    if isinstance(v, list) and v and all(isinstance(x, list) for x in v):
+        return f"{len(v)} points"
+    s = f"{v:g}" if isinstance(v, float) else repr(v)
     return s if len(s) <= n else s[:n - 3] + "..."
 
 

@@ -1,0 +1,120 @@
+"""The live design window (issue 15, point 1), off screen, driven by a script as a practitioner would: a handle's
+sphere widget moved and let go (its end-of-interaction event, which calls the window's callback), a slider set and
+let go, the paint key's pick, undo, save. A screenshot before and after each step (the test's temporary folder);
+the assertions read the design, the dots and the pixels."""
+import numpy as np
+import pytest
+
+from scalp3d import config
+
+WINDOW = (1100, 800)
+
+
+@pytest.fixture(scope="module")
+def window(tmp_path_factory):
+    import scalp3d
+    from scalp3d.viewers.design import DesignWindow
+
+    live = scalp3d.LiveDesign.sample()
+    w = DesignWindow(live, off_screen=True, window_size=WINDOW, save_to=tmp_path_factory.mktemp("saved") / "plan",
+                     log=lambda *_: None)
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("design-shots")
+
+
+def darkness(img, xy, half=12):
+    """Mean darkness (255 - grey) of the image in a box around pixel ``xy``."""
+    x, y = (int(round(c)) for c in xy)
+    box = img[max(y - half, 0):y + half, max(x - half, 0):x + half].astype(float)
+    return 255.0 - box.mean()
+
+
+def let_go(widget, centre):
+    widget.SetCenter(*centre)
+    widget.InvokeEvent("EndInteractionEvent")
+
+
+def test_dragging_the_mid_frontal_handle_lowers_the_hairline(window, shots):
+    live = window.live
+    up = live._frame().R[2]
+    h0 = live.get("hairline.height_above_glabella_mm")
+    mid = live.handles()["hairline.mid-frontal"]
+    probe = live._frame().nearest_skin(mid - 5.0 * up)  # skin just below today's hairline: bare now
+    before = window.image()
+    window.screenshot(shots / "0-opened.png")
+    assert set(live.handles()) == set(window.handle_widgets)
+    widget = window.handle_widgets["hairline.mid-frontal"]
+    let_go(widget, np.asarray(widget.GetCenter()) - 10.0 * up)
+    after = window.image()
+    window.screenshot(shots / "1-hairline-lowered.png")
+    h1 = live.get("hairline.height_above_glabella_mm")
+    assert 5.0 < h0 - h1 < 15.0, (h0, h1)
+    assert window.last.how == "local" and not window.error
+    # the handle sits where the design now has it, on the skin
+    assert np.linalg.norm(np.asarray(widget.GetCenter()) - live.handles()["hairline.mid-frontal"]) < 2.0
+    # the skin that was bare below the old hairline now holds dots: darker on screen
+    xy = window.to_pixels(probe[None])[0]
+    assert darkness(after, xy) > darkness(before, xy) + 3.0, (darkness(before, xy), darkness(after, xy))
+    from scipy.spatial import cKDTree
+
+    assert cKDTree(live.dots.positions).query(probe)[0] < 2.0
+
+
+def test_a_slider_sets_its_plan_key(window, shots):
+    live = window.live
+    s = window.sliders["hairline.irregularity_mm"]
+    s.GetRepresentation().SetValue(6.0)
+    s.InvokeEvent("EndInteractionEvent")
+    window.screenshot(shots / "2-irregular.png")
+    assert live.get("hairline.irregularity_mm") == 6.0 and window.last.how == "local"
+
+
+def test_a_refused_value_is_shown_and_changes_nothing(window, shots):
+    live = window.live
+    n = len(live.history)
+    s = window.sliders["density.core_per_cm2"]
+    window.slide("density.core_per_cm2", 30.0)  # under the hairline's 40 per cm2: the plan refuses it
+    window.screenshot(shots / "3-refused.png")
+    assert window.error and "hairline_per_cm2" in window.message and len(live.history) == n
+    # the slider shows the design's value again
+    assert s.GetRepresentation().GetValue() == pytest.approx(live.get("density.core_per_cm2"))
+
+
+def test_painting_reserves_skin_and_undo_takes_it_back(window, shots):
+    from scipy.spatial import cKDTree
+
+    live = window.live
+    top = live._frame().nearest_skin(live.landmarks.vertex)
+    before = live.dots
+    window.paint(top)
+    window.screenshot(shots / "4-painted.png")
+    assert "reserved.0" in window.handle_widgets
+    assert cKDTree(live.dots.positions).query(top)[0] > config.LIVE_PAINT_RADIUS_MM - 1.0
+    window.undo()
+    window.screenshot(shots / "5-undone.png")
+    assert "reserved.0" not in window.handle_widgets and live.dots is before
+
+
+def test_save_writes_what_was_shown(window):
+    from scalp3d.export import read_dots_csv
+
+    s = window.save()
+    assert s is not None and not window.error, window.message
+    cols = read_dots_csv(window.save_to / "dots.csv")
+    assert np.array_equal(np.sort(cols["id"]), np.sort(window.live.dots.ids))
+    assert (window.save_to / "session-1.ngc").is_file()
+
+
+def test_design_without_a_screen_says_so(tmp_path, monkeypatch, capsys):
+    from scalp3d.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["design", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "scalp3d design needs a screen" in err and err.count("\n") == 1
