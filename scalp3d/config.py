@@ -91,6 +91,8 @@ MIN_SCAN_POINTS = 100
 GEODESIC_MAX_FACES = 40_000
 #: the geodesic solvers kept for the meshes last used (a few MB each at GEODESIC_MAX_FACES faces)
 GEODESIC_CACHE = 2
+#: ... and each keeps its last few distance fields, by their sources (a design change solves only the changed ones)
+GEODESIC_DISTANCE_CACHE = 12
 GEODESIC_VOXEL_MM = 2.0
 
 # --- design (plan defaults, published figures) -------------------------------------------------------------------

@@ -127,6 +127,7 @@ class HeadGeodesics:
         self.solver = GeodesicSolver(cv, cf)
         self._to_coarse = cKDTree(cv).query(v)[1]
         self.n = len(v)
+        self._distances: dict = {}  # the last few distance fields asked for, by their sources (most recent last)
 
     @classmethod
     def of(cls, vertices, faces) -> HeadGeodesics:
@@ -149,4 +150,13 @@ class HeadGeodesics:
     def distance(self, sources) -> np.ndarray:
         """Distance along the skin (n,) in mm from the nearest of the full mesh's vertices ``sources``."""
         src = np.unique(self._to_coarse[np.atleast_1d(np.asarray(sources, dtype=np.int64))])
-        return self.solver.distance(src)[self._to_coarse]
+        # a design change asks again for most of the same fields (from the glabella, from an unmoved reserved
+        # region...): the last config.GEODESIC_DISTANCE_CACHE are kept, so only the changed ones are solved
+        key = src.tobytes()
+        d = self._distances.pop(key, None)
+        if d is None:
+            d = self.solver.distance(src)
+        self._distances[key] = d
+        while len(self._distances) > config.GEODESIC_DISTANCE_CACHE:
+            self._distances.pop(next(iter(self._distances)))
+        return d[self._to_coarse]
