@@ -527,11 +527,17 @@ def _progress(args):
     return lambda line: print(f"scalp3d: {line}", flush=True)
 
 
-def _cold_cache_notice(progress):
+def _cold_cache_notice(progress, warm_up=False):
+    """Say that a first run compiles the kernels; with ``warm_up``, compile part of them in a second process
+    (:mod:`scalp3d.warmup`: the needle's and the placement's, for the runs that place dots)."""
     from . import numba_cache_is_warm
 
     if not numba_cache_is_warm():
         progress("compiling kernels, first run only (about 30 s)")
+        if warm_up:
+            from .warmup import start
+
+            start()
 
 
 def main(argv=None):
@@ -546,7 +552,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:
         if args.command in ("demo", "plan", "mesh", "sample"):
-            _cold_cache_notice(_progress(args))
+            _cold_cache_notice(_progress(args), warm_up=args.command in ("demo", "plan"))
         if args.command == "verify":
             return _verify(args)
         if args.command == "sample":
@@ -557,7 +563,7 @@ def main(argv=None):
             return _mesh(args)
         if args.command == "case":
             if args.case_command == "new":
-                _cold_cache_notice(_progress(args))
+                _cold_cache_notice(_progress(args), warm_up=True)
             return _case(args)
         if args.command in ("preview", "view", "share", "design"):
             return {"preview": _preview, "view": _view, "share": _share, "design": _design}[args.command](args)
