@@ -282,8 +282,10 @@ def case_revise(case_path, plan_path, *, comment="", log=print, progress=None):
     """A new plan revision for the sessions not yet done, around the dots already done (fixed: they stay exactly
     where they are, with their ids and settings). A revision that changes settings only (shades, depth, needle: the
     density, the zones, the sessions' fractions and the seed as before) moves no dot: the dots not done keep their
-    ids and places and take the new settings; any other re-places every dot not done. The new plan must keep the number of sessions. Returns the
-    revision's number."""
+    ids and places and take the new settings; a design change with the sessions' split and the seed as before keeps
+    the dots not done farther than the seam from the change and places the others again around them; a new split or
+    seed re-places every dot not done. The new plan must keep the number of sessions. Returns the revision's
+    number."""
     from .design import build_field, dots_with_settings, load_plan
     from .placement import local_spacing_mm
     from .spacing import refuse_close_dots
@@ -296,10 +298,15 @@ def case_revise(case_path, plan_path, *, comment="", log=print, progress=None):
         field = build_field(head, lm, plan)
         undone = latest.subset((latest.session > d) & ~np.isin(latest.ids, done.ids))
         same_split = (plan.sessions.fractions == old_plan.sessions.fractions and plan.seed == old_plan.seed)
-        keep = _unchanged_design(build_field(head, lm, old_plan), field, undone, same_split)
+        old_field = build_field(head, lm, old_plan)
+        keep = _unchanged_design(old_field, field, undone, same_split)
         if keep.all() and len(keep):  # settings only: every dot stays, the new settings on those not done
             new = dots_with_settings(undone, head, field)
             lead = f"{len(new):,} dots not done kept in place (the design is unchanged), with the new settings"
+        elif same_split and len(undone):  # only the dots not done near the change are placed again
+            new, kept = _placed_near_change(case, head, old_field, field, plan, d, done, undone)
+            lead = (f"{kept:,} dots not done kept in place, {len(new) - kept:,} placed again near the design's "
+                    "change")
         else:
             new = dots_with_settings(_placed(case, head, field, plan, d, done), head, field)
             lead = f"{len(new):,} new dots"
@@ -340,12 +347,35 @@ def _revisable(case, case_path, plan, old_plan, plan_path) -> int:
 
 def _unchanged_design(old_field, field, undone, same_split):
     """Which of the ``undone`` dots to keep (k,) bool: all of them when the design's density and zones are unchanged
-    everywhere and the sessions are split as before, none otherwise. (Keeping them only away from a change would need
-    the relaxation to hold the kept dots' own sessions apart from the new ones': not built.)"""
+    everywhere and the sessions are split as before, none otherwise (a changed design keeps them only away from the
+    change: :func:`_placed_near_change`)."""
     peak = max(float(field.density_per_cm2.max()), float(old_field.density_per_cm2.max()), 1e-9)
     same = same_split and not ((np.abs(field.density_per_cm2 - old_field.density_per_cm2) > 1e-9 * peak).any()
                                or (field.zone != old_field.zone).any())
     return np.full(len(undone), same, dtype=bool)
+
+
+def _placed_near_change(case, head, old_field, field, plan, d, done, undone):
+    """The dots of sessions ``d + 1`` on after a design change (complete Dots) and how many of ``undone`` were kept:
+    those farther than the seam from any change keep their ids and places, the others are placed again around them
+    and the done dots (:func:`scalp3d.placement.replace_where_changed` with the done dots pinned), new ids from the
+    case's next."""
+    from .design import dots_with_settings
+    from .placement import replace_where_changed
+    from .types import Placement, check_fractions
+
+    fr = np.asarray(plan.sessions.fractions)
+    start = fr[d - 1] if d else 0.0
+    rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(), what="the sessions left to plan")
+    both = Placement(*(np.concatenate([getattr(done, k), getattr(undone, k)]) for k in
+                       ("positions", "normals", "face_ids", "session", "ids", "bary")))
+    pinned = np.arange(len(both)) < len(done)
+    placed, keep = replace_where_changed(head.vertices, head.faces, both, old_field.density_per_cm2,
+                                         field.density_per_cm2, sessions=rest, seed=plan.seed,
+                                         vertex_normals=head.vertex_normals, pinned=pinned, first_session=d + 1,
+                                         first_id=case.next_dot_id())
+    mine = ~np.isin(placed.ids, done.ids)
+    return dots_with_settings(placed.subset(mine), head, field), int(keep[len(done):].sum())
 
 
 def _placed(case, head, field, plan, d, done):

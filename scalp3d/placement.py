@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import namedtuple
+from dataclasses import replace
 
 import numpy as np
 
@@ -680,15 +681,21 @@ def _eliminate_to(points, normals, radius, removable, target, ratio, fold_cos, k
 
 
 def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_per_cm2, *, sessions, seed=0,
-                          vertex_normals=None, margin_mm=None, changed=None):
+                          vertex_normals=None, margin_mm=None, changed=None, pinned=None, first_session=1,
+                          first_id=None):
     """A local re-placement after a design change (issue 15): the dots of ``placed`` farther than ``margin_mm`` from
     every vertex whose density changed (or from ``changed``, (n,) bool) stay exactly as they are (positions, ids,
     sessions, faces); the others are placed again around them, within ``margin_mm`` of the change, each new dot held
     apart from the kept dots of its own session at that session's spacing (:func:`place_dots` with
     ``fixed_session``). As many dots in all as the new density asks for.
 
+    A revision of a course under way: ``pinned`` ((len(placed),) bool) marks dots that stay wherever they are (dots
+    already tattooed; they push the new ones at the union's spacing, whatever their session), ``sessions`` are then
+    the fractions of the sessions still to come, the first of which is session ``first_session`` (the kept dots'
+    and the new dots' session numbers are the course's), and the new dots' ids start at ``first_id``.
+
     Returns (Placement of every dot: the kept ones first, in their order, then the new ones with ids after the
-    largest kept id; the (len(placed),) bool mask of the kept dots).
+    largest kept id, or from ``first_id``; the (len(placed),) bool mask of the kept dots).
     """
     from scipy.spatial import cKDTree
 
@@ -709,7 +716,8 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     reach = margin + config.LOCAL_FIXED_REACH_MM
     # (distances capped at the reach: the queries stop early, 1.3 s -> 0.1 s on the sample head)
     dist = tree.query(placed.positions, distance_upper_bound=reach)[0] if len(placed) else np.zeros(0)
-    keep = dist > margin
+    pinned = np.zeros(len(placed), bool) if pinned is None else np.asarray(pinned, dtype=bool)
+    keep = (dist > margin) | pinned
     region = tree.query(v, distance_upper_bound=margin * (1.0 + 1e-9))[0] <= margin
     # as many new dots as the new density asks for on the faces touching the region, less the kept dots on them
     # (counting only the faces wholly inside left the seam's ring of faces short: 0.9 % fewer dots than a fresh plan
@@ -723,7 +731,10 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     # only the kept dots within reach of the region take part (the others are too far to push a new dot); a new dot
     # that still ends under the floor of one farther away is dropped below
     near = keep[keep] & (dist[keep] <= reach)
-    pushing = kept.subset(near)
+    offset = int(first_session) - 1
+    # the kept dots' sessions among the ones placed (0: a pinned dot, held at the union's spacing only)
+    own = np.where(pinned[keep], 0, kept.session - offset)
+    pushing = replace(kept.subset(near), session=own[near])
     new = place_dots(v, f, count=count, density_per_cm2=new_d, sessions=sessions, seed=seed,
                      vertex_normals=vertex_normals, fixed=pushing.positions if len(pushing) else None,
                      fixed_session=pushing.session if len(pushing) else None, region=region) if count else None
@@ -733,8 +744,9 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
         new = new.subset(_polished(pushing, new, new_d, f, _fractions(sessions)))
     if new is None or len(new) == 0:
         return kept, keep
-    first = int(kept.ids.max()) + 1 if len(kept) else 1
+    first = first_id if first_id is not None else int(kept.ids.max()) + 1 if len(kept) else 1
     ids = np.arange(first, first + len(new), dtype=np.int64)
+    new = replace(new, session=new.session + offset)
     return Placement(*(np.concatenate([getattr(kept, k), x]) for k, x in (
         ("positions", new.positions), ("normals", new.normals), ("face_ids", new.face_ids),
         ("session", new.session), ("ids", ids), ("bary", new.bary)))), keep

@@ -173,12 +173,13 @@ def test_a_revision_keeps_every_done_dot_and_outdates_older_programs(course, cap
     from scalp3d.placement import local_spacing_mm
 
     with Case.open(course / "p.case") as case:
-        before = case.done_dots()
+        before, planned = case.done_dots(), case.dots()
     (course / "lower.toml").write_text("[density]\ncore_per_cm2 = 20.0\nhairline_per_cm2 = 15.0\n"
                                        "[hairline]\nheight_above_glabella_mm = 72.0\n")
     capsys.readouterr()
     assert main(["case", "revise", str(course / "p.case"), "--plan", str(course / "lower.toml"), "--quiet"]) == 0
-    assert "revision 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "revision 2" in out
     with Case.open(course / "p.case") as case:
         after, dots, plan = case.done_dots(), case.dots(), case.plan()
         assert [r.number for r in case.revisions()] == [1, 2]
@@ -188,6 +189,14 @@ def test_a_revision_keeps_every_done_dot_and_outdates_older_programs(course, cap
         assert np.array_equal(getattr(after, k)[order], getattr(before, k)[ref]), k
     new = ~np.isin(dots.ids, before.ids)
     assert set(np.unique(dots.session[new]).tolist()) == {2, 3}
+    # the dots not done away from the change keep their ids, places and sessions; only those near it are new
+    assert "placed again near the design's change" in out
+    was = {int(i): k for k, i in enumerate(planned.ids)}
+    stayed = np.array([int(i) in was for i in dots.ids]) & new
+    assert 0.3 < stayed.sum() / new.sum() < 0.99, stayed.mean()
+    rows = [was[int(i)] for i in dots.ids[stayed]]
+    assert np.array_equal(dots.positions[stayed], planned.positions[rows])
+    assert np.array_equal(dots.session[stayed], planned.session[rows])
     assert dots.ids[new].min() > max(before.ids.max(), 0)
     assert plan.hairline.height_above_glabella_mm == 72.0
     # the union against the floor, as an independent check of the command's own refusal
