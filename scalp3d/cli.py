@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -157,7 +158,8 @@ def build_parser():
                         "skin, sliders; the healed look follows", description="Open a plan in the live design window. "
                         "Drag the spheres on the hairline (mid-frontal, frontotemporal, temple points), on reserved "
                         "regions and scars; p reserves the skin under the pointer; z undo, y redo, w save.")
-    dg.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote")
+    dg.add_argument("plan_dir", metavar="DIR", help="the folder `scalp3d plan` wrote, or a patient's case file (w "
+                    "then stores the design as the case's next revision: the dots already done never move)")
     dg.add_argument("--out", metavar="DIR2", help="where w saves the plan and the dots shown (default: DIR itself, "
                     "its plan kept as DIR.previous-N)")
     _add_quiet(dg)
@@ -300,7 +302,13 @@ def _design(args):
     if reason:
         raise InputError(f"scalp3d design needs a screen: {reason}; change plan.toml and run scalp3d plan instead")
     _progress(args)("reading the plan and baking its look ...")
-    live = LiveDesign.open(args.plan_dir)
+    if Path(args.plan_dir).is_file():  # a patient's case: w stores the next revision
+        if args.out:
+            raise InputError(f"{args.plan_dir}: a case's design is saved into the case as its next revision; "
+                             "leave out --out")
+        live = LiveDesign.open_case(args.plan_dir)
+    else:
+        live = LiveDesign.open(args.plan_dir)
     open_design(live, save_to=args.out or args.plan_dir)
     if live.can_undo:
         print(f"scalp3d design: {len(live.history)} change(s) made; saved only where you pressed w")

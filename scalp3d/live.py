@@ -85,6 +85,7 @@ class LiveDesign:
         self._done = [_State(plan, field, dots, "opened", "full", field.density_per_cm2)]
         self._undone: list[_State] = []
         self._steps = 0
+        self.course: _Course | None = None  # a case's course under way (open_case): its done dots never move
 
     # ---- making one -------------------------------------------------------------------------------------------
     @classmethod
@@ -139,6 +140,43 @@ class LiveDesign:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a folder without its summary still opens; the saved summary then names the folder
         return cls(head, lm, plan, field, dots, source=source, opened_from=str(d))
+
+    @classmethod
+    def open_case(cls, case_path) -> "LiveDesign":
+        """A patient's case (``scalp3d case``) at its latest revision, for a revision made live: the dots already
+        tattooed never move (they keep their settings too), the sessions not yet done change with the design;
+        :meth:`save_case` stores the result as the case's next revision. Refused, as ``case revise`` is, when every
+        session is done or a touch-up was made."""
+        from .case import Case
+        from .case_commands import _revisable
+        from .geodesic import HeadGeodesics
+        from .pipeline import Source
+
+        path = Path(case_path)
+        with Case.open(path) as case:
+            plan, head, lm = case.plan(), case.head(), case.landmarks()
+            finished = _revisable(case, path, plan, plan, path)
+            done, latest, first_id = case.done_dots(), case.dots(), case.next_dot_id()
+        field = build_field(head, lm, plan, geodesic=HeadGeodesics.of(head.vertices, head.faces))
+        course_dots = latest.subset(np.isin(latest.ids, done.ids) | (latest.session > finished))
+        live = cls(head, lm, plan, field, course_dots, source=Source(path.name, "mm"), opened_from=str(path))
+        live.course = _Course(path, tuple(plan.sessions.fractions), finished, done, first_id)
+        return live
+
+    def save_case(self, comment: str = "") -> int:
+        """Store the design shown as the case's next revision (the dots shown, the done ones as they were); returns
+        its number. Refused when the case changed since it was opened (a session marked done meanwhile)."""
+        from .case import Case
+        from .case_commands import _revisable
+
+        course = self.course
+        if course is None:
+            raise InputError("this design was not opened from a case; save it to a folder with save()")
+        with Case.open(course.path, write=True) as case:
+            if not np.array_equal(np.sort(case.done_ids()), np.sort(course.done_ids)):
+                raise InputError(f"{course.path}: dots were marked done since the design was opened; open it again")
+            _revisable(case, course.path, self.plan, case.plan(), course.path)
+            return case.add_revision(self.plan, self.dots, comment or "live design: " + "; ".join(self.history))
 
     # ---- what is shown ----------------------------------------------------------------------------------------
     @property
@@ -195,7 +233,7 @@ class LiveDesign:
                           time.perf_counter() - t0)
         field = build_field(self.head, self.landmarks, plan, geodesic=self._geodesic)
         placed, how, placed_for = self._placed(cur, plan, field)
-        dots = dots_with_settings(placed, self.head, field)
+        dots = self._with_settings(placed, field)
         new = _State(plan, field, dots, words, how, placed_for)
         u = _update(cur.dots, new, how, 0.0)
         if how != "settings":
@@ -227,11 +265,21 @@ class LiveDesign:
 
     def _placed(self, cur: _State, plan: Plan, field: Field):
         """(Placement, how, the density each vertex's dots are placed for) for a new plan and field: see the module's
-        docstring."""
+        docstring. In a course under way (:meth:`open_case`) the done dots stay, the sessions still to come are
+        placed around them, new ids after the case's."""
         head = self.head
         fractions = plan.sessions.fractions
         new_d = field.density_per_cm2
-        if (plan.seed, fractions) == (cur.plan.seed, cur.plan.sessions.fractions):
+        course = self.course
+        local = {}
+        if course is not None:
+            if len(fractions) != len(course.fractions):
+                raise PlanError(f"{self.opened_from}: the case has {len(course.fractions)} sessions; a revision keeps "
+                                "the number of sessions")
+            fractions = course.rest(fractions)
+            local = {"pinned": np.isin(cur.dots.ids, course.done_ids), "first_session": course.finished + 1,
+                     "first_id": max(course.first_id, int(cur.dots.ids.max()) + 1)}
+        if (plan.seed, plan.sessions.fractions) == (cur.plan.seed, cur.plan.sessions.fractions):
             old = cur.placed_for
             changed = ((old > 0) != (new_d > 0)) | (np.abs(new_d - old) > config.LIVE_DENSITY_TOL
                                                     * np.maximum(old, new_d))
@@ -239,15 +287,28 @@ class LiveDesign:
                 return cur.dots, "settings", old
             seed = (plan.seed + config.LIVE_STEP_SEED * (self._steps + 1)) % 2**31
             placed, keep = replace_where_changed(head.vertices, head.faces, cur.dots, old, new_d, sessions=fractions,
-                                                 seed=seed, vertex_normals=head.vertex_normals, changed=changed)
-            if len(keep) == 0 or keep.mean() >= config.LIVE_FULL_BELOW_KEPT:
+                                                 seed=seed, vertex_normals=head.vertex_normals, changed=changed,
+                                                 **local)
+            if course is not None or len(keep) == 0 or keep.mean() >= config.LIVE_FULL_BELOW_KEPT:
                 placed_for = old.copy()
                 redone = _within(head.vertices[changed], head.vertices, config.LOCAL_SEAM_MM)
                 placed_for[redone] = new_d[redone]
                 return placed, "local", placed_for
+        if course is not None:
+            return course.placed_around_done(head, new_d, fractions, plan.seed, cur.dots), "full", new_d
         placed = place_dots(head.vertices, head.faces, density_per_cm2=new_d, sessions=fractions, seed=plan.seed,
                             vertex_normals=head.vertex_normals)
         return placed, "full", new_d
+
+    def _with_settings(self, placed, field) -> Dots:
+        """The placed dots with the field's settings; in a course, the done dots keep the ones they were tattooed
+        with, bit for bit."""
+        if self.course is None:
+            return dots_with_settings(placed, self.head, field)
+        from .case_commands import _joined
+
+        done = np.isin(placed.ids, self.course.done_ids)
+        return _joined(self.course.done_dots, dots_with_settings(placed.subset(~done), self.head, field))
 
     def _check_floor(self, dots, field, plan, moved_v, fresh, words):
         """Refuse (:class:`PlanRefused`) dots under the spacing floor. Checked among the dots that can be in a pair
@@ -264,7 +325,8 @@ class LiveDesign:
         edge = float(np.linalg.norm(head.vertices[head.faces[:, 0]] - head.vertices[head.faces[:, 1]], axis=1).max())
         rows = _within(dots.positions[fresh], dots.positions, reach) | \
             _within(head.vertices[moved_v], dots.positions, reach + edge)
-        refuse_close_dots(dots.subset(rows), sp[rows], fr, source=f"the change {words}")
+        done = None if self.course is None else np.isin(dots.ids[rows], self.course.done_ids)
+        refuse_close_dots(dots.subset(rows), sp[rows], fr, source=f"the change {words}", done=done)
 
     # ---- handles: what the design window drags -----------------------------------------------------------------
     def handles(self) -> dict:
@@ -395,6 +457,37 @@ class LiveDesign:
         for line in summary_table(summary, out, images):
             log(line)
         return summary
+
+
+class _Course:
+    """A case's course under way, as a live design sees it: the case file, the cumulative fractions of all its
+    sessions, how many are finished, the dots done (Dots, as tattooed) and the next free dot id."""
+
+    def __init__(self, path, fractions, finished, done_dots, first_id):
+        self.path, self.fractions, self.finished = Path(path), tuple(fractions), int(finished)
+        self.done_dots, self.done_ids, self.first_id = done_dots, np.asarray(done_dots.ids), int(first_id)
+
+    def rest(self, fractions) -> tuple:
+        """The cumulative fractions of the sessions still to come, among themselves."""
+        from .types import check_fractions
+
+        fr = np.asarray(fractions, dtype=np.float64)
+        d = self.finished
+        start = fr[d - 1] if d else 0.0
+        return check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(),
+                               what="the sessions left to plan")
+
+    def placed_around_done(self, head, density, rest, seed, now) -> Placement:
+        """Every dot not done placed again around the done ones (a new seed or split), ids after the case's."""
+        from .case_commands import _renumbered
+
+        done = self.done_dots
+        placed = place_dots(head.vertices, head.faces, density_per_cm2=density, sessions=rest, seed=seed,
+                            vertex_normals=head.vertex_normals, fixed=done.positions if len(done) else None)
+        placed = _renumbered(placed, first_id=max(self.first_id, int(now.ids.max()) + 1),
+                             first_session=self.finished + 1)
+        return Placement(*(np.concatenate([getattr(done, k), getattr(placed, k)]) for k in
+                           ("positions", "normals", "face_ids", "session", "ids", "bary")))
 
 
 class _HeadFrame:

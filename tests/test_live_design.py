@@ -210,3 +210,50 @@ def test_open_refuses_files_that_do_not_belong_together(live, tmp_path):
     with pytest.raises(InputError, match="has no plan.toml"):
         (out / "plan.toml").unlink()
         LiveDesign.open(out)
+
+
+def test_a_case_under_way_changes_live_around_its_done_dots(tmp_path):
+    """`scalp3d design CASE`: session 1 done, the hairline lowered live: the done dots stay as tattooed (places and
+    settings), new dots only in sessions 2 and 3, the floor held with the done dots; saved as the case's revision 2,
+    exactly the dots shown; a case that changed since it was opened is refused."""
+    from scalp3d.case import Case
+    from scalp3d.cli import main
+    from scalp3d.errors import InputError
+    from scalp3d.export import write_head_ply
+    from scalp3d.live import LiveDesign
+    from scalp3d.sample import load_sample_head
+
+    _, head, _ = load_sample_head()
+    write_head_ply(head, tmp_path / "scan.ply")
+    (tmp_path / "light.toml").write_text("[density]\ncore_per_cm2 = 20.0\nhairline_per_cm2 = 15.0\n")
+    case = tmp_path / "p.case"
+    assert main(["case", "new", str(case), "--scan", str(tmp_path / "scan.ply"), "--units", "mm", "--plan",
+                 str(tmp_path / "light.toml"), "--quiet"]) == 0
+    assert main(["case", "session", str(case), "1", "--out", str(tmp_path / "s1"), "--no-preview", "--quiet"]) == 0
+    assert main(["case", "done", str(case), "1"]) == 0
+    live = LiveDesign.open_case(case)
+    with Case.open(case) as c:
+        done = c.done_dots()
+    h0 = live.get("hairline.height_above_glabella_mm")
+    u = live.set("hairline.height_above_glabella_mm", h0 - 6.0)
+    assert u.how == "local" and not np.isin(done.ids, np.concatenate([u.changed_ids, u.removed_ids])).any()
+    rows = [int(np.flatnonzero(u.dots.ids == i)[0]) for i in done.ids]
+    for k in ("positions", "normals", "face_ids", "bary", "session", "depth_mm", "dot_size_mm"):
+        assert np.array_equal(getattr(u.dots, k)[rows], getattr(done, k)), k
+    fresh = np.isin(u.dots.ids, u.changed_ids)
+    assert fresh.any() and set(np.unique(u.dots.session[fresh]).tolist()) <= {2, 3}
+    assert u.dots.ids[fresh].min() > done.ids.max()
+    n = live.save_case()
+    with Case.open(case) as c:
+        stored, plan = c.dots(), c.plan()
+    assert n == 2 and plan.hairline.height_above_glabella_mm == h0 - 6.0
+    assert np.array_equal(np.sort(stored.ids), np.sort(u.dots.ids))
+    order, mine = np.argsort(stored.ids), np.argsort(u.dots.ids)
+    assert np.array_equal(stored.positions[order], u.dots.positions[mine])
+    # the case moves on (session 2 done) while an old design is still open: its save is refused
+    stale = LiveDesign.open_case(case)
+    stale.set("zones.crown.density_per_cm2", 15.0)
+    assert main(["case", "session", str(case), "2", "--out", str(tmp_path / "s2"), "--no-preview", "--quiet"]) == 0
+    assert main(["case", "done", str(case), "2"]) == 0
+    with pytest.raises(InputError, match="marked done since the design was opened"):
+        stale.save_case()

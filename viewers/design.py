@@ -134,10 +134,17 @@ class DesignWindow:
         self._refresh()
 
     def save(self, folder=None):
-        """Write the plan and the dots shown (:meth:`LiveDesign.save`) to ``folder`` or the window's own; an
-        existing plan there is kept as ``DIR.previous-N``."""
+        """Write the plan and the dots shown (:meth:`LiveDesign.save`) to ``folder`` or the window's own (an
+        existing plan there is kept as ``DIR.previous-N``); a case's design is stored as its next revision."""
         from scalp3d.errors import Scalp3dError
 
+        if self.live.course is not None and folder is None:
+            try:
+                n = self.live.save_case()
+            except Scalp3dError as exc:
+                return self._say(str(exc), error=True)
+            return self._say(f"saved as revision {n} of {self.live.course.path.name}: {len(self.live.dots):,} dots, "
+                             "the ones shown; write its programs with scalp3d case session")
         out = Path(folder) if folder is not None else self.save_to
         if out is None:
             return self._say("no folder to save to: open the window with --out FOLDER", error=True)
