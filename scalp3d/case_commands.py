@@ -355,6 +355,17 @@ def _unchanged_design(old_field, field, undone, same_split):
     return np.full(len(undone), same, dtype=bool)
 
 
+def rest_fractions(fractions, finished: int) -> tuple:
+    """The cumulative fractions of a course's sessions after the first ``finished``, among themselves (what a
+    revision places: the done sessions' dots are fixed)."""
+    from .types import check_fractions
+
+    fr = np.asarray(fractions, dtype=np.float64)
+    start = fr[finished - 1] if finished else 0.0
+    return check_fractions(((fr[finished:] - start) / (1.0 - start)).round(12).tolist(),
+                           what="the sessions left to plan")
+
+
 def _placed_near_change(case, head, old_field, field, plan, d, done, undone):
     """The dots of sessions ``d + 1`` on after a design change (complete Dots) and how many of ``undone`` were kept:
     those farther than the seam from any change keep their ids and places, the others are placed again around them
@@ -362,11 +373,9 @@ def _placed_near_change(case, head, old_field, field, plan, d, done, undone):
     case's next."""
     from .design import dots_with_settings
     from .placement import replace_where_changed
-    from .types import Placement, check_fractions
+    from .types import Placement
 
-    fr = np.asarray(plan.sessions.fractions)
-    start = fr[d - 1] if d else 0.0
-    rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(), what="the sessions left to plan")
+    rest = rest_fractions(plan.sessions.fractions, d)
     both = Placement(*(np.concatenate([getattr(done, k), getattr(undone, k)]) for k in
                        ("positions", "normals", "face_ids", "session", "ids", "bary")))
     pinned = np.arange(len(both)) < len(done)
@@ -381,11 +390,8 @@ def _placed_near_change(case, head, old_field, field, plan, d, done, undone):
 def _placed(case, head, field, plan, d, done):
     """The new dots of sessions ``d + 1`` on (a Placement, ids from the case's next), around the done dots."""
     from .placement import place_dots
-    from .types import check_fractions
 
-    fr = np.asarray(plan.sessions.fractions)
-    start = fr[d - 1] if d else 0.0
-    rest = check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(), what="the sessions left to plan")
+    rest = rest_fractions(plan.sessions.fractions, d)
     placed = place_dots(head.vertices, head.faces, density_per_cm2=field.density_per_cm2, sessions=rest,
                         seed=plan.seed, vertex_normals=head.vertex_normals, fixed=done.positions if len(done) else None)
     return _renumbered(placed, first_id=case.next_dot_id(), first_session=d + 1)

@@ -469,13 +469,9 @@ class _Course:
 
     def rest(self, fractions) -> tuple:
         """The cumulative fractions of the sessions still to come, among themselves."""
-        from .types import check_fractions
+        from .case_commands import rest_fractions
 
-        fr = np.asarray(fractions, dtype=np.float64)
-        d = self.finished
-        start = fr[d - 1] if d else 0.0
-        return check_fractions(((fr[d:] - start) / (1.0 - start)).round(12).tolist(),
-                               what="the sessions left to plan")
+        return rest_fractions(fractions, self.finished)
 
     def placed_around_done(self, head, density, rest, seed, now) -> Placement:
         """Every dot not done placed again around the done ones (a new seed or split), ids after the case's."""
