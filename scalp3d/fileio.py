@@ -129,3 +129,16 @@ def read_json(path, what: str):
         raise InputError(f"{path}: {what} file not found; check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: {what} file is not valid JSON ({exc}); fix or re-export it") from None
+
+
+def plan_folder(folder) -> Path:
+    """``folder`` as a Path, checked to be a folder `scalp3d plan` wrote (head.ply, landmarks.json, plan.toml and
+    dots.csv in it); raises InputError naming what is missing."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputError(f"{d}: not a folder; give the folder `scalp3d plan` wrote")
+    for name in ("head.ply", "landmarks.json", "plan.toml", "dots.csv"):
+        if not (d / name).is_file():
+            raise InputError(f"{d}: has no {name}; give a folder `scalp3d plan` wrote (re-run the plan if a file "
+                             "was removed)")
+    return d

@@ -115,18 +115,13 @@ class LiveDesign:
         """The plan in a folder ``scalp3d plan`` (or :meth:`save`) wrote: its head.ply, landmarks.json, plan.toml and
         the dots of its dots.csv, exactly (not placed again)."""
         from .export import read_dots_csv
+        from .fileio import plan_folder
         from .geodesic import HeadGeodesics
         from .landmarks import load_landmarks, resolve_landmarks
         from .pipeline import Source
         from .surface import load_head
 
-        d = Path(folder)
-        if not d.is_dir():
-            raise InputError(f"{d}: not a folder; give the folder `scalp3d plan` wrote")
-        for name in ("head.ply", "landmarks.json", "plan.toml", "dots.csv"):
-            if not (d / name).is_file():
-                raise InputError(f"{d}: has no {name}; give a folder `scalp3d plan` wrote (re-run the plan if a file "
-                                 "was removed)")
+        d = plan_folder(folder)
         head = load_head(d / "head.ply")
         lm = resolve_landmarks(head, load_landmarks(d / "landmarks.json"), "file")
         plan = load_plan(d / "plan.toml")

@@ -33,6 +33,7 @@ import numpy as np
 
 from scalp3d import config
 
+from .interactive import WindowShots
 from .pictures import HeadLook
 
 #: handle colours: the hairline's, reserved regions', scars'
@@ -62,7 +63,7 @@ def open_design(live, *, save_to=None, off_screen=False, window_size=(1280, 900)
     return w
 
 
-class DesignWindow:
+class DesignWindow(WindowShots):
     """The window, its handles and controls. Scripts and tests call :meth:`drag`, :meth:`slide`, :meth:`paint`,
     :meth:`undo`, :meth:`redo`, :meth:`save`, or drive the widgets (:attr:`handle_widgets`, :attr:`sliders`)."""
 
@@ -167,28 +168,6 @@ class DesignWindow:
         cam.view_angle = shot.view_angle
         self.plotter.reset_camera_clipping_range()
         self._render()
-
-    def screenshot(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._render()
-        self.plotter.screenshot(str(path))
-        return path
-
-    def image(self) -> np.ndarray:
-        self._render()
-        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
-
-    def to_pixels(self, points) -> np.ndarray:
-        """(n,2) pixel coordinates (x right, y down) of world ``points``."""
-        from .interactive import _matrix
-
-        ren = self.plotter.renderer
-        w, h = self.plotter.window_size
-        self.plotter.reset_camera_clipping_range()
-        pts = np.column_stack([np.asarray(points, dtype=np.float64), np.ones(len(points))]) @ _matrix(ren).T
-        ndc = pts[:, :3] / pts[:, 3:4]
-        return np.column_stack([(ndc[:, 0] + 1) / 2 * w, h - (ndc[:, 1] + 1) / 2 * h])
 
     def show(self):
         self.plotter.show()

@@ -162,7 +162,44 @@ def open_view(scene, *, off_screen=False, window_size=(1280, 900)):
     return view
 
 
-class View:
+class WindowShots:
+    """What a window's scripts and tests read of it (shared by :class:`View` and the live design window): a
+    screenshot, the image, the head's box and world points in pixels. Needs ``plotter``, ``mesh`` and ``_render``."""
+
+    def screenshot(self, path) -> Path:
+        """The window as it is now, as a PNG."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._render()
+        self.plotter.screenshot(str(path))
+        return path
+
+    def image(self) -> np.ndarray:
+        """(h, w, 3) uint8: the window as it is now."""
+        self._render()
+        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
+
+    def head_box(self):
+        """(x0, y0, x1, y1) pixels (image rows from the top) of the head's drawn part in the window now."""
+        xy = self.to_pixels(self.mesh.vertices)
+        return (int(xy[:, 0].min()), int(xy[:, 1].min()), int(xy[:, 0].max()) + 1, int(xy[:, 1].max()) + 1)
+
+    def to_pixels(self, points) -> np.ndarray:
+        """(n,2) image pixel coordinates (x right, y down from the top row) of world ``points`` (n,3)."""
+        ren = self.plotter.renderer
+        _, h = self.plotter.window_size
+        self.plotter.reset_camera_clipping_range()
+        m = _matrix(ren)
+        pts = np.column_stack([np.asarray(points, dtype=np.float64), np.ones(len(points))]) @ m.T
+        ndc = pts[:, :3] / pts[:, 3:4]
+        w, _ = self.plotter.window_size
+        x0, y0, x1, y1 = ren.GetViewport()
+        x = (x0 + (ndc[:, 0] + 1) / 2 * (x1 - x0)) * w
+        y = (y0 + (ndc[:, 1] + 1) / 2 * (y1 - y0)) * h
+        return np.column_stack([x, h - y])
+
+
+class View(WindowShots):
     """The window's state and its actors. Each control calls one method (:meth:`set_session`, :meth:`set_fresh`,
     :meth:`toggle_before`, :meth:`show_map`, :meth:`show_hairline`, :meth:`show_landmarks`); scripts call them too, or
     drive the widgets as a user does: the one slider of ``plotter``, :attr:`checkboxes` by name, key events."""
@@ -266,38 +303,6 @@ class View:
         cam.view_angle = shot.view_angle
         self.plotter.reset_camera_clipping_range()
         self._render()
-
-    def screenshot(self, path) -> Path:
-        """The window as it is now, as a PNG."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._render()
-        self.plotter.screenshot(str(path))
-        return path
-
-    def image(self) -> np.ndarray:
-        """(h, w, 3) uint8: the window as it is now."""
-        self._render()
-        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
-
-    def head_box(self):
-        """(x0, y0, x1, y1) pixels (image rows from the top) of the head's drawn part in the window now."""
-        xy = self.to_pixels(self.mesh.vertices)
-        return (int(xy[:, 0].min()), int(xy[:, 1].min()), int(xy[:, 0].max()) + 1, int(xy[:, 1].max()) + 1)
-
-    def to_pixels(self, points) -> np.ndarray:
-        """(n,2) image pixel coordinates (x right, y down from the top row) of world ``points`` (n,3)."""
-        ren = self.plotter.renderer
-        _, h = self.plotter.window_size
-        self.plotter.reset_camera_clipping_range()
-        m = _matrix(ren)
-        pts = np.column_stack([np.asarray(points, dtype=np.float64), np.ones(len(points))]) @ m.T
-        ndc = pts[:, :3] / pts[:, 3:4]
-        w, _ = self.plotter.window_size
-        x0, y0, x1, y1 = ren.GetViewport()
-        x = (x0 + (ndc[:, 0] + 1) / 2 * (x1 - x0)) * w
-        y = (y0 + (ndc[:, 1] + 1) / 2 * (y1 - y0)) * h
-        return np.column_stack([x, h - y])
 
     def show(self):
         """Open the window and wait until it is closed (on screen only)."""

@@ -69,17 +69,12 @@ class Scene:
         made again from them (a few seconds)."""
         from scalp3d.design import build_field, load_plan
         from scalp3d.export import read_dots_csv
+        from scalp3d.fileio import plan_folder
         from scalp3d.geodesic import HeadGeodesics
         from scalp3d.landmarks import load_landmarks, resolve_landmarks
         from scalp3d.surface import load_head
 
-        d = Path(folder)
-        if not d.is_dir():
-            raise InputError(f"{d}: not a folder; give the folder `scalp3d plan` wrote")
-        for name in ("head.ply", "landmarks.json", "plan.toml", "dots.csv"):
-            if not (d / name).is_file():
-                raise InputError(f"{d}: has no {name}; give a folder `scalp3d plan` wrote (re-run the plan if a file "
-                                 "was removed)")
+        d = plan_folder(folder)
         head = load_head(d / "head.ply")
         lm = resolve_landmarks(head, load_landmarks(d / "landmarks.json"), "file")
         plan = load_plan(d / "plan.toml")
