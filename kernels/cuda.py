@@ -277,7 +277,10 @@ def _on_device(fn, **callees):
     import types
 
     py = fn.py_func
-    scope = dict(py.__globals__)
+    # only the globals the source names: numba's simulator scans a device function's globals on every call it makes
+    # (to swap in its fake cuda module), and a whole module's globals made the simulated placement several times slower
+    scope = {k: py.__globals__[k] for k in py.__code__.co_names if k in py.__globals__}
+    scope["__builtins__"] = py.__globals__["__builtins__"]
     scope.update(callees)
     return cuda.jit(device=True)(types.FunctionType(py.__code__, scope, py.__name__, py.__defaults__, py.__closure__))
 

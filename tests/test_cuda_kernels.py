@@ -46,11 +46,23 @@ needs_cuda = pytest.mark.skipif(not USABLE, reason=WHY_NOT)
 RTOL = 1e-12
 
 
+@pytest.fixture(autouse=True, scope="module")
+def long_thread_slices():
+    """The simulator runs each GPU thread as a Python thread, and its main thread polls them in a busy loop. With
+    Python's default switch interval (5 ms) they handed the GIL to one another so often that one simulated conflict
+    graph took anywhere from 0.5 to 110 s, run after run; with 50 ms slices it takes 1-1.7 s every time."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)
+    yield
+    sys.setswitchinterval(before)
+
+
 @pytest.fixture(autouse=True)
 def small_launches(monkeypatch):
-    """Few threads and blocks: the simulator is quick and the grid-stride loops go round several times."""
-    monkeypatch.setattr(kcuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(kcuda, "MAX_BLOCKS", 3)
+    """Few blocks: the grid-stride loops go round several times (32 threads a block: with 4, the simulator's polling
+    of a block's threads took most of the time)."""
+    monkeypatch.setattr(kcuda, "THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(kcuda, "MAX_BLOCKS", 2)
 
 
 @pytest.fixture(scope="module")
