@@ -119,6 +119,20 @@ def list_nearest(points, nbr_ptr, nbr_idx):
     return out
 
 
+@njit(parallel=True, cache=True)
+def moved_spacing(radius, rows, face_ids, bary, faces, dens_v, low):
+    """``radius`` with the rows ``rows`` set to the local d_max (mm) of the density at their dots: the vertex
+    densities ``dens_v`` (dots per cm2) interpolated at (face_ids, bary), taken at no less than ``low``, as
+    :func:`scalp3d.placement.local_spacing_mm` does (the same operations in the same order: the same bits)."""
+    out = radius.copy()
+    for q in prange(rows.shape[0]):
+        i = rows[q]
+        f = face_ids[i]
+        d = bary[i, 0] * dens_v[faces[f, 0]] + bary[i, 1] * dens_v[faces[f, 1]] + bary[i, 2] * dens_v[faces[f, 2]]
+        out[i] = math.sqrt(2.0 / (math.sqrt(3.0) * (max(d, low) / 100.0)))
+    return out
+
+
 @njit(cache=True)
 def max_shift(a, b):
     """Largest distance between matching rows of two (n,3) arrays."""
@@ -247,6 +261,30 @@ def update_dot(i, dots, movable, targets, step, lists, mesh):
         pz = vertices[a0, 2] + b1 * abz + b2 * acz
     else:
         px, py, pz, f, b0, b1, b2 = snap_xyz(qx, qy, qz, face_ids[i], vertices, faces, vf_indptr, vf_indices)
+        if not face_ok[f]:
+            # a move off the skin with density slides along its edge: the part of the step towards the face it
+            # landed on (its centre, in the tangent plane) is dropped, and the rest tried whole, then halved (a pair
+            # pressed against a hard edge otherwise stays under its target for good: held pairs of dots 0.68 of
+            # d_max apart on the sample head)
+            ux = (vertices[faces[f, 0], 0] + vertices[faces[f, 1], 0] + vertices[faces[f, 2], 0]) / 3.0 - points[i, 0]
+            uy = (vertices[faces[f, 0], 1] + vertices[faces[f, 1], 1] + vertices[faces[f, 2], 1]) / 3.0 - points[i, 1]
+            uz = (vertices[faces[f, 0], 2] + vertices[faces[f, 1], 2] + vertices[faces[f, 2], 2]) / 3.0 - points[i, 2]
+            un = ux * normals[i, 0] + uy * normals[i, 1] + uz * normals[i, 2]
+            ux -= un * normals[i, 0]
+            uy -= un * normals[i, 1]
+            uz -= un * normals[i, 2]
+            ul = math.sqrt(ux * ux + uy * uy + uz * uz)
+            du = (dx * ux + dy * uy + dz * uz) / ul if ul > 0.0 else 0.0
+            if du > 0.0:
+                dx -= du * ux / ul
+                dy -= du * uy / ul
+                dz -= du * uz / ul
+                h = 1.0
+                while h > 0.3 and not face_ok[f]:
+                    px, py, pz, f, b0, b1, b2 = snap_xyz(points[i, 0] + h * dx, points[i, 1] + h * dy,
+                                                         points[i, 2] + h * dz, face_ids[i], vertices, faces,
+                                                         vf_indptr, vf_indices)
+                    h *= 0.5
         if not face_ok[f]:
             return wi, -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     u0 = faces[f, 0]

@@ -581,14 +581,14 @@ class _GuardedSweep:
         self.fold_cos, self.dens_v, self.floor_scale = fold_cos, dens_v, floor_scale
         self.kernel = kernel  # multiclass_sweep or its CUDA twin
 
-    def spacing(self, r, fi, b):
-        """The new dots' local d_max at their current place (fixed dots keep theirs)."""
+    def spacing(self, r, fi, b, changed):
+        """The new dots' local d_max at their current place (those that did not move, and fixed dots, keep theirs)."""
+        from scalp3d.kernels.multiclass import moved_spacing
+
         if self.dens_v is None:
             return r
-        m, dens_v = self.movable, self.dens_v
-        r = r.copy()
-        r[m] = local_spacing_mm((b[m] * dens_v[self.mesh.faces[fi[m]]]).sum(axis=1), dens_v.max())
-        return r
+        low = max(float(self.dens_v.max()) * config.SPACING_DENSITY_FLOOR_SHARE, 1e-3)  # as local_spacing_mm
+        return moved_spacing(r, np.flatnonzero(changed), fi, b, self.mesh.faces, self.dens_v, low)
 
     def __call__(self, dots, r, scale, omega):
         """(dots, their spacing, the largest relative violation before the sweep) after one guarded sweep at pair
@@ -601,8 +601,8 @@ class _GuardedSweep:
                                                     self.lists.at(p, n, r), self.mesh)
         if moved == 0:
             return dots, r, worst
-        r2 = self.spacing(r, fi2, b2)
         changed = (p2 != p).any(axis=1)
+        r2 = self.spacing(r, fi2, b2, changed)
         while True:
             bad = floor_offenders(p, p2, changed, self.cls, r2, self.floor_scale, *_FLOOR, *self.lists.at(p2, n2, r2))
             if not bad.any():

@@ -123,6 +123,26 @@ def test_fixed_dots_never_move_and_dots_stay_off_closed_faces():
     assert (q[movable] != p[movable]).any(axis=1).mean() > 0.5
 
 
+def test_a_pair_pressed_against_a_closed_edge_slides_along_it():
+    # two dots at the edge of the faces that may hold dots (x <= 10), too close, their pair direction pointing out
+    # of that half: the part of each step across the edge is dropped and they slide apart along it (before, a step
+    # that left the open faces was refused whole and such a pair stayed under its target for good)
+    v, f = grid_mesh()
+    vn = vertex_normals_of(v, f)
+    ok = v[f][:, :, 0].max(axis=1) <= 10
+    p = np.array([[9.95, 10.2, 0.0], [9.55, 10.6, 0.0]])
+    fid = faces_of(p)
+    vf = vertex_faces(len(v), f)
+    n = len(p)
+    q, nq, fq, bq = p, np.tile([0, 0, 1.0], (n, 1)), fid, np.full((n, 3), 1 / 3)
+    for _ in range(12):
+        q, nq, fq, bq, worst, moved = multiclass_step(q, nq, fq, bq, np.ones(n, bool), np.zeros(n, np.int64),
+                                                      np.full(n, 1.5), np.ones((1, 1)), 0.0, 1.0, 0.3, v, vn, f,
+                                                      vf[0], vf[1], ok)
+    assert ok[fq].all() and q[:, 0].max() <= 10.0 + 1e-12
+    assert np.linalg.norm(q[0] - q[1]) > 0.97 * 1.5, q  # started 0.57 mm apart, target 1.5 mm
+
+
 @pytest.fixture(scope="module")
 def cap():
     v, f = ellipsoid_cap(60)  # 35k triangles, 556 cm2
