@@ -116,14 +116,16 @@ def radial_spectrum(points, normals, dmax_mm, *, patches=48, patch_radius=8.0, b
     """
     from scipy.spatial import cKDTree
 
+    from scalp3d.kernels.spectrum import patch_power
+
     pts = np.asarray(points, dtype=np.float64)
     nrm = np.asarray(normals, dtype=np.float64)
     rng = np.random.default_rng(seed)
     tree = cKDTree(pts)
     kmin, kmax = 0.25, 2.5  # below about 2 / patch_radius the window's own transform dominates
-    freq = kmin + (np.arange(bins) + 0.5) / bins * (kmax - kmin)
+    step = (kmax - kmin) / bins
+    freq = kmin + (np.arange(bins) + 0.5) * step
     angles = np.linspace(0, np.pi, 36, endpoint=False)
-    kvec = np.stack([np.outer(freq, np.cos(angles)), np.outer(freq, np.sin(angles))], axis=-1) / dmax_mm
     total = np.zeros(bins)
     used = 0
     window_r = patch_radius * dmax_mm
@@ -140,8 +142,6 @@ def radial_spectrum(points, normals, dmax_mm, *, patches=48, patch_radius=8.0, b
         xy = np.column_stack([rel @ t1, rel @ t2])
         # a smooth window keeps the patch's edge from ringing
         w = np.cos(0.5 * np.pi * np.minimum(np.linalg.norm(xy, axis=1) / window_r, 1.0)) ** 2
-        phase = 2 * np.pi * np.tensordot(kvec, xy.T, axes=([2], [0]))  # (bins, angles, m)
-        s = (w * np.cos(phase)).sum(-1) ** 2 + (w * np.sin(phase)).sum(-1) ** 2
-        total += s.mean(axis=1) / (w ** 2).sum()
+        total += patch_power(freq[0] / dmax_mm, step / dmax_mm, bins, angles, np.ascontiguousarray(xy), w)
         used += 1
     return freq, total / max(used, 1)
