@@ -9,7 +9,6 @@ objects (:meth:`Scene.from_plan`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
