@@ -101,7 +101,7 @@ def bake_dots(log_t, xy, metric, radius_mm, halo_mm, opacity, trans, band_start,
     """
     n_bands = len(band_start) - 1
     for b in prange(n_bands):
-        lo = b * BAND_ROWS
+        lo = np.int64(b) * BAND_ROWS  # int64, not prange's uint64: one specialisation of _splat_rows
         hi = lo + BAND_ROWS
         for k in range(band_start[b], band_start[b + 1]):
             i = band_items[k]

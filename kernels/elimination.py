@@ -115,13 +115,13 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     no_idx = np.empty(0, dtype=np.int64)
     no_w = np.empty(0)
     for i in prange(n):
-        counts[i + 1] = _scan_row(i, points, normals, radius, rule, grid, no_idx, no_w, 0, False)
+        counts[i + 1] = _scan_row(np.int64(i), points, normals, radius, rule, grid, no_idx, no_w, 0, False)
     indptr = np.cumsum(counts)
     nnz = indptr[n]
     indices = np.empty(nnz, dtype=np.int64)
     weights = np.empty(nnz)
     for i in prange(n):
-        _scan_row(i, points, normals, radius, rule, grid, indices, weights, indptr[i], True)
+        _scan_row(np.int64(i), points, normals, radius, rule, grid, indices, weights, indptr[i], True)
     return indptr, indices, weights
 
 
@@ -174,7 +174,7 @@ def eliminate(indptr, indices, weights, removable, target):
         key[i] = s
     heap = np.empty(n, dtype=np.int64)
     pos = np.full(n, -1, dtype=np.int64)
-    size = 0
+    size = np.int64(0)
     for i in range(n):
         if removable[i]:
             heap[size] = i
@@ -192,7 +192,7 @@ def eliminate(indptr, indices, weights, removable, target):
         if size > 0:
             heap[0] = heap[size]
             pos[heap[0]] = 0
-            _sift_down(heap, pos, key, 0, size)
+            _sift_down(heap, pos, key, np.int64(0), size)
         pos[top] = -1
         keep[top] = False
         removed[r] = top

@@ -82,7 +82,8 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     counts = np.zeros(n + 1, dtype=np.int64)
     rows = np.empty((n, PAIR_ROW_CAP), dtype=np.int64)
     for i in prange(n):
-        counts[i + 1] = _pair_row(i, points, normals, targets, reach, fold_cos, grid, rows[i], 0, PAIR_ROW_CAP)
+        counts[i + 1] = _pair_row(np.int64(i), points, normals, targets, reach, fold_cos, grid, rows[i], np.int64(0),
+                                   np.int64(PAIR_ROW_CAP))
     indptr = np.cumsum(counts)
     indices = np.empty(indptr[n], dtype=np.int64)
     over = False
@@ -97,7 +98,7 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
                 indices[k0 + c] = rows[i, c]
         return indptr, indices
     for i in prange(n):
-        _pair_row(i, points, normals, targets, reach, fold_cos, grid, indices, indptr[i], indptr[n])
+        _pair_row(np.int64(i), points, normals, targets, reach, fold_cos, grid, indices, indptr[i], indptr[n])
     return indptr, indices
 
 

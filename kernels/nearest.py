@@ -51,7 +51,7 @@ def nearest_distance(queries, points, cell, exclude_self):
             for t in range((2 * ring + 1) ** 3):
                 lo, hi = cube_cell(t, ring, True, qc0, qc1, qc2, cells, start, order, mask)
                 for s in range(lo, hi):
-                    best, bj = _offer(order[s], i, points, queries, exclude_self, best, bj)
+                    best, bj = _offer(order[s], np.int64(i), points, queries, exclude_self, best, bj)
             # every point not yet seen is at least ring * cell away
             if bj >= 0 and math.sqrt(best) <= ring * cell:
                 break
@@ -59,7 +59,7 @@ def nearest_distance(queries, points, cell, exclude_self):
             if ring > 8:
                 # far from everything: finish by brute force
                 for j in range(n):
-                    best, bj = _offer(j, i, points, queries, exclude_self, best, bj)
+                    best, bj = _offer(j, np.int64(i), points, queries, exclude_self, best, bj)
                 break
         dist[i] = math.sqrt(best)
         index[i] = bj

@@ -107,7 +107,7 @@ def knn_lists(points, k, cell):
                     j = order[s]
                     if j == i:
                         continue
-                    d = sq_dist(points, j, points, i)
+                    d = sq_dist(points, j, points, np.int64(i))
                     if d < bd[k - 1] or (d == bd[k - 1] and j < bj[k - 1]):
                         # insert in order
                         t = k - 1
@@ -188,7 +188,8 @@ def two_opt_or_opt(points, order, neighbours, max_moves):
     dummy = n
     tour = np.empty(n + 1, dtype=np.int64)
     tour[0] = dummy
-    tour[1:] = order
+    for p in range(n):  # not tour[1:] = order: the slice's shape-check error costs 2.5 s of compiling
+        tour[p + 1] = order[p]
     pos = np.empty(n + 1, dtype=np.int64)
     for p in range(n + 1):
         pos[tour[p]] = p
@@ -262,8 +263,8 @@ def two_opt_or_opt(points, order, neighbours, max_moves):
             if remove_gain <= 1e-10:
                 continue
             best = 1e-10
-            bj = -1
-            brev = False
+            bj = np.int64(-1)
+            brev = np.bool_(False)
             for end in range(2):
                 x = a if end == 0 else e
                 for t in range(K):
