@@ -27,7 +27,7 @@ def numba_cache_dir() -> str:
 
 
 def numba_cache_is_warm() -> bool:
-    """Whether the kernels were compiled and cached before (a first run compiles them: about 30 s)."""
+    """Whether the kernels were compiled and cached before (a first run compiles them: about 20 s)."""
     root = _os.path.join(numba_cache_dir(), "")
     for _dirpath, _dirs, files in _os.walk(root):
         if any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in files):

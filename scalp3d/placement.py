@@ -22,6 +22,7 @@ from . import config
 from .errors import GeometryError, InputError, MissingDependencyError
 from .meshes import vertex_normals_of  # noqa: F401  (re-exported: scripts and tests import it from here)
 from .types import Placement, check_fractions
+from .warmup import in_stage
 
 
 def spacing_for_density(density_per_cm2):
@@ -93,6 +94,7 @@ _Fixed = namedtuple("_Fixed", "points normals radius")
 _Candidates = namedtuple("_Candidates", "face_ids bary points normals radius")
 
 
+@in_stage("placement")
 def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3, seed=0, fixed=None,
                vertex_normals=None, candidates_per_dot=None, fold_cos=config.FOLD_COS, relax_passes=None,
                session_mode=config.SESSION_MODE, fixed_session=None, region=None, backend="auto"):
@@ -455,6 +457,7 @@ def _take(dots, rows):
     return type(dots)(*(a[rows] for a in dots))
 
 
+@in_stage("relax")
 def _relax(mesh, fixed, dots, rad, passes, fold_cos, kern):
     """Jacobi relaxation of the new dots (see :mod:`scalp3d.kernels.multiclass`); fixed dots push but never move.
     ``mesh`` a :class:`scalp3d.kernels.multiclass.Mesh` (face_ok: the faces with density), ``fixed`` a
@@ -521,6 +524,7 @@ class _PairLists:
         return self.lists
 
 
+@in_stage("joint")
 def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, kern, dens_v=None,
                  fixed_session=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`);

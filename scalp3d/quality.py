@@ -16,6 +16,7 @@ from . import config
 from .placement import local_spacing_mm
 from .meshes import stratified_samples
 from .types import Dots, Field, Head, settings_vertex
+from .warmup import in_stage
 
 
 def _dot_density(head: Head, field: Field, dots: Dots):
@@ -41,6 +42,7 @@ def spread_figures(points, dmax_local) -> dict:
             "nn_cv": round(float(r.std() / r.mean()), 4)}
 
 
+@in_stage("quality")
 def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int = 0,
                       coverage_samples: int = config.COVERAGE_SAMPLES) -> dict:
     """Quality figures for the union, each cumulative session and each session alone, plus density per zone."""
