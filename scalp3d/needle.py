@@ -283,16 +283,17 @@ def per_dot_seconds(prog: Program) -> np.ndarray:
     plunge = (prog.standoff_mm + prog.depth_mm) / (prog.plunge_feed_mm_per_min / 60.0)
     retract = (prog.standoff_mm + prog.depth_mm) / rapid
     out = plunge + retract + prog.dwell_s
-    prev = None
-    for k in range(len(prog)):
-        pts = list(prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]]) + [prog.approach[k]]
-        if prev is not None:
-            pts = [prev] + pts
-        if len(pts) > 1:
-            L = np.linalg.norm(np.diff(np.array(pts), axis=0), axis=1).sum()
-            out[k] += L / (rapid if len(pts) > 2 or prev is None else travel)
-        prev = prog.approach[k]
-    out[-1] += np.linalg.norm(np.diff(np.vstack([prog.approach[-1:], prog.exit_points]), axis=0), axis=1).sum() / rapid
+    path, owner = _travel_points(prog)
+    # each segment of the travel path belongs to the dot it leads to; a dot's travel runs from the previous dot's
+    # approach point through its lift points (rapid when it has any, or for the first dot) to its own approach point
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    to_dot = owner[1:]
+    inside = to_dot < len(prog)
+    length = np.bincount(to_dot[inside], weights=seg[inside], minlength=len(prog))
+    lifted = np.diff(prog.via_indptr) > 0
+    lifted[0] = True
+    out += length / np.where(lifted, rapid, travel)
+    out[-1] += seg[~inside].sum() / rapid  # the way out
     return out
 
 
@@ -334,12 +335,22 @@ def _slice(prog: Program, surface: SurfaceQuery, a: int, b: int) -> Program:
 
 def travel_path(prog: Program) -> np.ndarray:
     """Every point the needle tip travels through outside the plunges, in order: (k,3)."""
-    out = []
-    for k in range(len(prog)):
-        out.extend(prog.via_points[prog.via_indptr[k]:prog.via_indptr[k + 1]])
-        out.append(prog.approach[k])
-    out.extend(prog.exit_points)
-    return np.array(out)
+    return _travel_points(prog)[0]
+
+
+def _travel_points(prog: Program):
+    """:func:`travel_path`'s points (k,3) and, per point, the dot it belongs to (k,) int64: each dot's lift points
+    then its approach point, then the exit points (owned by ``len(prog)``)."""
+    n = len(prog)
+    counts = np.diff(prog.via_indptr)
+    owner = np.concatenate([np.repeat(np.arange(n), counts + 1), np.full(len(prog.exit_points), n)])
+    is_approach = np.zeros(len(owner), dtype=bool)
+    is_approach[np.cumsum(counts + 1) - 1] = True
+    path = np.empty((len(owner), 3))
+    path[is_approach] = prog.approach
+    path[np.flatnonzero(~is_approach)[:len(prog.via_points)]] = prog.via_points
+    path[len(owner) - len(prog.exit_points):] = prog.exit_points
+    return path, owner.astype(np.int64)
 
 
 def check_program(prog: Program, surface: SurfaceQuery) -> None:

@@ -35,6 +35,7 @@ from .machine import Machine
 
 _WORD = re.compile(r"([A-Z])\s*([-+]?\d*\.?\d+)")
 _DOT = re.compile(r"\(dot (\d+)\b([^)]*)\)")
+_COMMENT = re.compile(r"\([^()]*\)")
 _DEPTH = re.compile(r"\bdepth (\d*\.?\d+)")
 _AXIS = re.compile(r"\baxis (\S+) (\S+) (\S+)")
 _SHA = r"([0-9a-f]{16})"
@@ -135,7 +136,8 @@ def read_program(path) -> Parsed:
     to_mm = 1.0
     for ln, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
-        m = _DOT.search(raw)
+        paren = "(" in raw
+        m = _DOT.search(raw) if paren else None
         if m:
             dot = int(m.group(1))
             d = _DEPTH.search(m.group(2))
@@ -145,7 +147,10 @@ def read_program(path) -> Parsed:
             except ValueError:
                 axis = None
             notes.append(DotNote(dot, ln, float(d.group(1)) if d else None, axis))
-        line = re.sub(r"\([^()]*\)", "", raw).split(";")[0].strip().upper()
+        line = _COMMENT.sub("", raw) if paren or ")" in raw else raw
+        if ";" in line:
+            line = line.split(";")[0]
+        line = line.strip().upper()
         if "(" in line or ")" in line:
             malformed.append(ln)
             continue
@@ -567,21 +572,28 @@ def _clearance(clearance_mm, session_json, hdr) -> float:
     return hdr["clearance_mm"]
 
 
+def _move_arrays(moves: list):
+    """The moves as arrays: kind (m,) '<U2' ('G0', 'G1', 'G4'), xyz (m,3) float (nan where not yet known), line
+    (m,) int."""
+    kind = np.array([mv.kind for mv in moves], dtype="<U2")
+    xyz = np.array([mv.xyz for mv in moves], dtype=np.float64).reshape(-1, 3)
+    line = np.array([mv.line for mv in moves], dtype=np.int64)
+    return kind, xyz, line
+
+
 def _check_travel(moves: list, skin: Skin, clearance: float, V: list) -> None:
     """Every G0 that is not a retract from a dwell keeps ``clearance`` (mm) from the skin along its whole segment
     (sampled every half clearance), violations appended to ``V``."""
     tol = config.GEOMETRY_TOLERANCE_MM
-    travel_a, travel_b, travel_line = [], [], []
-    for i, mv in enumerate(moves):
-        if mv.kind != "G0" or i == 0 or np.isnan(moves[i - 1].xyz).any():
-            continue
-        if moves[i - 1].kind == "G4" and i >= 2 and moves[i - 2].kind == "G1":
-            continue  # the retract, out along the plunge (checked with the plunge)
-        travel_a.append(moves[i - 1].xyz)
-        travel_b.append(mv.xyz)
-        travel_line.append(mv.line)
-    if travel_a:
-        dmin = skin.segments_min_distance(np.array(travel_a), np.array(travel_b), clearance * 0.5)
+    kind, xyz, line = _move_arrays(moves)
+    # move i (from 1 on): a G0 from a known point that is not the retract after a G1 plunge and its G4 dwell
+    g0 = kind[1:] == "G0"
+    known = ~np.isnan(xyz[:-1]).any(axis=1)
+    retract = (kind[:-1] == "G4") & np.concatenate([[False], kind[:-2] == "G1"])[:len(kind) - 1]
+    travel = np.flatnonzero(g0 & known & ~retract) + 1  # the retract, out along the plunge, is checked with it
+    travel_a, travel_b, travel_line = xyz[travel - 1], xyz[travel], line[travel]
+    if len(travel):
+        dmin = skin.segments_min_distance(travel_a, travel_b, clearance * 0.5)
         for k in np.flatnonzero(dmin < clearance - tol):
             V.append(f"line {travel_line[k]}: a travel move comes {dmin[k]:.2f} mm from the skin "
                      f"(clearance {clearance:g} mm)")
@@ -590,7 +602,8 @@ def _check_travel(moves: list, skin: Skin, clearance: float, V: list) -> None:
 def _check_workspace(moves: list, machine: Machine, V: list) -> None:
     """Every known point of the program inside the machine's workspace (mm); the first 20 outside are appended to
     ``V``."""
-    allpts = np.array([m.xyz for m in moves if not np.isnan(m.xyz).any()])
+    xyz = _move_arrays(moves)[1]
+    allpts = xyz[~np.isnan(xyz).any(axis=1)]
     wmin = np.asarray(machine.workspace_min_mm)
     wmax = np.asarray(machine.workspace_max_mm)
     out = np.flatnonzero(((allpts < wmin) | (allpts > wmax)).any(axis=1))
