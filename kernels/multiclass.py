@@ -20,7 +20,7 @@ the thread count.
 
 Neighbours come from lists (:func:`pair_lists`, CSR) rather than from the grid at every sweep: a caller builds them
 with a ``reach`` beyond every pair's target and reuses them until a pair could have come within its target unseen
-(twice the largest move since the build, plus the growth of the spacing, exceeds the reach).
+(the two largest moves since the build, plus the growth of the spacing, exceed the reach).
 """
 import math
 from collections import namedtuple
@@ -135,14 +135,19 @@ def moved_spacing(radius, rows, face_ids, bary, faces, dens_v, low):
 
 
 @njit(cache=True)
-def max_shift(a, b):
-    """Largest distance between matching rows of two (n,3) arrays."""
-    m = 0.0
+def pair_shift_bound(a, b):
+    """The most any pair of rows can have come closer between two (n,3) arrays of the same points: the sum of the
+    two largest row shifts (one pair cannot hold the largest twice)."""
+    m1 = 0.0
+    m2 = 0.0
     for i in range(a.shape[0]):
         d = (a[i, 0] - b[i, 0]) ** 2 + (a[i, 1] - b[i, 1]) ** 2 + (a[i, 2] - b[i, 2]) ** 2
-        if d > m:
-            m = d
-    return math.sqrt(m)
+        if d > m1:
+            m2 = m1
+            m1 = d
+        elif d > m2:
+            m2 = d
+    return math.sqrt(m1) + math.sqrt(m2)
 
 
 @njit(cache=True)

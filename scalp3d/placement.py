@@ -505,8 +505,9 @@ _FLOOR = (config.SPACING_FLOOR_FRACTION, config.SPACING_FLOOR_MIN_MM)
 
 class _PairLists:
     """Neighbour lists reused across sweeps (:func:`scalp3d.kernels.multiclass.pair_lists`): every pair within its
-    target (``scale``, (K,K) factors of the spacing) plus ``reach`` mm, rebuilt when twice the largest move since the
-    build plus the growth of the spacing could have brought an unlisted pair within its target."""
+    target (``scale``, (K,K) factors of the spacing) plus ``reach`` mm, rebuilt when the two largest moves since the
+    build plus the growth of the spacing could have brought an unlisted pair within its target (twice the largest
+    rebuilt them 8 times a full plan; one dot's long move no longer counts twice)."""
 
     def __init__(self, cls, scale, reach, fold_cos):
         self.cls, self.scale, self.reach, self.fold_cos = cls, scale, reach, fold_cos
@@ -515,9 +516,9 @@ class _PairLists:
 
     def at(self, points, normals, radius):
         """(indptr, indices) valid for dots at ``points`` with spacings ``radius``."""
-        from scalp3d.kernels.multiclass import max_shift, pair_lists
+        from scalp3d.kernels.multiclass import pair_lists, pair_shift_bound
 
-        if self.points is None or (2.0 * max_shift(points, self.points)
+        if self.points is None or (pair_shift_bound(points, self.points)
                                    + self.smax * max(float((radius - self.radius).max()), 0.0)) >= self.reach:
             self.lists = pair_lists(points, normals, self.cls, radius, self.scale, self.reach, self.fold_cos)
             self.points, self.radius = points, radius
