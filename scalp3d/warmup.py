@@ -133,6 +133,8 @@ def _compile_ahead(waiting_for: str) -> bool:
         _stealing = True
         try:
             _compile_stage(other, _inputs())
+        except Exception as exc:  # compiling ahead only saves time: it must never fail the run (which compiles later)
+            _log(f"run: compiling {other} ahead failed: {exc!r}")
         finally:
             _stealing = False
             _finished.add(other)
