@@ -36,3 +36,12 @@ def lee_path():
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: builds and installs the wheel in a fresh virtualenv (minutes); CI runs "
                             "it, `pytest -m 'not slow'` skips it")
+
+
+def pytest_sessionstart(session):
+    """With a cold kernel cache (a fresh CI machine), the first run's second compiling process (scalp3d.warmup)
+    compiles beside the first tests, as it does beside a first ``scalp3d`` command; the tests' runs share the
+    compiling with it by stages. Nothing when the cache is warm or ``SCALP3D_NO_WARMUP`` is set."""
+    from scalp3d import warmup
+
+    warmup.start()
