@@ -525,7 +525,7 @@ class _PairLists:
         return self.lists
 
 
-@in_stage("joint")
+@in_stage("relax")
 def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_cos, kern, dens_v=None,
                  fixed_session=None):
     """Joint multi-class relaxation of the new dots with their sessions kept (see :mod:`scalp3d.kernels.multiclass`);

@@ -2,8 +2,8 @@
 
 On a first run numba compiles every kernel the run calls, one after the other, in the one process. :func:`start`
 launches ``python -m scalp3d.warmup`` beside the run when the kernel cache is cold; the two processes share the
-compiling by **stages** (:data:`STAGES`: the light relaxation's kernels, the needle tour's, the quality figures',
-the joint relaxation's, the rest of the placement's), each guarded by a lock file in the kernel cache folder:
+compiling by **stages** (:data:`STAGES`: the relaxations' kernels, the needle tour's, the quality figures', the
+rest of the placement's), each guarded by a lock file in the kernel cache folder:
 
 - the second process takes the stages in that order, each only if its lock is free, and compiles it by calling the
   run's own functions on small inputs of the run's own types (the relaxation's first: the run compiles the
@@ -38,7 +38,7 @@ except ImportError:  # Windows: no stage locks
     fcntl = None
 
 #: the compile stages, in the order the second process takes them (see the module's doc)
-STAGES = ("relax", "tour", "quality", "joint", "placement")
+STAGES = ("relax", "tour", "quality", "placement")
 #: the longest a run waits for the second process to finish a stage before compiling it itself (s)
 STAGE_WAIT_S = 180.0
 
@@ -217,8 +217,8 @@ def _compile_stage(name, inputs) -> None:
     from .quality import radial_spectrum, spread_figures
 
     v, f, vn, dens, rng = inputs
-    if name in ("relax", "joint"):
-        _relaxation(name, v, f, vn, dens, rng)
+    if name == "relax":
+        _relaxation(v, f, vn, dens, rng)
     elif name == "tour":
         order_dots(rng.random((4 * config.TOUR_NEIGHBOURS, 3)) * 40.0)
     elif name == "quality":
@@ -229,9 +229,11 @@ def _compile_stage(name, inputs) -> None:
         place_dots(v, f, density_per_cm2=dens, sessions=config.SESSION_FRACTIONS, seed=0, vertex_normals=vn)
 
 
-def _relaxation(name, v, f, vn, dens, rng) -> None:
-    """The relaxations' kernels on a few hundred dots: the light relaxation's ("relax": nearest distances, the sweep)
-    or the joint one's ("joint": pair lists, the floor guard, the moved dots' spacing)."""
+def _relaxation(v, f, vn, dens, rng) -> None:
+    """The relaxations' kernels on a few hundred dots: the light relaxation's (nearest distances, the sweep, the
+    pair lists, the floor guard) and the joint one's (the moved dots' spacing). One stage: the two share the sweep and
+    the lists (as two stages, the run compiled the joint one ahead while the second process compiled the light one,
+    and both compiled the sweep)."""
     from . import config
     from .kernels.multiclass import DotState, Mesh
     from .kernels.snap import vertex_faces
@@ -247,10 +249,8 @@ def _relaxation(name, v, f, vn, dens, rng) -> None:
     mesh = Mesh(v, vn, f, *vertex_faces(len(v), f), np.ones(len(f), bool))
     none = _Fixed(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
     kern = _kernels_for("cpu")
-    if name == "relax":
-        _relax(mesh, none, dots, rad, 2, config.FOLD_COS, kern)
-    else:
-        _relax_joint(mesh, none, dots, rad, session, fractions, 1.0, config.FOLD_COS, kern, dens_v=dens)
+    dots = _relax(mesh, none, dots, rad, 2, config.FOLD_COS, kern)
+    _relax_joint(mesh, none, dots, rad, session, fractions, 1.0, config.FOLD_COS, kern, dens_v=dens)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def test_a_dead_second_process_never_holds_the_run(tmp_path, monkeypatch):
     dead.alive = False
     monkeypatch.setattr(warmup, "_second", dead)
     monkeypatch.setattr(warmup, "_held", set())
-    monkeypatch.setattr(warmup, "_finished", set("relax tour quality joint placement".split()))
+    monkeypatch.setattr(warmup, "_finished", set("relax tour quality placement".split()))
     holder = _hold(warmup._lock_path("tour"), 30)
     try:
         t = time.perf_counter()
