@@ -27,9 +27,25 @@ def numba_cache_dir() -> str:
 
 
 def numba_cache_is_warm() -> bool:
-    """Whether the kernels were compiled and cached before (a first run compiles them: about 20 s)."""
-    root = _os.path.join(numba_cache_dir(), "")
-    for _dirpath, _dirs, files in _os.walk(root):
+    """Whether the kernels of this installed copy were compiled and cached before (a first run compiles them: about
+    20 s). Numba keeps each source folder's kernels in a folder of its own, named as numba names it (the folder's
+    name and the sha1 of its path): another copy's kernels (a regular install beside an editable one) do not count."""
+    import hashlib
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("scalp3d.kernels")
+        where = _os.path.abspath(list(spec.submodule_search_locations)[0])
+    except (ImportError, AttributeError, IndexError, TypeError, ValueError):
+        where = None
+    if where is not None:
+        own = _os.path.join(numba_cache_dir(), "_".join([_os.path.basename(where),
+                                                          hashlib.sha1(where.encode()).hexdigest()]))
+        try:
+            return any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in _os.listdir(own))
+        except OSError:
+            return False
+    for _dirpath, _dirs, files in _os.walk(_os.path.join(numba_cache_dir(), "")):
         if any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in files):
             return True
     return False

@@ -158,3 +158,23 @@ def test_stages_lock_nothing_without_a_second_process(tmp_path, monkeypatch):
     with warmup.stage("relax"):
         pass
     assert not list(tmp_path.iterdir())  # not even a lock file
+
+
+def test_the_cache_is_warm_only_with_this_copys_kernels(tmp_path, monkeypatch):
+    """Another installed copy's kernels (a regular install beside the editable one: the README's two commands in
+    order) leave this copy's cache cold: its first run still gets the second compiling process."""
+    from pathlib import Path
+
+    import scalp3d
+    from scalp3d.kernels import multiclass
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not scalp3d.numba_cache_is_warm()
+    other = tmp_path / ("kernels_" + "0" * 40)
+    other.mkdir()
+    (other / "multiclass.multiclass_sweep-1.py311.nbi").write_bytes(b"")
+    assert not scalp3d.numba_cache_is_warm()
+    own = tmp_path / Path(multiclass.multiclass_sweep._cache._cache_path).name  # the folder numba uses for this copy
+    own.mkdir()
+    (own / "multiclass.multiclass_sweep-1.py311.nbi").write_bytes(b"")
+    assert scalp3d.numba_cache_is_warm()
