@@ -39,8 +39,12 @@ def local_spacing_mm(density_per_cm2, peak_per_cm2):
     away); there the dots thin out to scattered ones spaced as at a tenth of the peak. The placement, the quality
     figures and the spacing floor all measure with this one spacing."""
     dens = np.asarray(density_per_cm2, dtype=np.float64)
-    low = max(float(peak_per_cm2) * config.SPACING_DENSITY_FLOOR_SHARE, 1e-3)
-    return spacing_for_density(np.maximum(dens, low))
+    return spacing_for_density(np.maximum(dens, _density_floor(peak_per_cm2)))
+
+
+def _density_floor(peak_per_cm2) -> float:
+    """The density (dots per cm2) a local spacing is taken at, at the least (see :func:`local_spacing_mm`)."""
+    return max(float(peak_per_cm2) * config.SPACING_DENSITY_FLOOR_SHARE, 1e-3)
 
 
 def _as_mesh(vertices, faces):
@@ -585,6 +589,7 @@ class _GuardedSweep:
         self.mesh, self.movable, self.cls, self.lists = mesh, movable, cls, lists
         self.fold_cos, self.dens_v, self.floor_scale = fold_cos, dens_v, floor_scale
         self.kernel = kernel  # multiclass_sweep or its CUDA twin
+        self.low = None if dens_v is None else _density_floor(dens_v.max())
 
     def spacing(self, r, fi, b, changed):
         """The new dots' local d_max at their current place (those that did not move, and fixed dots, keep theirs)."""
@@ -592,8 +597,7 @@ class _GuardedSweep:
 
         if self.dens_v is None:
             return r
-        low = max(float(self.dens_v.max()) * config.SPACING_DENSITY_FLOOR_SHARE, 1e-3)  # as local_spacing_mm
-        return moved_spacing(r, np.flatnonzero(changed), fi, b, self.mesh.faces, self.dens_v, low)
+        return moved_spacing(r, np.flatnonzero(changed), fi, b, self.mesh.faces, self.dens_v, self.low)
 
     def __call__(self, dots, r, scale, omega):
         """(dots, their spacing, the largest relative violation before the sweep) after one guarded sweep at pair

@@ -394,8 +394,9 @@ def verify_program(path, head, *, session_json: dict | None = None, machine: Mac
     if session_json is not None:
         _check_session(plunges, session_json, hdr, skin, V)
     clearance = _clearance(clearance_mm, session_json, hdr)
-    _check_travel(parsed.moves, skin, clearance, V)
-    _check_workspace(parsed.moves, machine, V)
+    moves = _move_arrays(parsed.moves)
+    _check_travel(moves, skin, clearance, V)
+    _check_workspace(moves, machine, V)
     return rep
 
 
@@ -581,11 +582,11 @@ def _move_arrays(moves: list):
     return kind, xyz, line
 
 
-def _check_travel(moves: list, skin: Skin, clearance: float, V: list) -> None:
+def _check_travel(moves: tuple, skin: Skin, clearance: float, V: list) -> None:
     """Every G0 that is not a retract from a dwell keeps ``clearance`` (mm) from the skin along its whole segment
-    (sampled every half clearance), violations appended to ``V``."""
+    (sampled every half clearance), violations appended to ``V``. ``moves``: :func:`_move_arrays`'s."""
     tol = config.GEOMETRY_TOLERANCE_MM
-    kind, xyz, line = _move_arrays(moves)
+    kind, xyz, line = moves
     # move i (from 1 on): a G0 from a known point that is not the retract after a G1 plunge and its G4 dwell
     g0 = kind[1:] == "G0"
     known = ~np.isnan(xyz[:-1]).any(axis=1)
@@ -599,10 +600,10 @@ def _check_travel(moves: list, skin: Skin, clearance: float, V: list) -> None:
                      f"(clearance {clearance:g} mm)")
 
 
-def _check_workspace(moves: list, machine: Machine, V: list) -> None:
+def _check_workspace(moves: tuple, machine: Machine, V: list) -> None:
     """Every known point of the program inside the machine's workspace (mm); the first 20 outside are appended to
-    ``V``."""
-    xyz = _move_arrays(moves)[1]
+    ``V``. ``moves``: :func:`_move_arrays`'s."""
+    xyz = moves[1]
     allpts = xyz[~np.isnan(xyz).any(axis=1)]
     wmin = np.asarray(machine.workspace_min_mm)
     wmax = np.asarray(machine.workspace_max_mm)
