@@ -192,9 +192,9 @@ def _conflict_rows_kernel(points, normals, radius, rule, grid, indptr, out_idx, 
     stride = cuda.gridsize(1)
     for i in range(start, points.shape[0], stride):
         if write:
-            _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, indptr[i], True)
+            _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, indptr[i], out_idx.shape[0])
         else:
-            indptr[i + 1] = _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, 0, False)
+            indptr[i + 1] = _scan_row_device(i, points, normals, radius, rule, grid, out_idx, out_w, 0, 0)
 
 
 _snap_device = None  # built on first use by _device_functions
