@@ -245,7 +245,9 @@ JOINT_HARD_PATIENCE = 20    # every this many projection sweeps, the hard target
 JOINT_HARD_STALL = 0.85     # if the largest violation did not fall below this fraction of its last check (a stall:
 JOINT_HARD_BACKOFF = 0.97   # converging runs fall ~0.6-0.8x per 20 sweeps, infeasible ones oscillate at ~1x)
 JOINT_MAX_STEP = 0.3        # a dot moves at most this fraction of its d_max per sweep
-JOINT_HARD_HELD_REPEATS = 3  # the same largest violation this many sweeps running: a held pair, lower the targets now
+JOINT_HARD_HELD_REPEATS = 2  # the largest violation this many sweeps running the same as one of the last
+JOINT_HARD_CYCLE = 4         # this many (a held pair, or one swinging between a few states): lower the targets now
+JOINT_HARD_SAME = 1e-3       # "the same": within this share of it (a swinging pair drifts by ~2e-4 a swing)
 
 #: a new dot placed among fixed ones (dots already on the skin) is dropped when it lies within this many times its
 #: pair's spacing floor of a fixed dot (the later check measures the spacing from the density a little differently)
