@@ -54,12 +54,17 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
     peak = float(field.density_per_cm2.max())
     spacing = local_spacing_mm(dens, peak)
     full = spread_figures(dots.positions, spacing)
+
+    def figures(rows, share):
+        # the set of all dots at the whole density (the last cumulative session; the one session of a one-session
+        # plan) is the union, measured already
+        return dict(full) if rows.all() and share == 1.0 else \
+            spread_figures(dots.positions[rows], spacing[rows] / np.sqrt(share))
+
     for k in range(1, len(fr) + 1):
-        cum = dots.session <= k
-        alone = dots.session == k
         share = fr[k - 1] - (fr[k - 2] if k > 1 else 0.0)
-        c = spread_figures(dots.positions[cum], spacing[cum] / np.sqrt(fr[k - 1]))
-        a = spread_figures(dots.positions[alone], spacing[alone] / np.sqrt(share))
+        c = figures(dots.session <= k, fr[k - 1])
+        a = figures(dots.session == k, share)
         out["cumulative"].append({"through_session": k, **c})
         out["sessions"].append({"session": k, **a})
     # coverage: random points on the treated skin
@@ -80,19 +85,21 @@ def placement_quality(head: Head, field: Field, dots: Dots, fractions, seed: int
     # (and of its planned dots) to the zone of each of its corners
     dot_zone = dots.zone if isinstance(dots, Dots) else \
         field.zone[settings_vertex(head.faces, dots.face_ids, dots.bary)]
-    corner_zone = field.zone[head.faces]  # (m,3)
-    third = np.where(treated, areas / 3.0, 0.0)
-    planned_third = third * fd.mean(axis=1) / 100.0
+    corner_zone = field.zone[head.faces].ravel()  # (3m,): each face's three corners
+    third = np.repeat(np.where(treated, areas / 3.0, 0.0), 3)
+    planned_third = third * np.repeat(fd.mean(axis=1), 3) / 100.0
+    nz = len(field.zone_names)
+    zone_area = np.bincount(corner_zone, weights=third, minlength=nz)
+    zone_planned = np.bincount(corner_zone, weights=planned_third, minlength=nz)
     for k, name in enumerate(field.zone_names):
-        m = corner_zone == k
-        area_cm2 = float((third[:, None] * m).sum() / 100.0)
+        area_cm2 = float(zone_area[k] / 100.0)
         if area_cm2 <= 0:
             continue
         n = int((dot_zone == k).sum())
         by_session = [round(int(((dot_zone == k) & (dots.session <= s)).sum()) / area_cm2, 2)
                       for s in range(1, len(fr) + 1)]
         out["zones"][name] = {"area_cm2": round(area_cm2, 2), "dots": n,
-                              "planned_per_cm2": round(float((planned_third[:, None] * m).sum() / area_cm2), 2),
+                              "planned_per_cm2": round(float(zone_planned[k] / area_cm2), 2),
                               "realised_per_cm2": round(n / area_cm2, 2),
                               "realised_per_cm2_after_session": by_session}
     if len(dots) > 100:
