@@ -627,8 +627,11 @@ def build_field(head: Head, landmarks: Landmarks, plan: Plan, geodesic=None) -> 
     from .geodesic import HeadGeodesics
 
     origin, R = landmarks.frame()
-    on = _OnHead(head, (head.vertices - origin) @ R.T, origin, R, cKDTree(head.vertices),
-                 geodesic or HeadGeodesics.of(head.vertices, head.faces))
+    geo = geodesic or HeadGeodesics.of(head.vertices, head.faces)
+    # the geodesics' tree when they are this mesh's (a design change asks again for the same head)
+    same = geo.n == len(head.vertices) and np.array_equal(geo.vertices, head.vertices)
+    on = _OnHead(head, (head.vertices - origin) @ R.T, origin, R,
+                 geo.vertex_tree() if same else cKDTree(head.vertices), geo)
     front, from_glabella = _mid_frontal_point(on, landmarks, plan.hairline)
     controls, edge = _edge_of_treated_area(on, plan, front)
     inside = on.z >= edge

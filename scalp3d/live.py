@@ -85,6 +85,7 @@ class LiveDesign:
         self._done = [_State(plan, field, dots, "opened", "full", field.density_per_cm2)]
         self._undone: list[_State] = []
         self._steps = 0
+        self._edge_mm = None  # the mesh's longest edge, for the floor check (_check_floor)
         self.course: _Course | None = None  # a case's course under way (open_case): its done dots never move
 
     # ---- making one -------------------------------------------------------------------------------------------
@@ -281,12 +282,13 @@ class LiveDesign:
             if not changed.any():
                 return cur.dots, "settings", old
             seed = (plan.seed + config.LIVE_STEP_SEED * (self._steps + 1)) % 2**31
+            # the vertices whose dots are placed again (the same margin as replace_where_changed's)
+            redone = _within(head.vertices[changed], head.vertices, config.LOCAL_SEAM_MM)
             placed, keep = replace_where_changed(head.vertices, head.faces, cur.dots, old, new_d, sessions=fractions,
                                                  seed=seed, vertex_normals=head.vertex_normals, changed=changed,
-                                                 **local)
+                                                 margin_mm=config.LOCAL_SEAM_MM, region=redone, **local)
             if course is not None or len(keep) == 0 or keep.mean() >= config.LIVE_FULL_BELOW_KEPT:
                 placed_for = old.copy()
-                redone = _within(head.vertices[changed], head.vertices, config.LOCAL_SEAM_MM)
                 placed_for[redone] = new_d[redone]
                 return placed, "local", placed_for
         if course is not None:
@@ -317,7 +319,10 @@ class LiveDesign:
                               field.density_per_cm2.max())
         fr = plan.sessions.fractions
         reach = floor_reach_mm(sp, fr)
-        edge = float(np.linalg.norm(head.vertices[head.faces[:, 0]] - head.vertices[head.faces[:, 1]], axis=1).max())
+        if self._edge_mm is None:  # the mesh's longest edge (a dot's density comes from its face's corners), once
+            tri = head.vertices[head.faces]
+            self._edge_mm = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
+        edge = self._edge_mm
         rows = _within(dots.positions[fresh], dots.positions, reach) | \
             _within(head.vertices[moved_v], dots.positions, reach + edge)
         done = None if self.course is None else np.isin(dots.ids[rows], self.course.done_ids)

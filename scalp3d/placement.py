@@ -702,7 +702,7 @@ def _eliminate_to(points, normals, radius, removable, target, ratio, fold_cos, k
 
 def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_per_cm2, *, sessions, seed=0,
                           vertex_normals=None, margin_mm=None, changed=None, pinned=None, first_session=1,
-                          first_id=None):
+                          first_id=None, region=None):
     """A local re-placement after a design change (issue 15): the dots of ``placed`` farther than ``margin_mm`` from
     every vertex whose density changed (or from ``changed``, (n,) bool) stay exactly as they are (positions, ids,
     sessions, faces); the others are placed again around them, within ``margin_mm`` of the change, each new dot held
@@ -713,6 +713,9 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     already tattooed; they push the new ones at the union's spacing, whatever their session), ``sessions`` are then
     the fractions of the sessions still to come, the first of which is session ``first_session`` (the kept dots'
     and the new dots' session numbers are the course's), and the new dots' ids start at ``first_id``.
+
+    ``region`` ((n,) bool, optional): the vertices within ``margin_mm`` of a changed one, when the caller has them
+    already (found here otherwise).
 
     Returns (Placement of every dot: the kept ones first, in their order, then the new ones with ids after the
     largest kept id, or from ``first_id``; the (len(placed),) bool mask of the kept dots).
@@ -738,7 +741,9 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     dist = tree.query(placed.positions, distance_upper_bound=reach)[0] if len(placed) else np.zeros(0)
     pinned = np.zeros(len(placed), bool) if pinned is None else np.asarray(pinned, dtype=bool)
     keep = (dist > margin) | pinned
-    region = tree.query(v, distance_upper_bound=margin * (1.0 + 1e-9))[0] <= margin
+    if region is None:
+        region = tree.query(v, distance_upper_bound=margin * (1.0 + 1e-9))[0] <= margin
+    region = np.asarray(region, dtype=bool)
     # as many new dots as the new density asks for on the faces touching the region, less the kept dots on them
     # (counting only the faces wholly inside left the seam's ring of faces short: 0.9 % fewer dots than a fresh plan
     # after a 5 mm hairline move, about 6 % in the region placed again; the crowding this once brought to the seam,
