@@ -37,6 +37,18 @@ def _figures(head, field, fr, p):
                                                                                               p.session, fr))
 
 
+def _reference_seconds():
+    """The best of five timings of a fixed pure-Python loop (5 million additions): the machine's speed this hour."""
+    best = np.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        s = 0
+        for i in range(5_000_000):
+            s += i
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -49,7 +61,9 @@ def main(argv=None):
     from scalp3d.sample import load_sample_head
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+          f"reference loop {_reference_seconds():.3f} s (a fixed Python loop: this shared machine's speed moves by up "
+          "to 30 % from hour to hour, and every time below with it)")
     _, head, fid = load_sample_head()
     lm = resolve_landmarks(head, fid, "fiducials")
     plan = load_plan()
