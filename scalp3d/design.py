@@ -23,7 +23,7 @@ import numpy as np
 
 from . import config
 from .errors import InputError, PlanError, nearest_name, one_line, parse_toml
-from .meshes import face_areas
+from .meshes import face_areas, longest_edge_mm
 from .types import (Dots, Field, HairlinePlan, HairPlan, Head, Landmarks, Placement, Plan, ScarPlan, ZonePlan,
                     check_fractions, settings_vertex)
 
@@ -579,6 +579,25 @@ def edge_noise(azimuth_rad, macro_mm, micro_mm, seed):
     return macro + micro
 
 
+_LAST_NOISE: dict = {}  # the last edge noise: {(azimuths' sha1, macro, micro, seed): noise}
+
+
+def _edge_noise_at(phi, macro_mm, micro_mm, seed):
+    """:func:`edge_noise` at azimuth 0 then at every vertex's azimuth ``phi`` (radians), kept for the next field of
+    the same head and frame with the same irregularity and seed: a design change (a hairline moved, a zone's
+    density) asks for the very same noise, and it was 40 % of the field's time (50 of 127 ms on the sample head)."""
+    import hashlib
+
+    key = (hashlib.sha1(np.ascontiguousarray(phi).tobytes()).hexdigest(), float(macro_mm), float(micro_mm),
+           int(seed))
+    if key not in _LAST_NOISE:
+        noise = edge_noise(np.concatenate([[0.0], phi]), macro_mm, micro_mm, seed)
+        noise.setflags(write=False)
+        _LAST_NOISE.clear()
+        _LAST_NOISE[key] = noise
+    return _LAST_NOISE[key]
+
+
 @dataclass
 class _OnHead:
     """The head as the design steps see it: vertices in the head frame (mm; x right, y forward, z up), the skin's
@@ -682,7 +701,7 @@ def _edge_of_treated_area(on: _OnHead, plan: Plan, front):
         controls = polyline_controls((poly - on.origin) @ on.R.T, controls)
     phi = np.arctan2(on.x, on.y)  # 0 at the front, +-pi at the back
     edge = edge_height(np.degrees(phi), controls)
-    noise = edge_noise(np.concatenate([[0.0], phi]), hp.irregularity_mm, hp.micro_irregularity_mm, plan.seed)
+    noise = _edge_noise_at(phi, hp.irregularity_mm, hp.micro_irregularity_mm, plan.seed)
     edge = edge + noise[1:] - noise[0] * np.exp(-(phi / np.radians(config.EDGE_NOISE_FRONT_TAPER_DEG)) ** 2)
     return controls, edge
 
@@ -804,8 +823,10 @@ def _reserved(on: _OnHead, density, reserved) -> None:
 
     from .errors import GeometryError
 
-    v, f = on.head.vertices, on.head.faces
-    edge = float(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1).max())
+    if not reserved:
+        return
+    v = on.head.vertices
+    edge = longest_edge_mm(v, on.head.faces)
     for r in reserved:
         if r.mask_ply is not None:
             pts, tol = read_mask_ply(r.mask_ply, r.mask_property)

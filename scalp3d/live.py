@@ -319,9 +319,10 @@ class LiveDesign:
                               field.density_per_cm2.max())
         fr = plan.sessions.fractions
         reach = floor_reach_mm(sp, fr)
-        if self._edge_mm is None:  # the mesh's longest edge (a dot's density comes from its face's corners), once
-            tri = head.vertices[head.faces]
-            self._edge_mm = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
+        if self._edge_mm is None:  # (a dot's density comes from its face's corners) once
+            from .meshes import longest_edge_mm
+
+            self._edge_mm = longest_edge_mm(head.vertices, head.faces)
         edge = self._edge_mm
         rows = _within(dots.positions[fresh], dots.positions, reach) | \
             _within(head.vertices[moved_v], dots.positions, reach + edge)

@@ -23,6 +23,12 @@ def face_areas(vertices, faces) -> np.ndarray:
                             np.ascontiguousarray(faces, dtype=np.int64))
 
 
+def longest_edge_mm(vertices, faces) -> float:
+    """The longest edge of the mesh (mm): how far a vertex's density reaches into the dots of its faces."""
+    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
+    return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()) if len(tri) else 0.0
+
+
 def vertex_normals_of(vertices, faces):
     """Area-weighted unit vertex normals (n,3); vertices on no face get (0,0,0)."""
     tri = vertices[faces]
