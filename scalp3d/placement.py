@@ -802,7 +802,14 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
                      vertex_normals=vertex_normals, fixed=pushing.positions if len(pushing) else None,
                      fixed_session=pushing.session if len(pushing) else None, region=region) if count else None
     if new is not None and len(new) and (~near).any():
-        new = new.subset(_clear_of_far(new, kept.subset(~near), new_d, f))
+        # a kept dot farther than the reach from every changed vertex is farther than the reach less the new dots'
+        # largest distance to one from every new dot (the triangle inequality): when that exceeds the largest floor
+        # any pair can have, the check below cannot drop a dot (the usual case: 30 ms saved a change)
+        from .spacing import floor_mm
+
+        widest = float(local_spacing_mm(0.0, float(new_d.max())))
+        if reach - float(tree.query(new.positions)[0].max()) < floor_mm(widest, widest) * config.FIXED_FLOOR_MARGIN:
+            new = new.subset(_clear_of_far(new, kept.subset(~near), new_d, f))
     if new is not None and len(new):
         new = new.subset(_polished(pushing, new, new_d, f, _fractions(sessions)))
     if new is None or len(new) == 0:
