@@ -324,8 +324,8 @@ class LiveDesign:
 
             self._edge_mm = longest_edge_mm(head.vertices, head.faces)
         edge = self._edge_mm
-        rows = _within(dots.positions[fresh], dots.positions, reach) | \
-            _within(head.vertices[moved_v], dots.positions, reach + edge)
+        # (one query for both, at the longer reach: a few more dots checked, half the time)
+        rows = _within(np.vstack([dots.positions[fresh], head.vertices[moved_v]]), dots.positions, reach + edge)
         done = None if self.course is None else np.isin(dots.ids[rows], self.course.done_ids)
         refuse_close_dots(dots.subset(rows), sp[rows], fr, source=f"the change {words}", done=done)
 
