@@ -76,6 +76,7 @@ class LiveDesign:
     def __init__(self, head: Head, landmarks: Landmarks, plan: Plan, field: Field, dots: Dots, *, source=None,
                  opened_from: str = ""):
         from .geodesic import HeadGeodesics
+        from .meshes import longest_edge_mm
         from .pipeline import Source
 
         self.head, self.landmarks = head, landmarks
@@ -85,7 +86,7 @@ class LiveDesign:
         self._done = [_State(plan, field, dots, "opened", "full", field.density_per_cm2)]
         self._undone: list[_State] = []
         self._steps = 0
-        self._edge_mm = None  # the mesh's longest edge, for the floor check (_check_floor)
+        self._edge_mm = longest_edge_mm(head.vertices, head.faces)  # for the floor check (_check_floor)
         self.course: _Course | None = None  # a case's course under way (open_case): its done dots never move
 
     # ---- making one -------------------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class LiveDesign:
         from .case import Case
         from .case_commands import _revisable
         from .geodesic import HeadGeodesics
+        from .meshes import longest_edge_mm
         from .pipeline import Source
 
         path = Path(case_path)
@@ -319,11 +321,7 @@ class LiveDesign:
                               field.density_per_cm2.max())
         fr = plan.sessions.fractions
         reach = floor_reach_mm(sp, fr)
-        if self._edge_mm is None:  # (a dot's density comes from its face's corners) once
-            from .meshes import longest_edge_mm
-
-            self._edge_mm = longest_edge_mm(head.vertices, head.faces)
-        edge = self._edge_mm
+        edge = self._edge_mm  # (a dot's density comes from its face's corners)
         # (one query for both, at the longer reach: a few more dots checked, half the time)
         rows = _within(np.vstack([dots.positions[fresh], head.vertices[moved_v]]), dots.positions, reach + edge)
         done = None if self.course is None else np.isin(dots.ids[rows], self.course.done_ids)

@@ -25,8 +25,13 @@ def face_areas(vertices, faces) -> np.ndarray:
 
 def longest_edge_mm(vertices, faces) -> float:
     """The longest edge of the mesh (mm): how far a vertex's density reaches into the dots of its faces."""
-    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
-    return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()) if len(tri) else 0.0
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return 0.0
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return float(np.sqrt(max(((a - b) ** 2).sum(axis=1).max(), ((b - c) ** 2).sum(axis=1).max(),
+                             ((c - a) ** 2).sum(axis=1).max())))
 
 
 def vertex_normals_of(vertices, faces):
