@@ -183,17 +183,15 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     peak = float(dens_v.max()) * scale
     weights = areas * dens_f if region is None else areas * dens_f * np.asarray(region, bool)[f].all(axis=1)
     cand = _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, candidates_per_dot, seed)
-    # the vertex -> faces CSR, built once for the snap and the sweeps (35 ms on the sample head)
-    parts = _mesh_parts(v, f)
-    vf = parts.vertex_faces() if relax_passes > 0 or joint or len(fixed_pts) else None
-    fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern, vf, parts)
+    parts = _mesh_parts(v, f)  # the vertex -> faces lists and the vertex tree, kept for the next call on this mesh
+    fixed_dots = _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern, parts)
 
     # 1. select the union by weighted sample elimination, fixed dots kept
     if len(fixed_pts) and len(fractions) == 1 and fixed_ses is None:
         dots, rad = _select_in_holes(cand, fixed_dots, n_new, n_all, fold_cos, kern)
     else:
         dots, rad = _select_union(cand, fixed_dots, n_new, fold_cos, kern)
-    mesh = Mesh(v, vn, f, *vf, dens_f > 0) if relax_passes > 0 or joint else None
+    mesh = Mesh(v, vn, f, *parts.vertex_faces(), dens_f > 0) if relax_passes > 0 or joint else None
     # 2. relax the union: push too-close pairs apart along the skin (fixed dots stay)
     if relax_passes > 0:
         dots = _relax(mesh, fixed_dots, dots, rad, relax_passes, fold_cos, kern)
@@ -380,16 +378,16 @@ def _candidates(v, vn, f, weights, dens_v, scale, peak, n_new, per_dot, seed):
     return _Candidates(face_ids, bary, pts, nrm, local_spacing_mm(dens_c, peak))
 
 
-def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern, vf, parts):
-    """The fixed dots (:data:`_Fixed`): normal from each one's nearest vertex, local spacing at the dot. ``vf`` the
-    vertex -> faces CSR (:func:`scalp3d.kernels.snap.vertex_faces`), ``parts`` the mesh's :class:`_MeshParts`."""
+def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern, parts):
+    """The fixed dots (:data:`_Fixed`): normal from each one's nearest vertex, local spacing at the dot (``parts``
+    the mesh's :class:`_MeshParts`)."""
     if len(fixed_pts) == 0:
         return _Fixed(fixed_pts, np.zeros((0, 3)), np.zeros(0))
     _, near = parts.vertex_tree().query(fixed_pts)
     # the density at the dot itself (snapped onto the skin from a face of its nearest vertex), not at that vertex: on
     # a steep ramp (a revision moving the hairline) the vertex's density can be half the dot's, and the spacing the
     # floor is checked at comes from the dot's own
-    indptr, indices = vf
+    indptr, indices = parts.vertex_faces()
     _, face, b = kern.snap_points(fixed_pts, indices[indptr[near]], v, f, indptr, indices)
     dens = b[:, 0] * dens_v[f[face, 0]] + b[:, 1] * dens_v[f[face, 1]] + b[:, 2] * dens_v[f[face, 2]]
     return _Fixed(fixed_pts, vn[near], local_spacing_mm(dens * scale, peak))
@@ -674,8 +672,9 @@ def _project(sweep, dots, r, hard):
         dots, r = moved, r2
         # the same worst violation again and again: its pair cannot move at all (a new dot held between fixed ones),
         # or it swings between the same two to four states (over-relaxed steps against a held dot), drifting by a
-        # few 1e-4 of itself; lower the targets now rather than after the patience (a hairline move: 0.095 held for 32 sweeps, then 0.067 for 40
-        # and 0.038 for 40, 141 sweeps in all; 0.281/0.240 in turn for 40 sweeps, 202 sweeps in all)
+        # few 1e-4 of itself; lower the targets now rather than after the patience (a hairline move: 0.095 held for
+        # 32 sweeps, then 0.067 for 40 and 0.038 for 40, 141 sweeps in all; another seed: 0.281/0.240 in turn for 40
+        # sweeps, 202 in all)
         held = any(abs(worst - w) <= config.JOINT_HARD_SAME * worst for w in recent)
         repeats = repeats + 1 if held else 0
         recent = (recent + [worst])[-config.JOINT_HARD_CYCLE:]
