@@ -334,6 +334,57 @@ def test_conflict_graph_matches_naive(scalp_points, alpha, rmin_factor, fold_cos
         np.testing.assert_allclose([row[j] for j in ref_row], list(ref_row.values()), rtol=1e-12, err_msg=f"row {i}")
 
 
+def test_conflict_graph_rows_longer_than_their_slots_match_naive():
+    """Rows of more conflicts than the one pass keeps (CONFLICT_ROW_CAP) are scanned again, and the arrays grow past
+    their first guess (8 entries a point): the same graph as the naive one."""
+    from scalp3d.kernels.elimination import CONFLICT_ROW_CAP
+
+    rng = np.random.default_rng(11)
+    points, normals = sphere_points(rng, 300, 10.0)
+    radius = rng.uniform(2.0, 9.0, len(points))
+    got = conflict_graph(points, normals, radius, 8.0, 0.3, 0.0)
+    ref = naive.conflict_graph(points, normals, radius, 8.0, 0.3, 0.0)
+    lengths = np.diff(ref[0])
+    assert (lengths > CONFLICT_ROW_CAP).any() and (lengths <= CONFLICT_ROW_CAP).any() and lengths.mean() > 8
+    np.testing.assert_array_equal(got[0], ref[0])
+    for i, (row, ref_row) in enumerate(zip(csr_rows(*got), csr_rows(*ref))):
+        assert row.keys() == ref_row.keys(), f"row {i}"
+        # (rtol 1e-9: a weight (1 - d/r)^8 with d/r near 1 multiplies the distance's last-bit differences)
+        np.testing.assert_allclose([row[j] for j in ref_row], list(ref_row.values()), rtol=1e-9, err_msg=f"row {i}")
+
+
+def test_conflict_graph_over_several_blocks_matches_the_pair_rule():
+    """More points than one block of rows (CONFLICT_BLOCK), some rows overflowing their slots: the graph holds
+    exactly the pairs the naive rule gives (candidates from a KD-tree, each weighed by naive.pair_weight)."""
+    from scipy.spatial import cKDTree
+
+    from scalp3d.kernels.elimination import CONFLICT_BLOCK
+
+    rng = np.random.default_rng(12)
+    n = CONFLICT_BLOCK + 7000
+    points, normals = sphere_points(rng, n, 100.0)
+    radius = rng.uniform(1.5, 2.5, n)
+    big = rng.choice(n, 60, replace=False)
+    radius[big] = 30.0  # rows of about 250 conflicts
+    indptr, indices, weights = conflict_graph(points, normals, radius, 8.0, 0.3, 0.0)
+    tree = cKDTree(points)
+    pairs = {tuple(p) for p in tree.query_pairs(2.5)}  # a pair conflicts within the mean of its radii
+    pairs |= {(min(i, j), max(i, j)) for i, near in zip(big, tree.query_ball_point(points[big], 30.0)) for j in near
+              if j != i}
+    want = []
+    for i, j in pairs:
+        w = naive.pair_weight(i, j, points, normals, radius, 8.0, 0.3, 0.0)
+        if w > 0.0:
+            want += [(i, j, w), (j, i, w)]
+    want = np.array(sorted(want))
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    order = np.lexsort((indices, rows))
+    assert np.diff(indptr).max() > 200 and len(want) > 2 * n
+    np.testing.assert_array_equal(rows[order], want[:, 0].astype(np.int64))
+    np.testing.assert_array_equal(indices[order], want[:, 1].astype(np.int64))
+    np.testing.assert_allclose(weights[order], want[:, 2], rtol=1e-9)
+
+
 def test_conflict_graph_is_symmetric_and_respects_folds(scalp_points):
     points, normals, radius = scalp_points
     rows = csr_rows(*conflict_graph(points, normals, radius, 8.0, 0.3, 0.5))
