@@ -550,9 +550,12 @@ def _update(before: Dots, state: _State, how: str, seconds: float, words: str | 
     ids_b = before.ids[order]
     at = np.clip(np.searchsorted(ids_b, now.ids), 0, max(len(ids_b) - 1, 0))
     same = np.zeros(len(now), bool)
+    found = np.zeros(len(ids_b), bool)  # the ids shown before that are still there (ids are unique)
     if len(ids_b):
-        same = (ids_b[at] == now.ids) & (before.positions[order][at] == now.positions).all(axis=1)
-    removed = np.setdiff1d(before.ids, now.ids)
+        hit = ids_b[at] == now.ids
+        same = hit & (before.positions[order[at]] == now.positions).all(axis=1)
+        found[at[hit]] = True
+    removed = ids_b[~found]
     return Update(now, state.field, state.plan, np.sort(now.ids[~same]), removed, how,
                   words if words is not None else state.change, seconds)
 
