@@ -33,6 +33,9 @@ def numba_cache_is_warm() -> bool:
     import hashlib
     import importlib.util
 
+    def has_sweep(files):
+        return any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in files)
+
     try:
         spec = importlib.util.find_spec("scalp3d.kernels")
         where = _os.path.abspath(list(spec.submodule_search_locations)[0])
@@ -42,13 +45,10 @@ def numba_cache_is_warm() -> bool:
         own = _os.path.join(numba_cache_dir(), "_".join([_os.path.basename(where),
                                                           hashlib.sha1(where.encode()).hexdigest()]))
         try:
-            return any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in _os.listdir(own))
+            return has_sweep(_os.listdir(own))
         except OSError:
             return False
-    for _dirpath, _dirs, files in _os.walk(_os.path.join(numba_cache_dir(), "")):
-        if any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in files):
-            return True
-    return False
+    return any(has_sweep(files) for _dirpath, _dirs, files in _os.walk(_os.path.join(numba_cache_dir(), "")))
 
 
 # set before any kernel is decorated (numba reads it when a cached function is defined)

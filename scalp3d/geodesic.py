@@ -65,15 +65,6 @@ class GeodesicSolver:
         fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
         self.fn = fn / np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
 
-    def vertex_tree(self):
-        """A nearest-vertex tree (scipy cKDTree) of the full mesh's vertices, built once (35 ms on the sample head, a
-        tenth of a design change's field)."""
-        if self._tree is None:
-            from scipy.spatial import cKDTree
-
-            self._tree = cKDTree(self.vertices)
-        return self._tree
-
     def distance(self, sources) -> np.ndarray:
         """Distance along the surface (n,) in mm from the nearest of ``sources`` (vertex indices)."""
         src = np.atleast_1d(np.asarray(sources, dtype=np.int64))

@@ -147,7 +147,6 @@ class LiveDesign:
         from .case import Case
         from .case_commands import _revisable
         from .geodesic import HeadGeodesics
-        from .meshes import longest_edge_mm
         from .pipeline import Source
 
         path = Path(case_path)
