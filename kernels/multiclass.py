@@ -28,6 +28,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
+from .chunks import run_chunks
 from .grid import build_grid, cube_cell
 from .snap import snap_xyz
 
@@ -326,7 +327,21 @@ def store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i):
     moved[i] = 1
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _sweep_rows(lo, hi, dots, movable, targets, step, lists, mesh, new_p, new_n, new_f, new_b, moved, worst_i):
+    """Rows lo..hi-1 of :func:`multiclass_sweep` (one chunk of its parallel loop, see :mod:`.chunks`)."""
+    points, normals, face_ids, bary = dots
+    cls, radius, scale = targets
+    fold_cos, omega, max_step = step
+    nbr_ptr, nbr_idx = lists
+    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
+    for i in range(lo, hi):
+        result = update_dot(i, (points, normals, face_ids, bary), movable, (cls, radius, scale),
+                            (fold_cos, omega, max_step), (nbr_ptr, nbr_idx),
+                            (vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok))
+        store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i)
+
+
 def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists from :func:`pair_lists` (built with a
     reach covering every move since).
@@ -355,23 +370,9 @@ def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     new_b = dots.bary.copy()
     moved = np.zeros(n, dtype=np.int64)
     worst_i = np.zeros(n)
-    # the groups are unpacked before the parallel loop and packed again inside it (plain tuples, same order): reading
-    # the arrays through the loop's tuple arguments made the sweep ~8 % slower (numba 0.68)
-    points, normals, face_ids, bary = dots
-    cls, radius, scale = targets
-    fold_cos, omega, max_step = step
-    nbr_ptr, nbr_idx = lists
-    vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
-    for i in prange(n):
-        result = update_dot(i, (points, normals, face_ids, bary), movable, (cls, radius, scale),
-                            (fold_cos, omega, max_step), (nbr_ptr, nbr_idx),
-                            (vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok))
-        store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i)
-    worst = 0.0
-    for i in range(n):
-        if worst_i[i] > worst:
-            worst = worst_i[i]
-    return new_p, new_n, new_f, new_b, worst, moved.sum()
+    run_chunks(n, _sweep_rows, dots, movable, targets, step, lists, mesh, new_p, new_n, new_f, new_b, moved, worst_i)
+    worst = float(worst_i.max()) if n else 0.0
+    return new_p, new_n, new_f, new_b, worst, int(moved.sum())
 
 
 def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.97, first_two_floor=None,

@@ -34,7 +34,7 @@ def numba_cache_is_warm() -> bool:
     import importlib.util
 
     def has_sweep(files):
-        return any(f.startswith("multiclass.multiclass_sweep") and f.endswith(".nbi") for f in files)
+        return any(f.startswith("multiclass._sweep_rows") and f.endswith(".nbi") for f in files)
 
     try:
         spec = importlib.util.find_spec("scalp3d.kernels")

@@ -14,7 +14,7 @@ def test_compile_kernels_runs_the_runs_kernels():
     from scalp3d.warmup import compile_kernels
 
     compile_kernels()
-    for fn in (tour.nearest_neighbour_tour, tour.knn_lists, tour.two_opt_or_opt, multiclass.multiclass_sweep,
+    for fn in (tour.nearest_neighbour_tour, tour.knn_lists, tour.two_opt_or_opt, multiclass._sweep_rows,
                multiclass.pair_lists, multiclass.floor_offenders, K.conflict_graph, K.eliminate):
         assert fn.signatures, fn  # compiled (or loaded from the cache) for at least one signature
     # the tour's signatures are those the needle programs call
@@ -172,9 +172,9 @@ def test_the_cache_is_warm_only_with_this_copys_kernels(tmp_path, monkeypatch):
     assert not scalp3d.numba_cache_is_warm()
     other = tmp_path / ("kernels_" + "0" * 40)
     other.mkdir()
-    (other / "multiclass.multiclass_sweep-1.py311.nbi").write_bytes(b"")
+    (other / "multiclass._sweep_rows-1.py311.nbi").write_bytes(b"")
     assert not scalp3d.numba_cache_is_warm()
-    own = tmp_path / Path(multiclass.multiclass_sweep._cache._cache_path).name  # the folder numba uses for this copy
+    own = tmp_path / Path(multiclass._sweep_rows._cache._cache_path).name  # the folder numba uses for this copy
     own.mkdir()
-    (own / "multiclass.multiclass_sweep-1.py311.nbi").write_bytes(b"")
+    (own / "multiclass._sweep_rows-1.py311.nbi").write_bytes(b"")
     assert scalp3d.numba_cache_is_warm()
