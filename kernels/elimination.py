@@ -16,8 +16,9 @@ All loops are serial or write disjoint slices, so the result does not depend on 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .chunks import run_chunks
 from .grid import build_grid, cube_cell
 
 
@@ -106,9 +107,56 @@ CONFLICT_BLOCK = 1 << 15
 CONFLICT_ROW_CAP = 32
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _conflict_rows(lo, hi, b0, points, normals, radius, rule, grid, buf_idx, buf_w, counts):
+    """Block rows b0+lo .. b0+hi-1 of :func:`conflict_graph` into the block's buffer rows lo..hi-1 (their first
+    CONFLICT_ROW_CAP entries; their lengths to counts[i + 1])."""
+    cap = buf_idx.shape[1]
+    for q in range(lo, hi):
+        counts[b0 + q + 1] = _scan_row(b0 + q, points, normals, radius, rule, grid, buf_idx[q], buf_w[q],
+                                       np.int64(0), cap)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _rescan_rows(lo, hi, rows, points, normals, radius, rule, grid, indptr, indices, weights):
+    """Rows rows[lo:hi] of :func:`conflict_graph` scanned again, whole, into their place (rows that overflowed)."""
+    end = indptr[indptr.shape[0] - 1]
+    for q in range(lo, hi):
+        i = rows[q]
+        _scan_row(i, points, normals, radius, rule, grid, indices, weights, indptr[i], end)
+
+
+@njit(cache=True)
+def _compact_block(b0, b1, counts, indptr, buf_idx, buf_w, indices, weights):
+    """The block's rows b0..b1-1: their offsets (indptr) and their first CONFLICT_ROW_CAP entries copied to their
+    place in (indices, weights), grown (doubled, or to the need) when full; returns them and the overflowing rows."""
+    cap = buf_idx.shape[1]
+    over = 0
+    for i in range(b0, b1):
+        indptr[i + 1] = indptr[i] + counts[i + 1]
+        if counts[i + 1] > cap:
+            over += 1
+    if indptr[b1] > indices.shape[0]:
+        size = max(2 * indices.shape[0], indptr[b1])
+        grown_idx = np.empty(size, dtype=np.int64)
+        grown_w = np.empty(size)
+        for k in range(indptr[b0]):
+            grown_idx[k] = indices[k]
+            grown_w[k] = weights[k]
+        indices, weights = grown_idx, grown_w
+    for q in range(b1 - b0):
+        k0 = indptr[b0 + q]
+        for c in range(min(counts[b0 + q + 1], cap)):
+            indices[k0 + c] = buf_idx[q, c]
+            weights[k0 + c] = buf_w[q, c]
+    return indices, weights, over
+
+
 def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     """Conflicting pairs and their weights, as CSR rows (each row in a fixed grid order: thread-count independent).
+
+    Rows are scanned in parallel (:func:`scalp3d.kernels.chunks.run_chunks`), a block of CONFLICT_BLOCK at a time,
+    into rows of CONFLICT_ROW_CAP slots, then compacted; the rows that overflowed are scanned again, whole.
 
     Returns
     -------
@@ -118,11 +166,10 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     """
     n = points.shape[0]
     grid = conflict_grid(points, radius)
-    rule = (alpha, rmin_factor, fold_cos)
-    cap = CONFLICT_ROW_CAP
+    rule = (float(alpha), float(rmin_factor), float(fold_cos))
     block = min(CONFLICT_BLOCK, max(n, 1))
-    buf_idx = np.empty((block, cap), dtype=np.int64)
-    buf_w = np.empty((block, cap))
+    buf_idx = np.empty((block, CONFLICT_ROW_CAP), dtype=np.int64)
+    buf_w = np.empty((block, CONFLICT_ROW_CAP))
     counts = np.zeros(n + 1, dtype=np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     indices = np.empty(max(8 * n, 16), dtype=np.int64)
@@ -130,37 +177,14 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     over = 0
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        for q in prange(b1 - b0):
-            i = np.int64(b0 + q)
-            counts[i + 1] = _scan_row(i, points, normals, radius, rule, grid, buf_idx[q], buf_w[q], np.int64(0),
-                                      np.int64(cap))
-        for i in range(b0, b1):
-            indptr[i + 1] = indptr[i] + counts[i + 1]
-            if counts[i + 1] > cap:
-                over += 1
-        if indptr[b1] > indices.shape[0]:
-            size = max(2 * indices.shape[0], indptr[b1])
-            grown_idx = np.empty(size, dtype=np.int64)
-            grown_w = np.empty(size)
-            for k in range(indptr[b0]):  # (a loop: numba 0.68's array analysis asserts wrongly on a slice copy here)
-                grown_idx[k] = indices[k]
-                grown_w[k] = weights[k]
-            indices, weights = grown_idx, grown_w
-        for q in prange(b1 - b0):
-            k0 = indptr[b0 + q]
-            for c in range(min(counts[b0 + q + 1], cap)):
-                indices[k0 + c] = buf_idx[q, c]
-                weights[k0 + c] = buf_w[q, c]
+        run_chunks(b1 - b0, _conflict_rows, np.int64(b0), points, normals, radius, rule, grid, buf_idx, buf_w, counts)
+        indices, weights, o = _compact_block(np.int64(b0), np.int64(b1), counts, indptr, buf_idx, buf_w, indices,
+                                             weights)
+        over += o
     if over:
-        rows = np.empty(over, dtype=np.int64)
-        k = 0
-        for i in range(n):
-            if counts[i + 1] > cap:
-                rows[k] = i
-                k += 1
-        for q in prange(over):
-            i = rows[q]
-            _scan_row(i, points, normals, radius, rule, grid, indices, weights, indptr[i], indptr[n])
+        rows = np.flatnonzero(counts[1:] > CONFLICT_ROW_CAP).astype(np.int64)
+        run_chunks(len(rows), _rescan_rows, rows, points, normals, radius, rule, grid, indptr, indices, weights,
+                   min_chunk=1)
     return indptr, indices[:indptr[n]].copy(), weights[:indptr[n]].copy()
 
 

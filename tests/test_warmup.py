@@ -10,12 +10,12 @@ import pytest
 
 def test_compile_kernels_runs_the_runs_kernels():
     from scalp3d import kernels as K
-    from scalp3d.kernels import multiclass, tour
+    from scalp3d.kernels import elimination, multiclass, tour
     from scalp3d.warmup import compile_kernels
 
     compile_kernels()
     for fn in (tour.nearest_neighbour_tour, tour.knn_lists, tour.two_opt_or_opt, multiclass._sweep_rows,
-               multiclass.pair_lists, multiclass.floor_offenders, K.conflict_graph, K.eliminate):
+               multiclass.pair_lists, multiclass.floor_offenders, elimination._conflict_rows, K.eliminate):
         assert fn.signatures, fn  # compiled (or loaded from the cache) for at least one signature
     # the tour's signatures are those the needle programs call
     p = np.ascontiguousarray(np.random.default_rng(1).random((50, 3)))
