@@ -4,25 +4,14 @@ neighbours.
 Inputs are C-contiguous float64 vertices (n,3) and int64 faces (m,3); kernels trust them (validated upstream).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .chunks import run_chunks
 
 
-@njit(parallel=True, cache=True)
-def triangle_areas(vertices, faces):
-    """Area of every triangle.
-
-    Parameters
-    ----------
-    vertices : (n,3) float64
-    faces : (m,3) int64
-
-    Returns
-    -------
-    areas : (m,) float64, in the square of the vertices' unit
-    """
-    m = faces.shape[0]
-    out = np.empty(m)
-    for f in prange(m):
+@njit(cache=True, nogil=True, _nrt=False)
+def _area_rows(lo, hi, vertices, faces, out):
+    for f in range(lo, hi):
         a = faces[f, 0]
         b = faces[f, 1]
         c = faces[f, 2]
@@ -36,10 +25,44 @@ def triangle_areas(vertices, faces):
         cy = uz * vx - ux * vz
         cz = ux * vy - uy * vx
         out[f] = 0.5 * np.sqrt(cx * cx + cy * cy + cz * cz)
+
+
+def triangle_areas(vertices, faces):
+    """Area of every triangle.
+
+    Parameters
+    ----------
+    vertices : (n,3) float64
+    faces : (m,3) int64
+
+    Returns
+    -------
+    areas : (m,) float64, in the square of the vertices' unit
+    """
+    out = np.empty(faces.shape[0])
+    run_chunks(faces.shape[0], _area_rows, vertices, faces, out)
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _interpolate_rows(lo, hi, vertices, vertex_normals, faces, face_ids, bary, pts, nrm):
+    for i in range(lo, hi):
+        f = face_ids[i]
+        for d in range(3):
+            p = 0.0
+            q = 0.0
+            for j in range(3):
+                v = faces[f, j]
+                p += bary[i, j] * vertices[v, d]
+                q += bary[i, j] * vertex_normals[v, d]
+            pts[i, d] = p
+            nrm[i, d] = q
+        s = np.sqrt(nrm[i, 0] ** 2 + nrm[i, 1] ** 2 + nrm[i, 2] ** 2)
+        if s > 0.0:
+            for d in range(3):
+                nrm[i, d] /= s
+
+
 def interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary):
     """Points and unit normals at barycentric coordinates on faces.
 
@@ -58,21 +81,7 @@ def interpolate_on_faces(vertices, vertex_normals, faces, face_ids, bary):
     k = face_ids.shape[0]
     pts = np.empty((k, 3))
     nrm = np.empty((k, 3))
-    for i in prange(k):
-        f = face_ids[i]
-        for d in range(3):
-            p = 0.0
-            q = 0.0
-            for j in range(3):
-                v = faces[f, j]
-                p += bary[i, j] * vertices[v, d]
-                q += bary[i, j] * vertex_normals[v, d]
-            pts[i, d] = p
-            nrm[i, d] = q
-        s = np.sqrt(nrm[i, 0] ** 2 + nrm[i, 1] ** 2 + nrm[i, 2] ** 2)
-        if s > 0.0:
-            for d in range(3):
-                nrm[i, d] /= s
+    run_chunks(k, _interpolate_rows, vertices, vertex_normals, faces, face_ids, bary, pts, nrm)
     return pts, nrm
 
 

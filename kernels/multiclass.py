@@ -26,7 +26,7 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .chunks import run_chunks
 from .grid import build_grid, cube_cell
@@ -51,7 +51,32 @@ SweepStep = namedtuple("SweepStep", "fold_cos omega max_step")
 Mesh = namedtuple("Mesh", "vertices vertex_normals faces vf_indptr vf_indices face_ok")
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _pair_rows(lo, hi, points, normals, targets, reach, fold_cos, grid, rows, counts):
+    """Rows lo..hi-1 of :func:`pair_lists`: their first PAIR_ROW_CAP entries to rows[i], their lengths to
+    counts[i + 1]."""
+    for i in range(lo, hi):
+        counts[i + 1] = _pair_row(i, points, normals, targets, reach, fold_cos, grid, rows[i], np.int64(0),
+                                  np.int64(PAIR_ROW_CAP))
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _pair_rows_whole(lo, hi, points, normals, targets, reach, fold_cos, grid, indptr, indices):
+    """Rows lo..hi-1 of :func:`pair_lists` written whole to their place in ``indices`` (when some row overflowed)."""
+    end = indptr[indptr.shape[0] - 1]
+    for i in range(lo, hi):
+        _pair_row(i, points, normals, targets, reach, fold_cos, grid, indices, indptr[i], end)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _copy_rows(lo, hi, rows, indptr, indices):
+    """Rows lo..hi-1 of ``rows`` (CSR lengths from ``indptr``) to their place in ``indices``."""
+    for i in range(lo, hi):
+        k0 = indptr[i]
+        for c in range(indptr[i + 1] - k0):
+            indices[k0 + c] = rows[i, c]
+
+
 def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     """Neighbour lists (CSR) for the sweeps: j is listed for i when their chord is below the pair's target
     t_ij = min(r_i, r_j) * scale[c_i, c_j] plus ``reach`` (mm), and their normals are not across a fold.
@@ -65,51 +90,30 @@ def pair_lists(points, normals, cls, radius, scale, reach, fold_cos):
     indptr : (n+1,) int64; indices : (nnz,) int64
     """
     n = points.shape[0]
-    K = scale.shape[0]
-    smax = 0.0
-    for a in range(K):
-        for b in range(K):
-            smax = max(smax, scale[a, b])
-    rmax = 0.0
-    for i in range(n):
-        rmax = max(rmax, radius[i])
-    cell = max(rmax * smax + reach, 1e-9)
+    reach = float(reach)
+    smax = float(np.max(scale)) if scale.size else 0.0
+    rmax = max(float(np.max(radius)), 0.0) if n else 0.0
+    cell = max(rmax * max(smax, 0.0) + reach, 1e-9)
     grid = build_grid(points, cell)
-    # as a Targets, but a plain tuple: numba 0.68's array analysis fails on a namedtuple of arrays built inside a
-    # parallel function (IndexError in _gen_shape_call); passed in as an argument, namedtuples are fine
     targets = (cls, radius, scale)
-    # one pass into rows of PAIR_ROW_CAP slots (the usual case: 10-30 neighbours), compacted after; a second,
-    # counting pass only when some row overflows
+    # one pass into rows of PAIR_ROW_CAP slots (the usual case: 10-30 neighbours), compacted after; a second pass,
+    # writing whole rows, only when some row overflows
     counts = np.zeros(n + 1, dtype=np.int64)
     rows = np.empty((n, PAIR_ROW_CAP), dtype=np.int64)
-    for i in prange(n):
-        counts[i + 1] = _pair_row(np.int64(i), points, normals, targets, reach, fold_cos, grid, rows[i], np.int64(0),
-                                   np.int64(PAIR_ROW_CAP))
+    fold_cos = float(fold_cos)
+    run_chunks(n, _pair_rows, points, normals, targets, reach, fold_cos, grid, rows, counts)
     indptr = np.cumsum(counts)
     indices = np.empty(indptr[n], dtype=np.int64)
-    over = False
-    for i in range(n):
-        if counts[i + 1] > PAIR_ROW_CAP:
-            over = True
-            break
-    if not over:
-        for i in prange(n):
-            k0 = indptr[i]
-            for c in range(counts[i + 1]):
-                indices[k0 + c] = rows[i, c]
-        return indptr, indices
-    for i in prange(n):
-        _pair_row(np.int64(i), points, normals, targets, reach, fold_cos, grid, indices, indptr[i], indptr[n])
+    if n == 0 or counts.max() <= PAIR_ROW_CAP:
+        run_chunks(n, _copy_rows, rows, indptr, indices)
+    else:
+        run_chunks(n, _pair_rows_whole, points, normals, targets, reach, fold_cos, grid, indptr, indices)
     return indptr, indices
 
 
-@njit(parallel=True, cache=True)
-def list_nearest(points, nbr_ptr, nbr_idx):
-    """Distance from every point to its nearest listed neighbour (inf when its list is empty): the nearest distance
-    wherever it is below the lists' reach."""
-    n = points.shape[0]
-    out = np.full(n, np.inf)
-    for i in prange(n):
+@njit(cache=True, nogil=True, _nrt=False)
+def _list_nearest_rows(lo, hi, points, nbr_ptr, nbr_idx, out):
+    for i in range(lo, hi):
         best = np.inf
         for s in range(nbr_ptr[i], nbr_ptr[i + 1]):
             j = nbr_idx[s]
@@ -118,20 +122,31 @@ def list_nearest(points, nbr_ptr, nbr_idx):
             if d < best:
                 best = d
         out[i] = math.sqrt(best)
+
+
+def list_nearest(points, nbr_ptr, nbr_idx):
+    """Distance from every point to its nearest listed neighbour (inf when its list is empty): the nearest distance
+    wherever it is below the lists' reach."""
+    out = np.full(points.shape[0], np.inf)
+    run_chunks(points.shape[0], _list_nearest_rows, points, nbr_ptr, nbr_idx, out)
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _moved_spacing_rows(lo, hi, rows, face_ids, bary, faces, dens_v, low, out):
+    for q in range(lo, hi):
+        i = rows[q]
+        f = face_ids[i]
+        d = bary[i, 0] * dens_v[faces[f, 0]] + bary[i, 1] * dens_v[faces[f, 1]] + bary[i, 2] * dens_v[faces[f, 2]]
+        out[i] = math.sqrt(2.0 / (math.sqrt(3.0) * (max(d, low) / 100.0)))
+
+
 def moved_spacing(radius, rows, face_ids, bary, faces, dens_v, low):
     """``radius`` with the rows ``rows`` set to the local d_max (mm) of the density at their dots: the vertex
     densities ``dens_v`` (dots per cm2) interpolated at (face_ids, bary), taken at no less than ``low``, as
     :func:`scalp3d.placement.local_spacing_mm` does (the same operations in the same order: the same bits)."""
     out = radius.copy()
-    for q in prange(rows.shape[0]):
-        i = rows[q]
-        f = face_ids[i]
-        d = bary[i, 0] * dens_v[faces[f, 0]] + bary[i, 1] * dens_v[faces[f, 1]] + bary[i, 2] * dens_v[faces[f, 2]]
-        out[i] = math.sqrt(2.0 / (math.sqrt(3.0) * (max(d, low) / 100.0)))
+    run_chunks(rows.shape[0], _moved_spacing_rows, rows, face_ids, bary, faces, dens_v, float(low), out)
     return out
 
 
@@ -399,20 +414,10 @@ def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.9
     return s
 
 
-@njit(parallel=True, cache=True)
-def floor_offenders(old_points, new_points, moved, cls, radius, floor_scale, frac, min_mm, nbr_ptr, nbr_idx):
-    """Moved dots that broke the spacing floor: dot i is an offender when, for a listed neighbour j, the pair is now
-    closer than its floor max(frac * min(r_i, r_j) * floor_scale[c_i, c_j], min_mm) AND closer than it was before
-    the move (a pair already under the floor may move apart, never closer). ``radius`` holds the local spacing at the
-    new positions. The relaxations revert offenders until none is left, so a sweep never makes the floor worse.
-
-    Returns
-    -------
-    (n,) bool
-    """
-    n = new_points.shape[0]
-    bad = np.zeros(n, dtype=np.bool_)
-    for i in prange(n):
+@njit(cache=True, nogil=True, _nrt=False)
+def _floor_offender_rows(lo, hi, old_points, new_points, moved, cls, radius, floor_scale, frac, min_mm, nbr_ptr,
+                         nbr_idx, bad):
+    for i in range(lo, hi):
         if not moved[i]:
             continue
         ci = cls[i]
@@ -428,4 +433,19 @@ def floor_offenders(old_points, new_points, moved, cls, radius, floor_scale, fra
             if dn < do:
                 bad[i] = True
                 break
+
+
+def floor_offenders(old_points, new_points, moved, cls, radius, floor_scale, frac, min_mm, nbr_ptr, nbr_idx):
+    """Moved dots that broke the spacing floor: dot i is an offender when, for a listed neighbour j, the pair is now
+    closer than its floor max(frac * min(r_i, r_j) * floor_scale[c_i, c_j], min_mm) AND closer than it was before
+    the move (a pair already under the floor may move apart, never closer). ``radius`` holds the local spacing at the
+    new positions. The relaxations revert offenders until none is left, so a sweep never makes the floor worse.
+
+    Returns
+    -------
+    (n,) bool
+    """
+    bad = np.zeros(new_points.shape[0], dtype=np.bool_)
+    run_chunks(new_points.shape[0], _floor_offender_rows, old_points, new_points, moved, cls, radius, floor_scale,
+               float(frac), float(min_mm), nbr_ptr, nbr_idx, bad)
     return bad

@@ -7,7 +7,9 @@ its CUDA twin is :func:`scalp3d.kernels.cuda.snap_points_cuda`). :func:`vertex_f
 the walk uses.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .chunks import run_chunks
 
 
 @njit(cache=True)
@@ -89,7 +91,20 @@ def snap_xyz(qx, qy, qz, face, vertices, faces, vf_indptr, vf_indices):
     return bx, by, bz, best_face, bu, bv, bw
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _snap_rows(lo, hi, points, face_ids, vertices, faces, vf_indptr, vf_indices, snapped, face, bary):
+    for i in range(lo, hi):
+        x, y, z, fi, u, v, w = snap_xyz(points[i, 0], points[i, 1], points[i, 2], face_ids[i], vertices, faces,
+                                        vf_indptr, vf_indices)
+        snapped[i, 0] = x
+        snapped[i, 1] = y
+        snapped[i, 2] = z
+        face[i] = fi
+        bary[i, 0] = u
+        bary[i, 1] = v
+        bary[i, 2] = w
+
+
 def snap_points(points, face_ids, vertices, faces, vf_indptr, vf_indices):
     """Every point put back onto the mesh by :func:`snap_xyz`, walking from its face (each point alone: the result
     does not depend on the thread count).
@@ -110,16 +125,7 @@ def snap_points(points, face_ids, vertices, faces, vf_indptr, vf_indices):
     snapped = np.empty((k, 3))
     face = np.empty(k, dtype=np.int64)
     bary = np.empty((k, 3))
-    for i in prange(k):
-        x, y, z, fi, u, v, w = snap_xyz(points[i, 0], points[i, 1], points[i, 2], face_ids[i], vertices, faces,
-                                        vf_indptr, vf_indices)
-        snapped[i, 0] = x
-        snapped[i, 1] = y
-        snapped[i, 2] = z
-        face[i] = fi
-        bary[i, 0] = u
-        bary[i, 1] = v
-        bary[i, 2] = w
+    run_chunks(k, _snap_rows, points, face_ids, vertices, faces, vf_indptr, vf_indices, snapped, face, bary)
     return snapped, face, bary
 
 

@@ -6,8 +6,9 @@ unvisited dot; when nothing is left within a few rings, scan the unvisited list.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .chunks import run_chunks
 from .grid import build_grid, cube_cell, sq_dist
 
 
@@ -84,30 +85,25 @@ def path_length(points, order):
     return total
 
 
-@njit(parallel=True, cache=True)
-def knn_lists(points, k, cell):
-    """The k nearest other points of every point (n,k) int64, nearest first (ties to the smaller index).
-
-    Uses a hash grid, visiting rings of cells until the k-th distance is inside the visited ring.
-    """
-    n = points.shape[0]
-    k = min(k, n - 1)
-    out = np.empty((n, k), dtype=np.int64)
-    if k <= 0:
-        return out
-    origin, cells, start, order, mask = build_grid(points, cell)
-    for i in prange(n):
-        bd = np.full(k, np.inf)
-        bj = np.full(k, -1, dtype=np.int64)
+@njit(cache=True, nogil=True)
+def _knn_rows(lo, hi, points, k, cell, grid, out):
+    """Rows lo..hi-1 of :func:`knn_lists`."""
+    origin, cells, start, order, mask = grid
+    bd = np.empty(k)
+    bj = np.empty(k, dtype=np.int64)
+    for i in range(lo, hi):
+        bd[:] = np.inf
+        bj[:] = -1
         ring = 0
         while True:
             for q in range((2 * ring + 1) ** 3):
-                lo, hi = cube_cell(q, ring, True, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
-                for s in range(lo, hi):
+                c_lo, c_hi = cube_cell(q, ring, True, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order,
+                                       mask)
+                for s in range(c_lo, c_hi):
                     j = order[s]
                     if j == i:
                         continue
-                    d = sq_dist(points, j, points, np.int64(i))
+                    d = sq_dist(points, j, points, i)
                     if d < bd[k - 1] or (d == bd[k - 1] and j < bj[k - 1]):
                         # insert in order
                         t = k - 1
@@ -124,6 +120,21 @@ def knn_lists(points, k, cell):
                 break
         for t in range(k):
             out[i, t] = bj[t]
+
+
+def knn_lists(points, k, cell):
+    """The k nearest other points of every point (n,k) int64, nearest first (ties to the smaller index).
+
+    Uses a hash grid, visiting rings of cells until the k-th distance is inside the visited ring; the points are
+    shared among threads in chunks (:func:`scalp3d.kernels.chunks.run_chunks`).
+    """
+    n = points.shape[0]
+    k = int(min(k, n - 1))
+    out = np.empty((n, max(k, 0)), dtype=np.int64)
+    if k <= 0:
+        return out
+    cell = float(cell)
+    run_chunks(n, _knn_rows, points, k, cell, build_grid(points, cell), out)
     return out
 
 

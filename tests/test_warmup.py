@@ -14,16 +14,16 @@ def test_compile_kernels_runs_the_runs_kernels():
     from scalp3d.warmup import compile_kernels
 
     compile_kernels()
-    for fn in (tour.nearest_neighbour_tour, tour.knn_lists, tour.two_opt_or_opt, multiclass._sweep_rows,
-               multiclass.pair_lists, multiclass.floor_offenders, elimination._conflict_rows, K.eliminate):
+    for fn in (tour.nearest_neighbour_tour, tour._knn_rows, tour.two_opt_or_opt, multiclass._sweep_rows,
+               multiclass._pair_rows, multiclass._floor_offender_rows, elimination._conflict_rows, K.eliminate):
         assert fn.signatures, fn  # compiled (or loaded from the cache) for at least one signature
     # the tour's signatures are those the needle programs call
     p = np.ascontiguousarray(np.random.default_rng(1).random((50, 3)))
-    before = len(tour.knn_lists.signatures)
+    before = len(tour._knn_rows.signatures)
     from scalp3d.needle import order_dots
 
     order_dots(p * 40.0)
-    assert len(tour.knn_lists.signatures) == before
+    assert len(tour._knn_rows.signatures) == before
 
 
 def test_start_only_when_cold(monkeypatch):
