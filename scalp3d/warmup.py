@@ -9,14 +9,15 @@ rest of the placement's), each guarded by a lock file in the kernel cache folder
   run's own functions on small inputs of the run's own types (the relaxation's first: the run compiles the
   elimination's meanwhile, and needs the relaxation's right after);
 - the run enters a stage with :func:`stage`. When the second process is compiling it, the run waits, compiling
-  meanwhile the next stage nobody has taken (:func:`_compile_ahead`), then loads the stage's kernels from the cache
+  meanwhile a short stage nobody has taken (:func:`_compile_ahead`, :data:`STAGES_AHEAD`), then loads the stage's kernels from the cache
   (numba looks in its cache before compiling a signature it has not seen). When nobody has begun it, the run holds
   its lock and compiles it itself, and the second process skips it.
 
 So no kernel is compiled twice at once, and neither process idles while the other compiles. Measured on 2 cores, a
 cold ``scalp3d demo --no-preview``: 71 s with no second process; 56 s once each helper kernel compiled once (see
 tests/test_warmup.py); 55-58 s with the second process before the locks (both compiled the relaxation's kernels at
-once); 38 s with the stages. The second process writes nothing but the kernel cache, the same files the run would
+once); 38 s with the stages; 35-37 s (in an hour when the 38 s run took 46 s) once the parallel loops were chunks of
+serial kernels (:mod:`scalp3d.kernels.chunks`: half the compiling). The second process writes nothing but the kernel cache, the same files the run would
 write, and is stopped when the run ends. Without ``fcntl`` (Windows) no stage is locked and both processes may
 compile one, as before. ``SCALP3D_WARMUP_LOG=FILE`` logs who takes which stage when.
 """
@@ -39,6 +40,10 @@ except ImportError:  # Windows: no stage locks
 
 #: the compile stages, in the order the second process takes them (see the module's doc)
 STAGES = ("relax", "tour", "quality", "placement")
+#: the stages a waiting run compiles ahead, in this order: the short ones (quality about 1 s, placement 4 s on a first
+#: run). The tour (6 s) is left to the second process, which takes it after the relaxations while the run places the
+#: dots: a run that compiled the tour ahead was still at it 5 s after the relaxations were ready
+STAGES_AHEAD = ("quality", "placement")
 #: the longest a run waits for the second process to finish a stage before compiling it itself (s)
 STAGE_WAIT_S = 180.0
 
@@ -121,9 +126,10 @@ def stage(name: str):
 
 def _compile_ahead(waiting_for: str) -> bool:
     """While the run waits for the second process to finish ``waiting_for``: compile here, ahead, the first stage
-    nobody has taken (the run needs it later anyway). Returns whether a stage was compiled."""
+    nobody has taken (the run needs it later anyway), a short one (:data:`STAGES_AHEAD`). Returns whether a
+    stage was compiled."""
     global _stealing
-    for other in STAGES:
+    for other in STAGES_AHEAD:
         if other == waiting_for or other in _held or other in _finished:
             continue
         fd = _try_stage(other)
