@@ -38,6 +38,12 @@ _DOT = re.compile(r"\(dot (\d+)\b([^)]*)\)")
 _COMMENT = re.compile(r"\([^()]*\)")
 _DEPTH = re.compile(r"\bdepth (\d*\.?\d+)")
 _AXIS = re.compile(r"\baxis (\S+) (\S+) (\S+)")
+_NUM = r"([-+]?\d*\.?\d+)"
+#: the three line shapes scalp3d writes for every dot, read on a fast path that does exactly what the general reading
+#: does for them (any other line, or any variation of these, goes the general way)
+_FAST_G0 = re.compile(rf"G0 X{_NUM} Y{_NUM} Z{_NUM}(?: A{_NUM} B{_NUM})?")
+_FAST_G1 = re.compile(rf"G1 X{_NUM} Y{_NUM} Z{_NUM} F{_NUM}")
+_FAST_G4 = re.compile(rf"G4 P{_NUM}")
 _SHA = r"([0-9a-f]{16})"
 #: the header lines, each required exactly once among the comments before the first G-code line
 _HEADER = {
@@ -135,6 +141,32 @@ def read_program(path) -> Parsed:
     dot = None
     to_mm = 1.0
     for ln, raw in enumerate(text.splitlines(), start=1):
+        if not in_header and raw[:1] == "G":
+            fm = _FAST_G0.fullmatch(raw)
+            if fm:
+                x, y, z, a, b = fm.groups()
+                pos[0] = float(x) * to_mm
+                pos[1] = float(y) * to_mm
+                pos[2] = float(z) * to_mm
+                if a is not None:
+                    ab[0] = float(a)
+                    ab[1] = float(b)
+                moves.append(Move("G0", pos.copy(), ab.copy(), dot, ln, note=len(notes) - 1 if notes else None))
+                continue
+            fm = _FAST_G1.fullmatch(raw)
+            if fm:
+                x, y, z = fm.group(1, 2, 3)
+                pos[0] = float(x) * to_mm
+                pos[1] = float(y) * to_mm
+                pos[2] = float(z) * to_mm
+                moves.append(Move("G1", pos.copy(), ab.copy(), dot, ln, words=(x, y, z),
+                                  note=len(notes) - 1 if notes else None))
+                continue
+            fm = _FAST_G4.fullmatch(raw)
+            if fm:
+                moves.append(Move("G4", pos.copy(), ab.copy(), dot, ln, float(fm.group(1)),
+                                  note=len(notes) - 1 if notes else None))
+                continue
         stripped = raw.strip()
         paren = "(" in raw
         m = _DOT.search(raw) if paren else None

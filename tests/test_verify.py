@@ -316,3 +316,24 @@ def test_cli_damaged_session_json_exit_2(folder, capsys):
     (folder / "session-1.json").write_text('{"dots": [{"id": 1, "skin_mm": [0, 0]}]}')
     code, _, err = _cli(capsys, "verify", folder / "session-1.ngc", "--head", folder / "head.ply")
     assert code == 2 and len(err) == 1 and "dot number 1" in err[0]
+
+
+def test_the_fast_reading_of_the_usual_lines_reads_what_the_general_one_does(case, tmp_path):
+    """The reader takes scalp3d's own G0/G1/G4 dot lines on a fast path; the same program with every code line
+    written a little differently (a trailing space: the general reading) must read the same, move for move, in mm
+    and in inches (G20), with and without the A B words."""
+    head, _surface, prog = case
+    text = _text(prog, head)
+    three_axis = re.sub(r" A[-+0-9.]+ B[-+0-9.]+", "", text)
+    inches = text.replace("G21 ", "G20 ", 1)
+    for body in (text, three_axis, inches):
+        general = "\n".join(ln + " " if ln[:1] == "G" else ln for ln in body.splitlines())
+        (tmp_path / "fast.ngc").write_text(body)
+        (tmp_path / "general.ngc").write_text(general)
+        fast, slow = verify_mod.read_program(tmp_path / "fast.ngc"), verify_mod.read_program(tmp_path / "general.ngc")
+        assert len(fast.moves) == len(slow.moves) > 100
+        for m, n in zip(fast.moves, slow.moves):
+            assert (m.kind, m.dot, m.line, m.dwell_s, m.words, m.note) == (n.kind, n.dot, n.line, n.dwell_s, n.words,
+                                                                           n.note)
+            assert np.array_equal(m.xyz, n.xyz, equal_nan=True) and np.array_equal(m.ab, n.ab)
+        assert [(a.id, a.line, a.depth_mm) for a in fast.notes] == [(a.id, a.line, a.depth_mm) for a in slow.notes]
