@@ -313,6 +313,10 @@ PLUNGE_TOLERANCE_MM = 0.2             # a plunge tip must be this close to skin 
 #: bounds, retract to the approach point): the written coordinates are rounded to 1e-4 mm (ROUND_MM) and the distance
 #: queries run in float32, so a move exactly at a limit may read up to about 1e-4 mm past it
 GEOMETRY_TOLERANCE_MM = 1e-3
+#: a travel segment is proven clear without sampling its inside when its end distances leave this much (mm) above
+#: the clearance (the distance to the skin changes no faster than the point moves; float32 queries near a head
+#: 100 mm from the origin err by about 1e-5 mm)
+LIPSCHITZ_MARGIN_MM = 1e-3
 #: the verifier: the needle axis the A B words (or a 3-axis comment) state may differ this much from the plunge line
 AXIS_TOLERANCE_DEG = 0.5
 ROUND_MM = 4                          # decimals written for coordinates (0.1 micrometre)

@@ -248,7 +248,7 @@ def build_program(visits: Visits, surface: SurfaceQuery, motion: Motion, machine
     radius = float(np.linalg.norm(verts - centre, axis=1).max()) + config.SAFE_SHELL_MARGIN_MM
     lift = config.SHELL_LIFT_MM
     # straight travel between consecutive approach points, lifted where it comes too close to the skin
-    dmin = surface.segments_min_distance(approach[:-1], approach[1:], clearance * 0.5)
+    dmin = surface.segments_min_distance(approach[:-1], approach[1:], clearance * 0.5, below_mm=clearance)
     unsafe = np.flatnonzero(dmin < clearance) + 1
     via_lists = [[] for _ in range(len(pos))]
     # the way in: from the safe shell above the first dot, down to its lifted point
@@ -394,7 +394,8 @@ def check_program(prog: Program, surface: SurfaceQuery) -> None:
                           f"({', '.join(mach.cartridges)}); change the plan's needle or the profile")
     # travel: every segment outside the plunges keeps the clearance
     path = travel_path(prog)
-    dmin = surface.segments_min_distance(path[:-1], path[1:], prog.clearance_mm * 0.5)
+    dmin = surface.segments_min_distance(path[:-1], path[1:], prog.clearance_mm * 0.5,
+                                         below_mm=prog.clearance_mm - config.GEOMETRY_TOLERANCE_MM)
     bad = np.flatnonzero(dmin < prog.clearance_mm - config.GEOMETRY_TOLERANCE_MM)
     if len(bad):
         k = bad[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import config
 from .types import Head
 
 
@@ -42,19 +43,37 @@ class SurfaceQuery:
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
         return q, n, fid
 
-    def segments_min_distance(self, starts, ends, step_mm) -> np.ndarray:
-        """Smallest distance to the surface along each segment (k,), sampled every ``step_mm`` or finer."""
+    def segments_min_distance(self, starts, ends, step_mm, below_mm=None) -> np.ndarray:
+        """Smallest distance to the surface along each segment (k,), sampled every ``step_mm`` or finer.
+
+        With ``below_mm`` (the threshold the caller tests against), a segment whose two end distances d_a, d_b prove
+        it stays at least ``below_mm`` away (the distance changes no faster than the point moves, so nowhere on a
+        segment of length L is it under (d_a + d_b - L) / 2; a margin of LIPSCHITZ_MARGIN_MM covers the float32
+        queries) is not sampled inside: its value is min(d_a, d_b), at or above ``below_mm`` like its sampled minimum.
+        Every other segment is sampled as without it, so ``value < below_mm`` is decided the same either way."""
         starts = np.asarray(starts, dtype=np.float64).reshape(-1, 3)
         ends = np.asarray(ends, dtype=np.float64).reshape(-1, 3)
         if len(starts) == 0:
             return np.zeros(0)
         length = np.linalg.norm(ends - starts, axis=1)
+        out = np.full(len(starts), np.inf)
+        rows = np.arange(len(starts))
+        if below_mm is not None:
+            d_ends = self.distance(np.concatenate([starts, ends]))
+            da, db = d_ends[:len(starts)], d_ends[len(starts):]
+            sure = 0.5 * (da + db - length) >= below_mm + config.LIPSCHITZ_MARGIN_MM
+            out[sure] = np.minimum(da, db)[sure]
+            rows = np.flatnonzero(~sure)
+            if not len(rows):
+                return out
+            starts, ends, length = starts[rows], ends[rows], length[rows]
         n = np.maximum(np.ceil(length / step_mm).astype(np.int64), 1) + 1
         seg = np.repeat(np.arange(len(starts)), n)
         first = np.concatenate([[0], np.cumsum(n)[:-1]])
         t = (np.arange(n.sum()) - np.repeat(first, n)) / np.repeat(n - 1, n)
         pts = starts[seg] + t[:, None] * (ends - starts)[seg]
         d = self.distance(pts)
-        out = np.full(len(starts), np.inf)
-        np.minimum.at(out, seg, d)
+        sampled = np.full(len(starts), np.inf)
+        np.minimum.at(sampled, seg, d)
+        out[rows] = sampled
         return out

@@ -113,3 +113,35 @@ def test_segment_through_the_surface_reads_zero(sphere):
     _, q = sphere
     d = q.segments_min_distance([[0.0, 0.0, 0.0]], [[0.0, 0.0, 2 * R_MM]], 0.01)
     assert d[0] < 0.02  # sampled every 0.01 mm across the skin
+
+
+def _travel_segments(rng, n=3000):
+    """Short travels above a 50 mm sphere like a needle program's (1-3 mm long, 1-4 mm up), some dipping to the skin
+    or through it, some long chords across the head."""
+    a = rng.normal(size=(n, 3))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    step = rng.normal(size=(n, 3)) * rng.uniform(0.5, 2.0, (n, 1))
+    b = a * R_MM + step
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    a = a * (R_MM + rng.uniform(1.0, 4.0, (n, 1)))
+    b = b * (R_MM + rng.uniform(-0.5, 4.0, (n, 1)))
+    b[: n // 20] = -a[: n // 20]  # through the head
+    return a, b
+
+
+def test_proven_clear_segments_decide_as_sampled_ones(sphere):
+    """With ``below_mm`` a segment proven clear by its end distances is not sampled inside; whether a segment comes
+    under the limit is decided exactly as by sampling it, and a proven one really stays above the limit (checked
+    on 400 samples per segment)."""
+    _mesh, q = sphere
+    a, b = _travel_segments(np.random.default_rng(7))
+    for limit in (0.5, 1.5, 2.999):
+        sampled = q.segments_min_distance(a, b, limit * 0.5)
+        fast = q.segments_min_distance(a, b, limit * 0.5, below_mm=limit)
+        assert np.array_equal(fast < limit, sampled < limit)
+        proven = fast != sampled
+        assert 0 < proven.sum() < len(a)  # both kinds occur
+        assert np.array_equal(fast[~proven], sampled[~proven])
+        assert (fast[proven] >= limit).all()
+        fine = q.segments_min_distance(a[proven], b[proven], 0.005)
+        assert (fine >= limit).all()

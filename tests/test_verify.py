@@ -337,3 +337,25 @@ def test_the_fast_reading_of_the_usual_lines_reads_what_the_general_one_does(cas
                                                                            n.note)
             assert np.array_equal(m.xyz, n.xyz, equal_nan=True) and np.array_equal(m.ab, n.ab)
         assert [(a.id, a.line, a.depth_mm) for a in fast.notes] == [(a.id, a.line, a.depth_mm) for a in slow.notes]
+
+
+def test_the_verifiers_proven_clear_segments_decide_as_sampled_ones():
+    """The verifier's own segment check: with the limit given, segments proven clear by their end distances are not
+    sampled inside, and every segment is judged under or over the limit exactly as when sampled."""
+    head = _sphere_head(50.0)
+    skin = Skin(head.vertices, head.faces)
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(2000, 3))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = a * 50.0 + rng.normal(size=(2000, 3)) * 1.5
+    b = b / np.linalg.norm(b, axis=1, keepdims=True) * (50.0 + rng.uniform(-0.5, 4.0, (2000, 1)))
+    a = a * (50.0 + rng.uniform(1.0, 4.0, (2000, 1)))
+    b[:100] = -a[:100]
+    for limit in (0.5, 1.499):
+        sampled = skin.segments_min_distance(a, b, limit * 0.5)
+        fast = skin.segments_min_distance(a, b, limit * 0.5, below_mm=limit)
+        assert np.array_equal(fast < limit, sampled < limit)
+        proven = fast != sampled
+        assert 0 < proven.sum() < len(a)
+        assert (fast[proven] >= limit).all()
+        assert (skin.segments_min_distance(a[proven], b[proven], 0.005) >= limit).all()
