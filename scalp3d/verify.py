@@ -22,6 +22,7 @@ angles (:func:`needle_axis`, from the rotation matrices); it imports neither :mo
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,7 +484,7 @@ def _check_structure(parsed: Parsed, hdr: dict, V: list) -> _Plunges:
     for i, mv in enumerate(moves):
         if mv.kind == "G1":
             start = moves[i - 1].xyz if i > 0 else np.full(3, np.nan)
-            if np.isnan(start).any():
+            if any(map(math.isnan, start.tolist())):  # (scalar tests: this loop runs once per dot)
                 V.append(f"line {mv.line}: a plunge with no known start point")
                 continue
             plunges.append((i, start))
@@ -493,7 +494,7 @@ def _check_structure(parsed: Parsed, hdr: dict, V: list) -> _Plunges:
             nxt2 = moves[i + 2] if i + 2 < len(moves) else None
             if nxt is None or nxt.kind != "G4":
                 V.append(f"line {mv.line}: dot {mv.dot}: no dwell (G4) at depth after the plunge")
-            elif nxt2 is None or nxt2.kind != "G0" or np.linalg.norm(nxt2.xyz - start) > tol:
+            elif nxt2 is None or nxt2.kind != "G0" or math.dist(nxt2.xyz, start) > tol:
                 V.append(f"line {mv.line}: dot {mv.dot}: the plunge and dwell are not followed by a retract to its "
                          "approach point")
         elif mv.kind == "G4" and (i == 0 or moves[i - 1].kind != "G1"):
