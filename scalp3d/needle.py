@@ -165,6 +165,7 @@ def _shell_route(p, n_p, q, n_q, centre, radius, lift_mm):
     return np.array(pts)
 
 
+@in_stage("neighbours")
 @in_stage("tour")
 def order_dots(points, zone=None, zone_order=None, block=None):
     """Visit order (n,) of dots (n,3): a nearest-neighbour tour improved by 2-opt and Or-opt (numba).

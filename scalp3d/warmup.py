@@ -2,24 +2,25 @@
 
 On a first run numba compiles every kernel the run calls, one after the other, in the one process. :func:`start`
 launches ``python -m scalp3d.warmup`` beside the run when the kernel cache is cold; the two processes share the
-compiling by **stages** (:data:`STAGES`: the relaxations' kernels, the needle tour's, the quality figures', the
-rest of the placement's), each guarded by a lock file in the kernel cache folder:
+compiling by **stages** (:data:`STAGES`: the relaxations' kernels, the needle tour's 2-opt, its neighbour lists and
+first tour, the quality figures', the rest of the placement's), each guarded by a lock file in the kernel cache folder:
 
 - the second process takes the stages in that order, each only if its lock is free, and compiles it by calling the
   run's own functions on small inputs of the run's own types (the relaxation's first: the run compiles the
   elimination's meanwhile, and needs the relaxation's right after);
 - the run enters a stage with :func:`stage`. When the second process is compiling it, the run waits, compiling
-  meanwhile a short stage nobody has taken (:func:`_compile_ahead`, :data:`STAGES_AHEAD`), then loads the stage's kernels from the cache
-  (numba looks in its cache before compiling a signature it has not seen). When nobody has begun it, the run holds
-  its lock and compiles it itself, and the second process skips it.
+  meanwhile a short stage nobody has taken (:func:`_compile_ahead`, :data:`STAGES_AHEAD`), then loads the stage's
+  kernels from the cache (numba looks in its cache before compiling a signature it has not seen). When nobody has
+  begun it, the run holds its lock and compiles it itself, and the second process skips it.
 
 So no kernel is compiled twice at once, and neither process idles while the other compiles. Measured on 2 cores, a
 cold ``scalp3d demo --no-preview``: 71 s with no second process; 56 s once each helper kernel compiled once (see
 tests/test_warmup.py); 55-58 s with the second process before the locks (both compiled the relaxation's kernels at
-once); 38 s with the stages; 35-37 s (in an hour when the 38 s run took 46 s) once the parallel loops were chunks of
-serial kernels (:mod:`scalp3d.kernels.chunks`: half the compiling). The second process writes nothing but the kernel cache, the same files the run would
-write, and is stopped when the run ends. Without ``fcntl`` (Windows) no stage is locked and both processes may
-compile one, as before. ``SCALP3D_WARMUP_LOG=FILE`` logs who takes which stage when.
+once); 38 s with the stages; 35-37 s (in an hour when the 38 s run took 46 s) once the parallel loops were chunks
+of serial kernels (:mod:`scalp3d.kernels.chunks`: half the compiling). The second process writes nothing but the
+kernel cache, the same files the run would write, and is stopped when the run ends. Without ``fcntl`` (Windows) no
+stage is locked and both processes may compile one, as before. ``SCALP3D_WARMUP_LOG=FILE`` logs who takes which
+stage when.
 """
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ except ImportError:  # Windows: no stage locks
     fcntl = None
 
 #: the compile stages, in the order the second process takes them (see the module's doc)
-STAGES = ("relax", "tour", "quality", "placement")
-#: the stages a waiting run compiles ahead, in this order: the short ones (quality about 1 s, placement 4 s on a first
-#: run). The tour (6 s) is left to the second process, which takes it after the relaxations while the run places the
-#: dots: a run that compiled the tour ahead was still at it 5 s after the relaxations were ready
-STAGES_AHEAD = ("quality", "placement")
+STAGES = ("relax", "tour", "neighbours", "quality", "placement")
+#: the stages a waiting run compiles ahead, in this order: the short ones (on a first run: quality about 1 s, the
+#: tour's neighbour lists and first tour 3-4 s, placement 4 s). The tour's 2-opt (3 s) is left to the second process,
+#: which takes it after the relaxations while the run places the dots: a run that compiled the whole tour (6 s) ahead
+#: was still at it 5 s after the relaxations were ready
+STAGES_AHEAD = ("quality", "neighbours", "placement")
 #: the longest a run waits for the second process to finish a stage before compiling it itself (s)
 STAGE_WAIT_S = 180.0
 
@@ -225,8 +227,20 @@ def _compile_stage(name, inputs) -> None:
     v, f, vn, dens, rng = inputs
     if name == "relax":
         _relaxation(v, f, vn, dens, rng)
-    elif name == "tour":
-        order_dots(rng.random((4 * config.TOUR_NEIGHBOURS, 3)) * 40.0)
+    elif name in ("tour", "neighbours"):
+        # order_dots' kernels with its own types: the neighbour lists and the first tour ("neighbours"), the 2-opt
+        # ("tour") on stand-ins of theirs, so that neither stage compiles the other's
+        from . import kernels as K
+
+        p = np.ascontiguousarray(rng.random((4 * config.TOUR_NEIGHBOURS, 3)) * 40.0)
+        if name == "neighbours":
+            K.nearest_neighbour_tour(p, 0, config.TOUR_CELL_MM)
+            K.knn_lists(p, config.TOUR_NEIGHBOURS, config.TOUR_CELL_MM)
+        else:
+            d = np.linalg.norm(p[:, None] - p[None], axis=2)
+            nb = np.ascontiguousarray(np.argsort(d, axis=1, kind="stable")[:, 1:config.TOUR_NEIGHBOURS + 1],
+                                      dtype=np.int64)
+            K.two_opt_or_opt(p, np.arange(len(p), dtype=np.int64), nb, config.TOUR_MOVES_PER_DOT * len(p))
     elif name == "quality":
         pts = np.column_stack([rng.random((400, 2)) * 40.0, np.zeros(400)])
         spread_figures(pts, np.full(len(pts), 2.0))

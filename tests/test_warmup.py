@@ -123,7 +123,7 @@ def test_the_run_waits_for_a_stage_being_compiled_and_compiles_another_meanwhile
         holder.wait()
     assert waited > 1.0, waited  # it waited for the holder to finish the stage
     # and meanwhile compiled the short stages nobody had taken, each once, in order
-    assert ahead == [s for s in warmup.STAGES_AHEAD if s != "relax"] == ["quality", "placement"], ahead
+    assert ahead == [s for s in warmup.STAGES_AHEAD if s != "relax"] == ["quality", "neighbours", "placement"], ahead
     fd = warmup._try_stage("relax")  # released
     assert fd is not None
     os.close(fd)
