@@ -3,22 +3,36 @@
 A ``prange`` loop costs numba's parallel compiler several seconds per kernel on a first run (the parfor passes and a
 second compilation of the loop body as a gufunc: the joint sweep compiled in 10.9 s with ``parallel=True``, 5.8 s
 without). The heavy loops are therefore written as serial ``@njit(nogil=True)`` kernels over a range ``[lo, hi)``
-and run here on a few threads at once: numba releases the GIL inside them, so the chunks run in parallel, as a
+(``_nrt=False`` where they allocate nothing: numba's reference counting of the arrays a loop body touches halved the
+serial sweep's speed) and run here on a few threads at once: numba releases the GIL inside them, so the chunks run in parallel, as a
 ``prange`` would. Every chunk writes only its own rows, so the result does not depend on the number of threads or of
 chunks. The thread count is numba's (``numba.get_num_threads()``, ``NUMBA_NUM_THREADS``).
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 
-#: chunks per thread (dots differ in cost: a few chunks each keep the threads busy to the end)
+#: chunks per thread: one contiguous range each, as numba's static prange schedule (2, 4 or 8 smaller chunks each ran
+#: the joint sweep 5-15 % slower: every chunk is one more call unpacking a dozen arrays)
 CHUNKS_PER_THREAD = 1
 #: below this many rows per chunk the work is done in one call on the calling thread
 MIN_CHUNK = 512
 
 _pool = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # a forked child has none of the parent's threads: it starts a pool of its own on first use
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _executor() -> ThreadPoolExecutor:
