@@ -15,7 +15,9 @@ whatever the thread count: every texel sums its dots in their given order).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .chunks import run_chunks
 
 #: rows of the texture each parallel task owns
 BAND_ROWS = 32
@@ -90,22 +92,28 @@ def _splat_rows(log_t, x, y, g, radius_mm, halo_mm, opacity, trans, row_lo, row_
                 log_t[iy, ix, c] += math.log(max(1.0 - a * (1.0 - trans[c]), 1e-6))
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _bake_bands(b_lo, b_hi, log_t, xy, metric, radius_mm, halo_mm, opacity, trans, band_start, band_items):
+    """Bands b_lo..b_hi-1 of :func:`bake_dots` (each band's rows are its own: no two chunks write one texel)."""
+    for b in range(b_lo, b_hi):
+        lo = b * BAND_ROWS
+        hi = lo + BAND_ROWS
+        for k in range(band_start[b], band_start[b + 1]):
+            i = band_items[k]
+            _splat_rows(log_t, xy[i, 0], xy[i, 1], metric[i], radius_mm[i], halo_mm[i], opacity[i], trans[i], lo, hi)
+
+
 def bake_dots(log_t, xy, metric, radius_mm, halo_mm, opacity, trans, band_start, band_items):
     """Composite dots into ``log_t`` (H,W,3) float32, the log of the transmittance, in place.
 
     xy : (n,2) texel coordinates (x along a row, y down the rows; a texel's centre is at +0.5); metric : (n,3) the
     skin metric (g00, g01, g11) in mm^2 per texel^2; radius_mm, halo_mm, opacity : (n,); trans : (n,3) the pigment's
     transmittance per channel (0 black, 1 clear); band_start, band_items : CSR lists of the dots touching each band of
-    :data:`BAND_ROWS` rows (:func:`band_lists`), each in increasing dot order.
+    :data:`BAND_ROWS` rows (:func:`band_lists`), each in increasing dot order. The bands are shared among threads
+    (:func:`scalp3d.kernels.chunks.run_chunks`).
     """
-    n_bands = len(band_start) - 1
-    for b in prange(n_bands):
-        lo = np.int64(b) * BAND_ROWS  # int64, not prange's uint64: one specialisation of _splat_rows
-        hi = lo + BAND_ROWS
-        for k in range(band_start[b], band_start[b + 1]):
-            i = band_items[k]
-            _splat_rows(log_t, xy[i, 0], xy[i, 1], metric[i], radius_mm[i], halo_mm[i], opacity[i], trans[i], lo, hi)
+    run_chunks(len(band_start) - 1, _bake_bands, log_t, xy, metric, radius_mm, halo_mm, opacity, trans, band_start,
+               band_items, min_chunk=1)
 
 
 def band_lists(xy, metric, reach_mm, height):
