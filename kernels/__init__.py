@@ -1,6 +1,7 @@
 """scalp3d.kernels: numba kernels on plain arrays (numpy, numba, math only; no files, no meshes libraries).
 
-CPU kernels (``njit``, parallel where it pays) live in the topic modules; their CUDA twins live in
+CPU kernels (``njit``; parallel where it pays, as chunks of a serial ``nogil`` kernel on a few threads:
+:mod:`scalp3d.kernels.chunks`) live in the topic modules; their CUDA twins live in
 :mod:`scalp3d.kernels.cuda`, imported only when asked for, so ``import scalp3d`` needs no GPU.
 """
 from .elimination import conflict_graph, eliminate, skin_distance

@@ -197,8 +197,8 @@ def _pair_row(i, points, normals, targets, reach, fold_cos, grid, out, k0, limit
 def update_dot(i, dots, movable, targets, step, lists, mesh):
     """Dot i's part of a sweep (arguments as :func:`multiclass_sweep`'s): (worst, face, x, y, z, nx, ny, nz, b0, b1,
     b2), its largest violation and, when it moves (face >= 0), its new face, point, unit normal and barycentric
-    coordinates (:func:`store_dot` writes them). It reads and never writes: inlined into a parallel loop, writes
-    through a tuple of arrays are lost (numba 0.68 parfors). Scalars and indexing only: the CUDA twin
+    coordinates (:func:`store_dot` writes them). It reads and never writes (inlined into numba 0.68's parallel loops,
+    writes through a tuple of arrays were lost; the sweep keeps the split). Scalars and indexing only: the CUDA twin
     (:mod:`scalp3d.kernels.cuda`) compiles this same source as a device function."""
     points, normals, face_ids, _bary = dots
     cls, radius, scale = targets
