@@ -126,37 +126,23 @@ def _rescan_rows(lo, hi, rows, points, normals, radius, rule, grid, indptr, indi
         _scan_row(i, points, normals, radius, rule, grid, indices, weights, indptr[i], end)
 
 
-@njit(cache=True)
-def _compact_block(b0, b1, counts, indptr, buf_idx, buf_w, indices, weights):
-    """The block's rows b0..b1-1: their offsets (indptr) and their first CONFLICT_ROW_CAP entries copied to their
-    place in (indices, weights), grown (doubled, or to the need) when full; returns them and the overflowing rows."""
+@njit(cache=True, nogil=True, _nrt=False)
+def _copy_block_rows(lo, hi, b0, counts, indptr, buf_idx, buf_w, indices, weights):
+    """Block rows b0+lo .. b0+hi-1: their first CONFLICT_ROW_CAP entries from the buffer to their place in
+    (indices, weights) (a row that overflowed is scanned again, whole, after)."""
     cap = buf_idx.shape[1]
-    over = 0
-    for i in range(b0, b1):
-        indptr[i + 1] = indptr[i] + counts[i + 1]
-        if counts[i + 1] > cap:
-            over += 1
-    if indptr[b1] > indices.shape[0]:
-        size = max(2 * indices.shape[0], indptr[b1])
-        grown_idx = np.empty(size, dtype=np.int64)
-        grown_w = np.empty(size)
-        for k in range(indptr[b0]):
-            grown_idx[k] = indices[k]
-            grown_w[k] = weights[k]
-        indices, weights = grown_idx, grown_w
-    for q in range(b1 - b0):
+    for q in range(lo, hi):
         k0 = indptr[b0 + q]
         for c in range(min(counts[b0 + q + 1], cap)):
             indices[k0 + c] = buf_idx[q, c]
             weights[k0 + c] = buf_w[q, c]
-    return indices, weights, over
 
 
 def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     """Conflicting pairs and their weights, as CSR rows (each row in a fixed grid order: thread-count independent).
 
     Rows are scanned in parallel (:func:`scalp3d.kernels.chunks.run_chunks`), a block of CONFLICT_BLOCK at a time,
-    into rows of CONFLICT_ROW_CAP slots, then compacted; the rows that overflowed are scanned again, whole.
+    into rows of CONFLICT_ROW_CAP slots, then copied to their place; the rows that overflowed are scanned again, whole.
 
     Returns
     -------
@@ -178,9 +164,17 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         run_chunks(b1 - b0, _conflict_rows, np.int64(b0), points, normals, radius, rule, grid, buf_idx, buf_w, counts)
-        indices, weights, o = _compact_block(np.int64(b0), np.int64(b1), counts, indptr, buf_idx, buf_w, indices,
-                                             weights)
-        over += o
+        # the block's offsets, and room for its rows (doubled, or to the need)
+        indptr[b0 + 1:b1 + 1] = indptr[b0] + np.cumsum(counts[b0 + 1:b1 + 1])
+        over += int(np.count_nonzero(counts[b0 + 1:b1 + 1] > CONFLICT_ROW_CAP))
+        if indptr[b1] > indices.shape[0]:
+            size = max(2 * indices.shape[0], int(indptr[b1]))
+            grown_idx = np.empty(size, dtype=np.int64)
+            grown_w = np.empty(size)
+            grown_idx[:indptr[b0]] = indices[:indptr[b0]]
+            grown_w[:indptr[b0]] = weights[:indptr[b0]]
+            indices, weights = grown_idx, grown_w
+        run_chunks(b1 - b0, _copy_block_rows, np.int64(b0), counts, indptr, buf_idx, buf_w, indices, weights)
     if over:
         rows = np.flatnonzero(counts[1:] > CONFLICT_ROW_CAP).astype(np.int64)
         run_chunks(len(rows), _rescan_rows, rows, points, normals, radius, rule, grid, indptr, indices, weights,
