@@ -160,13 +160,11 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
     indptr = np.zeros(n + 1, dtype=np.int64)
     indices = np.empty(max(8 * n, 16), dtype=np.int64)
     weights = np.empty(indices.shape[0])
-    over = 0
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         run_chunks(b1 - b0, _conflict_rows, np.int64(b0), points, normals, radius, rule, grid, buf_idx, buf_w, counts)
         # the block's offsets, and room for its rows (doubled, or to the need)
         indptr[b0 + 1:b1 + 1] = indptr[b0] + np.cumsum(counts[b0 + 1:b1 + 1])
-        over += int(np.count_nonzero(counts[b0 + 1:b1 + 1] > CONFLICT_ROW_CAP))
         if indptr[b1] > indices.shape[0]:
             size = max(2 * indices.shape[0], int(indptr[b1]))
             grown_idx = np.empty(size, dtype=np.int64)
@@ -175,8 +173,8 @@ def conflict_graph(points, normals, radius, alpha, rmin_factor, fold_cos):
             grown_w[:indptr[b0]] = weights[:indptr[b0]]
             indices, weights = grown_idx, grown_w
         run_chunks(b1 - b0, _copy_block_rows, np.int64(b0), counts, indptr, buf_idx, buf_w, indices, weights)
-    if over:
-        rows = np.flatnonzero(counts[1:] > CONFLICT_ROW_CAP).astype(np.int64)
+    rows = np.flatnonzero(counts[1:] > CONFLICT_ROW_CAP).astype(np.int64)  # the rows that overflowed
+    if len(rows):
         run_chunks(len(rows), _rescan_rows, rows, points, normals, radius, rule, grid, indptr, indices, weights,
                    min_chunk=1)
     return indptr, indices[:indptr[n]].copy(), weights[:indptr[n]].copy()

@@ -143,6 +143,7 @@ def read_program(path) -> Parsed:
     to_mm = 1.0
     for ln, raw in enumerate(text.splitlines(), start=1):
         if not in_header and raw[:1] == "G":
+            note = len(notes) - 1 if notes else None
             fm = _FAST_G0.fullmatch(raw)
             if fm:
                 x, y, z, a, b = fm.groups()
@@ -152,7 +153,7 @@ def read_program(path) -> Parsed:
                 if a is not None:
                     ab[0] = float(a)
                     ab[1] = float(b)
-                moves.append(Move("G0", pos.copy(), ab.copy(), dot, ln, note=len(notes) - 1 if notes else None))
+                moves.append(Move("G0", pos.copy(), ab.copy(), dot, ln, note=note))
                 continue
             fm = _FAST_G1.fullmatch(raw)
             if fm:
@@ -160,13 +161,11 @@ def read_program(path) -> Parsed:
                 pos[0] = float(x) * to_mm
                 pos[1] = float(y) * to_mm
                 pos[2] = float(z) * to_mm
-                moves.append(Move("G1", pos.copy(), ab.copy(), dot, ln, words=(x, y, z),
-                                  note=len(notes) - 1 if notes else None))
+                moves.append(Move("G1", pos.copy(), ab.copy(), dot, ln, words=(x, y, z), note=note))
                 continue
             fm = _FAST_G4.fullmatch(raw)
             if fm:
-                moves.append(Move("G4", pos.copy(), ab.copy(), dot, ln, float(fm.group(1)),
-                                  note=len(notes) - 1 if notes else None))
+                moves.append(Move("G4", pos.copy(), ab.copy(), dot, ln, float(fm.group(1)), note=note))
                 continue
         stripped = raw.strip()
         paren = "(" in raw

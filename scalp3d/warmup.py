@@ -220,7 +220,6 @@ def _inputs():
 def _compile_stage(name, inputs) -> None:
     """Run one stage's functions on ``inputs`` (see :func:`_inputs`)."""
     from . import config
-    from .needle import order_dots
     from .placement import place_dots
     from .quality import radial_spectrum, spread_figures
 
