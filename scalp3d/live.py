@@ -565,7 +565,7 @@ def _within(sources, points, dist_mm) -> np.ndarray:
 
     if len(sources) == 0 or len(points) == 0:
         return np.zeros(len(points), bool)
-    return cKDTree(sources).query(points, distance_upper_bound=dist_mm * (1.0 + 1e-9))[0] <= dist_mm
+    return cKDTree(sources).query(points, distance_upper_bound=dist_mm * (1.0 + 1e-9), workers=-1)[0] <= dist_mm
 
 
 def _parts(key: str) -> list:

@@ -226,7 +226,7 @@ def _clear_of_fixed(dots, session, rad, fixed):
 
     from .spacing import floor_mm
 
-    d, j = cKDTree(fixed.points).query(dots.points)
+    d, j = cKDTree(fixed.points).query(dots.points, workers=-1)
     floor = floor_mm(rad, fixed.radius[j])
     keep = d >= floor * config.FIXED_FLOOR_MARGIN
     if keep.all():
@@ -383,7 +383,7 @@ def _fixed_dots(fixed_pts, v, vn, f, dens_v, scale, peak, kern, parts):
     the mesh's :class:`_MeshParts`)."""
     if len(fixed_pts) == 0:
         return _Fixed(fixed_pts, np.zeros((0, 3)), np.zeros(0))
-    _, near = parts.vertex_tree().query(fixed_pts)
+    _, near = parts.vertex_tree().query(fixed_pts, workers=-1)
     # the density at the dot itself (snapped onto the skin from a face of its nearest vertex), not at that vertex: on
     # a steep ramp (a revision moving the hairline) the vertex's density can be half the dot's, and the spacing the
     # floor is checked at comes from the dot's own
@@ -459,7 +459,7 @@ def _select_in_holes(cand, fixed, n_new, n_all, fold_cos, kern):
 
     from scalp3d.kernels.multiclass import DotState
 
-    d, j = cKDTree(fixed.points).query(cand.points)
+    d, j = cKDTree(fixed.points).query(cand.points, workers=-1)
     ok = np.flatnonzero(d >= config.HOLE_CLEARANCE * np.minimum(cand.radius, fixed.radius[j]))
     if len(ok) < 2 * n_new:
         return _select_union(cand, fixed, n_new, fold_cos, kern)
@@ -550,8 +550,8 @@ class _PairLists:
     build plus the growth of the spacing could have brought an unlisted pair within its target (twice the largest
     rebuilt them 8 times a full plan; one dot's long move no longer counts twice)."""
 
-    def __init__(self, cls, scale, reach, fold_cos):
-        self.cls, self.scale, self.reach, self.fold_cos = cls, scale, reach, fold_cos
+    def __init__(self, cls, scale, reach, fold_cos, rows=None):
+        self.cls, self.scale, self.reach, self.fold_cos, self.rows = cls, scale, reach, fold_cos, rows
         self.smax = float(scale.max())
         self.points = None
 
@@ -561,7 +561,8 @@ class _PairLists:
 
         if self.points is None or (pair_shift_bound(points, self.points)
                                    + self.smax * max(float((radius - self.radius).max()), 0.0)) >= self.reach:
-            self.lists = pair_lists(points, normals, self.cls, radius, self.scale, self.reach, self.fold_cos)
+            self.lists = pair_lists(points, normals, self.cls, radius, self.scale, self.reach, self.fold_cos,
+                                    self.rows)
             self.points, self.radius = points, radius
         return self.lists
 
@@ -601,8 +602,10 @@ def _relax_joint(mesh, fixed, dots, rad, session, fractions, new_fraction, fold_
                           fixed_class=True)
     hard = session_scales(shares, new_fraction, *config.JOINT_HARD[:3], first_two_floor=config.JOINT_HARD[3],
                           fixed_class=True)
-    # one set of lists for both stages: each pair within the larger of its soft and hard targets
-    lists = _PairLists(cls, np.maximum(soft, hard), config.LIST_REACH * float(np.median(r)), fold_cos)
+    # one set of lists for both stages: each pair within the larger of its soft and hard targets; the fixed dots'
+    # rows are left empty (the sweeps and their guard read only the rows of dots that move)
+    lists = _PairLists(cls, np.maximum(soft, hard), config.LIST_REACH * float(np.median(r)), fold_cos,
+                       rows=movable if n_fix else None)
     sweep = _GuardedSweep(mesh, movable, cls, lists, fold_cos, dens_v, np.ones_like(soft), kern.multiclass_sweep)
     for _ in range(config.JOINT_SOFT_SWEEPS):
         cur, r, _worst = sweep(cur, r, soft, config.JOINT_SOFT_OMEGA)
@@ -775,11 +778,11 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     tree = cKDTree(v[changed])
     reach = margin + config.LOCAL_FIXED_REACH_MM
     # (distances capped at the reach: the queries stop early, 1.3 s -> 0.1 s on the sample head)
-    dist = tree.query(placed.positions, distance_upper_bound=reach)[0] if len(placed) else np.zeros(0)
+    dist = tree.query(placed.positions, distance_upper_bound=reach, workers=-1)[0] if len(placed) else np.zeros(0)
     pinned = np.zeros(len(placed), bool) if pinned is None else np.asarray(pinned, dtype=bool)
     keep = (dist > margin) | pinned
     if region is None:
-        region = tree.query(v, distance_upper_bound=margin * (1.0 + 1e-9))[0] <= margin
+        region = tree.query(v, distance_upper_bound=margin * (1.0 + 1e-9), workers=-1)[0] <= margin
     region = np.asarray(region, dtype=bool)
     # as many new dots as the new density asks for on the faces touching the region, less the kept dots on them
     # (counting only the faces wholly inside left the seam's ring of faces short: 0.9 % fewer dots than a fresh plan
@@ -807,7 +810,7 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
         from .spacing import floor_mm
 
         widest = float(local_spacing_mm(0.0, float(new_d.max())))
-        if reach - float(tree.query(new.positions)[0].max()) < floor_mm(widest, widest) * config.FIXED_FLOOR_MARGIN:
+        if reach - float(tree.query(new.positions, workers=-1)[0].max()) < floor_mm(widest, widest) * config.FIXED_FLOOR_MARGIN:
             new = new.subset(_clear_of_far(new, kept.subset(~near), new_d, f))
     if new is not None and len(new):
         new = new.subset(_polished(pushing, new, new_d, f, _fractions(sessions)))
@@ -831,7 +834,7 @@ def _clear_of_far(new, far, density_v, faces):
     def spacing(p):
         return local_spacing_mm((p.bary * density_v[faces[p.face_ids]]).sum(axis=1), float(density_v.max()))
 
-    d, j = cKDTree(far.positions).query(new.positions)
+    d, j = cKDTree(far.positions).query(new.positions, workers=-1)
     return d >= floor_mm(spacing(new), spacing(far)[j]) * config.FIXED_FLOOR_MARGIN
 
 
