@@ -51,6 +51,31 @@ def test_an_error_in_a_chunk_reaches_the_caller():
         run_chunks(10_000, _fail_at, 9_999)  # the last: on the calling thread
 
 
+def test_callers_on_several_threads_at_once():
+    """Chunks asked for by several threads at once (a design window placing while a script runs): every caller's rows
+    done exactly once (a caller that finds the workers busy runs its rows itself)."""
+    import threading
+
+    results, errors = [], []
+
+    def caller(seed):
+        try:
+            for k in range(200):
+                n = 2_000 + 37 * ((seed * 31 + k) % 50)
+                hits = np.zeros(n, dtype=np.int64)
+                run_chunks(n, _mark, hits, np.zeros(n, dtype=np.int64))
+                results.append(bool((hits == 1).all()))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=caller, args=(s,), daemon=True) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60.0)
+    assert not errors and len(results) == 800 and all(results)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_a_forked_child_runs_chunks():
     hits = np.zeros(5000, dtype=np.int64)
