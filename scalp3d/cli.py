@@ -541,7 +541,7 @@ def _cold_cache_notice(progress, warm_up=False):
     from . import numba_cache_is_warm
 
     if not numba_cache_is_warm():
-        progress("compiling kernels, first run only (about 20 s)")
+        progress("compiling kernels, first run only (about 10 s more)")
         if warm_up:
             from .warmup import start
 

@@ -563,9 +563,19 @@ def _within(sources, points, dist_mm) -> np.ndarray:
     """(len(points),) bool: the points within ``dist_mm`` of any of ``sources``."""
     from scipy.spatial import cKDTree
 
+    out = np.zeros(len(points), bool)
     if len(sources) == 0 or len(points) == 0:
-        return np.zeros(len(points), bool)
-    return cKDTree(sources).query(points, distance_upper_bound=dist_mm * (1.0 + 1e-9), workers=-1)[0] <= dist_mm
+        return out
+    # only the points in the sources' box grown by the distance can be within it (a small change's box holds a few
+    # per cent of the head's points, a hairline move's about half): the tree queries the rest for nothing
+    pad = float(dist_mm) * (1.0 + 1e-6) + 1e-9
+    lo, hi = sources.min(axis=0) - pad, sources.max(axis=0) + pad
+    rows = np.flatnonzero((points[:, 0] >= lo[0]) & (points[:, 0] <= hi[0]) & (points[:, 1] >= lo[1])
+                          & (points[:, 1] <= hi[1]) & (points[:, 2] >= lo[2]) & (points[:, 2] <= hi[2]))
+    if len(rows):
+        out[rows] = cKDTree(sources).query(points[rows], distance_upper_bound=dist_mm * (1.0 + 1e-9),
+                                           workers=-1)[0] <= dist_mm
+    return out
 
 
 def _parts(key: str) -> list:

@@ -793,8 +793,16 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
         return placed, np.ones(len(placed), bool)
     tree = cKDTree(v[changed])
     reach = margin + config.LOCAL_FIXED_REACH_MM
-    # (distances capped at the reach: the queries stop early, 1.3 s -> 0.1 s on the sample head)
-    dist = tree.query(placed.positions, distance_upper_bound=reach, workers=-1)[0] if len(placed) else np.zeros(0)
+    # (distances capped at the reach: the queries stop early, 1.3 s -> 0.1 s on the sample head; and only the dots in
+    # the changed vertices' box grown by the reach are asked, the others are farther)
+    dist = np.full(len(placed), np.inf)
+    if len(placed):
+        pad = reach * (1.0 + 1e-6) + 1e-9
+        lo, hi = v[changed].min(axis=0) - pad, v[changed].max(axis=0) + pad
+        p = placed.positions
+        rows = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]) & (p[:, 1] >= lo[1]) & (p[:, 1] <= hi[1])
+                              & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2]))
+        dist[rows] = tree.query(p[rows], distance_upper_bound=reach, workers=-1)[0]
     pinned = np.zeros(len(placed), bool) if pinned is None else np.asarray(pinned, dtype=bool)
     keep = (dist > margin) | pinned
     if region is None:
