@@ -123,3 +123,75 @@ def sq_dist(a, i, b, j):
         t = a[i, k] - b[j, k]
         d += t * t
     return d
+
+
+#: a dense grid (:func:`dense_grid`) holds at most this many cells, or eight per point when that is more; a larger
+#: cell is taken otherwise
+DENSE_MAX_CELLS = 1 << 21
+
+
+@njit(cache=True)
+def dense_grid(points, cell):
+    """Bin ``points`` (n,3) float64 into a dense grid of side ``cell`` over their bounding box, with an empty layer of
+    cells all round: each point's cell as :func:`build_grid` gives it, plus one on each axis, and the points sorted by
+    cell (x-major, then y, then z; index order within a cell), so that the three cells along z of any cell's 3x3x3
+    neighbourhood are one contiguous run of ``order`` and the 27 cells are visited in :func:`cube_cell`'s order
+    without hashing. The caller keeps the cell count reasonable (:func:`dense_cell`).
+
+    Returns
+    -------
+    origin : (3,) float64, lower corner of cell (1,1,1)
+    cells : (n,3) int64, each point's cell (from 1)
+    dims : (3,) int64, cells along each axis (with the empty layers)
+    start : (dims.prod()+1,) int64, cell b (= (x * dims[1] + y) * dims[2] + z) holds order[start[b]:start[b+1]]
+    order : (n,) int64, point indices sorted by cell (stable)
+    """
+    n = points.shape[0]
+    origin = np.zeros(3)
+    for k in range(3):  # the column minima, as build_grid takes them
+        if n > 0:
+            m = points[0, k]
+            for i in range(1, n):
+                v = points[i, k]
+                if v < m or v != v:
+                    m = v
+            origin[k] = m
+    cells = np.empty((n, 3), dtype=np.int64)
+    top = np.zeros(3, dtype=np.int64)
+    for i in range(n):
+        for k in range(3):
+            c = np.int64(np.floor((points[i, k] - origin[k]) / cell)) + 1
+            cells[i, k] = c
+            if c > top[k]:
+                top[k] = c
+    dims = top + 2
+    total = dims[0] * dims[1] * dims[2]
+    start = np.zeros(total + 1, dtype=np.int64)
+    ids = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = (cells[i, 0] * dims[1] + cells[i, 1]) * dims[2] + cells[i, 2]
+        ids[i] = b
+        start[b + 1] += 1
+    for b in range(total):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = ids[i]
+        order[fill[b]] = i
+        fill[b] += 1
+    return origin, cells, dims, start, order
+
+
+def dense_cell(points, cell) -> float:
+    """``cell``, or a larger one when a :func:`dense_grid` of ``points`` at ``cell`` would hold more than
+    ``DENSE_MAX_CELLS`` cells (or eight per point): points spread far apart for their spacing."""
+    n = len(points)
+    if n == 0:
+        return float(cell)
+    extent = points.max(axis=0) - points.min(axis=0)
+    limit = max(DENSE_MAX_CELLS, 8 * n)
+    cell = float(cell)
+    while float(np.prod(np.floor(extent / cell) + 3.0)) > limit:
+        cell *= 1.25
+    return cell

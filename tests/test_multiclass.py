@@ -47,6 +47,41 @@ def test_pair_lists_match_brute_force(reach):
     assert (reach < 6.0) or np.diff(ptr).max() > PAIR_ROW_CAP
 
 
+def _brute_rows(p, nrm, cls, radius, scale, reach, cell):
+    """Each row as the sweeps have always read it: the 27 cells of side ``cell`` around the point's, x-major, then
+    the points of a cell by index."""
+    c = np.floor((p - p.min(axis=0)) / cell).astype(np.int64)
+    rows = []
+    for i in range(len(p)):
+        row = []
+        for ox, oy, oz in np.ndindex(3, 3, 3):
+            for j in np.flatnonzero((c == c[i] + np.array([ox - 1, oy - 1, oz - 1])).all(axis=1)):
+                t = min(radius[i], radius[j]) * scale[cls[i], cls[j]] + reach
+                if j != i and nrm[i] @ nrm[j] >= 0.0 and np.sum((p[i] - p[j]) ** 2) < t * t:
+                    row.append(j)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_pair_lists_rows_in_scan_order(spread):
+    """Rows in a fixed order (the sweeps sum their pushes in it: the same order, the same bits): cells x-major, points
+    by index within a cell. ``spread``: two clusters a kilometre apart, where the dense grid takes larger cells (the
+    same pairs, in the order of those cells)."""
+    from scalp3d.kernels.grid import dense_cell
+
+    _, p, nrm, cls, radius, scale = _plane_case(7)
+    if spread:
+        p[80:, 0] += 1e6
+    ptr, idx = pair_lists(p, nrm, cls, radius, scale, 0.7, 0.0)
+    cell = radius.max() * scale.max() + 0.7
+    assert (dense_cell(p, cell) > cell) == spread
+    want = _brute_rows(p, nrm, cls, radius, scale, 0.7, dense_cell(p, cell))
+    for i in range(len(p)):
+        assert idx[ptr[i]:ptr[i + 1]].tolist() == want[i], i
+    assert sum(map(len, want)) > 4 * len(p)
+
+
 @pytest.mark.parametrize("reach", [0.7, 6.0])
 def test_pair_lists_of_some_rows(reach):
     """Rows asked for are the full lists' rows, the others empty (the joint relaxation leaves fixed dots' rows out);
