@@ -24,7 +24,7 @@ be swapped for an atomic addition from outside), over all rows instead of one ba
 The weighted sample elimination's conflict graph (:func:`conflict_graph_cuda`, twin of
 :func:`scalp3d.kernels.elimination.conflict_graph`) runs one candidate per thread through the CPU's own row scan
 (``_scan_row``: the 27 grid cells, the pair weight, the skin distance, compiled as device functions), in two passes
-(row lengths, then rows from their offsets) over the hash grid, which is built on the host by the CPU's own
+(row lengths, then rows from their offsets) over the dense grid, which is built on the host by the CPU's own
 :func:`scalp3d.kernels.elimination.conflict_grid` (a serial counting sort). The removal itself
 (:func:`scalp3d.kernels.elimination.eliminate`) pops a heap one point at a time, each pop depending on the last: it
 stays on the CPU for both paths. :func:`snap_points_cuda` (twin of :func:`scalp3d.kernels.snap.snap_points`) puts
@@ -304,11 +304,9 @@ def _elimination_device_functions():
     distance."""
     if _scan_row_device is None:
         from .elimination import _pair_weight, _scan_row, skin_distance
-        from .grid import cell_hash, cube_cell
 
-        cube = _on_device(cube_cell, cell_hash=_on_device(cell_hash))
         weight = _on_device(_pair_weight, skin_distance=_on_device(skin_distance))
-        globals()["_scan_row_device"] = _on_device(_scan_row, cube_cell=cube, _pair_weight=weight)
+        globals()["_scan_row_device"] = _on_device(_scan_row, _pair_weight=weight)
 
 
 def _bake_device_functions():
@@ -386,9 +384,9 @@ def _conflict_graph(points, normals, radius, rule):
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
     _elimination_device_functions()
-    origin, cells, start, order, mask = conflict_grid(points, radius)  # the CPU's grid, built on the host
+    grid = conflict_grid(points, radius)  # the CPU's grid, built on the host
     args = (cuda.to_device(points), cuda.to_device(normals), cuda.to_device(radius), rule,
-            (cuda.to_device(origin), cuda.to_device(cells), cuda.to_device(start), cuda.to_device(order), int(mask)))
+            tuple(cuda.to_device(a) for a in grid))
     kernel = _compiled(_conflict_rows_kernel)
     d_counts = cuda.to_device(np.zeros(n + 1, dtype=np.int64))
     _launch(kernel, n, *args, d_counts, cuda.device_array(1, dtype=np.int64), cuda.device_array(1), False)

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from .chunks import run_chunks
-from .grid import build_grid, cube_cell
+from .grid import dense_cell, dense_grid
 
 
 @njit(cache=True)
@@ -67,37 +67,36 @@ def _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos):
 def _scan_row(i, points, normals, radius, rule, grid, out_idx, out_w, k0, limit):
     """Conflicts of point i with the points of the 27 cells around it (the row's length), the first ``limit`` of
     them written from k0 (0: a counting pass). ``rule`` is the conflict weight's (alpha, rmin_factor, fold_cos),
-    ``grid`` as :func:`scalp3d.kernels.grid.build_grid` returns it. The scan order is fixed, so a row written in two
-    tries holds the same entries in the same order."""
+    ``grid`` as :func:`conflict_grid` returns it (a dense grid: the 27 cells are nine runs of three, visited in the
+    hash grid's old order). The scan order is fixed, so a row written in two tries holds the same entries in the
+    same order."""
     alpha, rmin_factor, fold_cos = rule
-    _origin, cells, start, order, mask = grid
+    _origin, cells, dims, start, order = grid
     c = 0
-    for t in range(27):
-        lo, hi = cube_cell(t, 1, False, cells[i, 0], cells[i, 1], cells[i, 2], cells, start, order, mask)
-        for s in range(lo, hi):
-            j = order[s]
-            if j == i:
-                continue
-            w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
-            if w > 0.0:
-                if c < limit:
-                    out_idx[k0 + c] = j
-                    out_w[k0 + c] = w
-                c += 1
+    for ox in range(-1, 2):
+        for oy in range(-1, 2):
+            mid = ((cells[i, 0] + ox) * dims[1] + (cells[i, 1] + oy)) * dims[2] + cells[i, 2]
+            for s in range(start[mid - 1], start[mid + 2]):
+                j = order[s]
+                if j == i:
+                    continue
+                w = _pair_weight(i, j, points, normals, radius, alpha, rmin_factor, fold_cos)
+                if w > 0.0:
+                    if c < limit:
+                        out_idx[k0 + c] = j
+                        out_w[k0 + c] = w
+                    c += 1
     return c
 
 
-@njit(cache=True)
 def conflict_grid(points, radius):
-    """The hash grid :func:`conflict_graph` scans (cells of the largest radius, 1 when none is positive), as
-    :func:`scalp3d.kernels.grid.build_grid` returns it; its CUDA twin builds the same grid on the host."""
-    cell = 0.0
-    for i in range(points.shape[0]):
-        if radius[i] > cell:
-            cell = radius[i]
-    if cell <= 0.0:
+    """The grid :func:`conflict_graph` scans (:func:`scalp3d.kernels.grid.dense_grid`, cells of the largest radius,
+    1 when none is positive; larger where that would make millions of cells); its CUDA twin builds the same grid on
+    the host."""
+    cell = float(radius.max()) if radius.shape[0] else 0.0
+    if not cell > 0.0:
         cell = 1.0
-    return build_grid(points, cell)
+    return dense_grid(points, dense_cell(points, cell))
 
 
 #: the conflict graph is scanned once, in blocks of this many rows, into rows of CONFLICT_ROW_CAP slots (the usual

@@ -334,6 +334,19 @@ def test_conflict_graph_matches_naive(scalp_points, alpha, rmin_factor, fold_cos
         np.testing.assert_allclose([row[j] for j in ref_row], list(ref_row.values()), rtol=1e-12, err_msg=f"row {i}")
 
 
+def test_conflict_graph_rows_in_scan_order(scalp_points):
+    """Each row in a fixed order (the elimination sums and subtracts its weights in it: the same order, the same
+    bits): the 27 cells of the largest radius around the point's, x-major, then the points of a cell by index."""
+    points, normals, radius = scalp_points
+    indptr, indices, _ = conflict_graph(points, normals, radius, 8.0, 0.3, 0.5)
+    cells = np.floor((points - points.min(axis=0)) / radius.max()).astype(np.int64)
+    for i in range(len(points)):
+        want = [j for off in np.ndindex(3, 3, 3)
+                for j in np.flatnonzero((cells == cells[i] + np.array(off) - 1).all(axis=1))
+                if j != i and naive.pair_weight(i, j, points, normals, radius, 8.0, 0.3, 0.5) > 0.0]
+        assert indices[indptr[i]:indptr[i + 1]].tolist() == want, i
+
+
 def test_conflict_graph_rows_longer_than_their_slots_match_naive():
     """Rows of more conflicts than the one pass keeps (CONFLICT_ROW_CAP) are scanned again, and the arrays grow past
     their first guess (8 entries a point): the same graph as the naive one."""
