@@ -35,7 +35,7 @@ import numpy as np
 from . import config
 from .design import build_field, dots_with_settings, load_plan
 from .errors import InputError, PlanError, nearest_name
-from .placement import local_spacing_mm, place_dots, replace_where_changed
+from .placement import local_spacing_mm, place_dots, replace_where_changed, rows_in_reach_of_box
 from .spacing import refuse_close_dots
 from .types import Dots, Field, Head, Landmarks, Placement, Plan
 
@@ -566,12 +566,9 @@ def _within(sources, points, dist_mm) -> np.ndarray:
     out = np.zeros(len(points), bool)
     if len(sources) == 0 or len(points) == 0:
         return out
-    # only the points in the sources' box grown by the distance can be within it (a small change's box holds a few
-    # per cent of the head's points, a hairline move's about half): the tree queries the rest for nothing
-    pad = float(dist_mm) * (1.0 + 1e-6) + 1e-9
-    lo, hi = sources.min(axis=0) - pad, sources.max(axis=0) + pad
-    rows = np.flatnonzero((points[:, 0] >= lo[0]) & (points[:, 0] <= hi[0]) & (points[:, 1] >= lo[1])
-                          & (points[:, 1] <= hi[1]) & (points[:, 2] >= lo[2]) & (points[:, 2] <= hi[2]))
+    # only the points in the sources' box grown by the distance can be within it (a hairline move's box holds about
+    # half the head's points): the tree queries the rest for nothing
+    rows = rows_in_reach_of_box(points, sources, dist_mm)
     if len(rows):
         out[rows] = cKDTree(sources).query(points[rows], distance_upper_bound=dist_mm * (1.0 + 1e-9),
                                            workers=-1)[0] <= dist_mm

@@ -797,12 +797,8 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     # the changed vertices' box grown by the reach are asked, the others are farther)
     dist = np.full(len(placed), np.inf)
     if len(placed):
-        pad = reach * (1.0 + 1e-6) + 1e-9
-        lo, hi = v[changed].min(axis=0) - pad, v[changed].max(axis=0) + pad
-        p = placed.positions
-        rows = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]) & (p[:, 1] >= lo[1]) & (p[:, 1] <= hi[1])
-                              & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2]))
-        dist[rows] = tree.query(p[rows], distance_upper_bound=reach, workers=-1)[0]
+        rows = rows_in_reach_of_box(placed.positions, v[changed], reach)
+        dist[rows] = tree.query(placed.positions[rows], distance_upper_bound=reach, workers=-1)[0]
     pinned = np.zeros(len(placed), bool) if pinned is None else np.asarray(pinned, dtype=bool)
     keep = (dist > margin) | pinned
     if region is None:
@@ -846,6 +842,16 @@ def replace_where_changed(vertices, faces, placed, old_density_per_cm2, density_
     return Placement(*(np.concatenate([getattr(kept, k), x]) for k, x in (
         ("positions", new.positions), ("normals", new.normals), ("face_ids", new.face_ids),
         ("session", new.session), ("ids", ids), ("bary", new.bary)))), keep
+
+
+def rows_in_reach_of_box(points, sources, dist_mm):
+    """Indices of the ``points`` ((n,3)) inside the bounding box of ``sources`` ((k,3), k >= 1) grown by ``dist_mm``
+    (and a hair more): every point within ``dist_mm`` of a source is among them, so a nearest-source query needs to
+    ask only these (a small change's box holds a few per cent of the head's points)."""
+    pad = float(dist_mm) * (1.0 + 1e-6) + 1e-9
+    lo, hi = sources.min(axis=0) - pad, sources.max(axis=0) + pad
+    return np.flatnonzero((points[:, 0] >= lo[0]) & (points[:, 0] <= hi[0]) & (points[:, 1] >= lo[1])
+                          & (points[:, 1] <= hi[1]) & (points[:, 2] >= lo[2]) & (points[:, 2] <= hi[2]))
 
 
 def _clear_of_far(new, far, density_v, faces):

@@ -79,3 +79,20 @@ def test_as_even_as_a_fresh_plan_and_never_under_the_floor(moved):
     assert min(local[k] for k in range(1, len(fr) + 1)) >= config.QUALITY_BAR_SESSION_RHO, local
     assert local["all"] >= config.QUALITY_BAR_UNION_RHO, local
     print(f"\nlocal {local}, {len(after):,} dots; fresh {full}, {len(fresh):,} dots; kept {kept.mean():.0%}")
+
+
+def test_rows_in_reach_of_box_holds_every_point_within_reach():
+    """The box prefilter of the nearest-changed-vertex queries never leaves out a point within the distance (points
+    exactly at it included), and leaves out most of a spread cloud."""
+    from scipy.spatial import cKDTree
+
+    from scalp3d.placement import rows_in_reach_of_box
+
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-100.0, 100.0, (20_000, 3))
+    sources = rng.uniform(-10.0, 10.0, (50, 3))
+    points[:3] = sources[0] + np.array([[3.0, 0, 0], [0, -3.0, 0], [0, 0, 3.0]])  # exactly at the distance
+    rows = rows_in_reach_of_box(points, sources, 3.0)
+    within = np.flatnonzero(cKDTree(sources).query(points)[0] <= 3.0)
+    assert np.isin(within, rows).all() and {0, 1, 2} <= set(rows.tolist())
+    assert len(rows) < 0.02 * len(points)
