@@ -359,7 +359,7 @@ def _nearest_distance(queries, points, exclude_self):
     return d_dist.copy_to_host(), d_index.copy_to_host()
 
 
-def _multiclass_sweep(dots, movable, targets, step, lists, mesh):
+def _multiclass_sweep(dots, movable, targets, step, lists, mesh, worst_rows=None):
     from .multiclass import DotState, Mesh, SweepStep, Targets
 
     n = dots.points.shape[0]
@@ -374,7 +374,10 @@ def _multiclass_sweep(dots, movable, targets, step, lists, mesh):
             tuple(cuda.to_device(a) for a in lists), Mesh(*(cuda.to_device(a) for a in mesh)))
     _launch(_compiled(_multiclass_sweep_kernel), n, *args, d_new, d_moved, d_worst)
     new = [d.copy_to_host() for d in d_new]
-    return new[0], new[1], new[2], new[3], float(d_worst.copy_to_host().max()), int(d_moved.copy_to_host().sum())
+    worst = d_worst.copy_to_host()
+    if worst_rows is not None:
+        worst_rows[:] = worst
+    return new[0], new[1], new[2], new[3], float(worst.max()), int(d_moved.copy_to_host().sum())
 
 
 def _conflict_graph(points, normals, radius, rule):
@@ -532,7 +535,7 @@ def nearest_distance_cuda(queries, points, cell, exclude_self):
     return _nearest_distance(_f64(queries), _f64(points), bool(exclude_self))
 
 
-def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
+def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh, active=None, worst_rows=None):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists, on the GPU (one dot per thread);
     twin of :func:`scalp3d.kernels.multiclass.multiclass_sweep`, from the same per-dot source
     (:func:`scalp3d.kernels.multiclass.update_dot` and the mesh snapping it calls, compiled as device functions).
@@ -543,7 +546,8 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
     face_ids (n,), bary (n,3)), movable (n,) bool, the pair targets (``Targets``: cls (n,), radius (n,),
     scale (K,K)), the step (``SweepStep``: fold_cos, omega, max_step), the neighbour lists (indptr, indices) from
     :func:`scalp3d.kernels.multiclass.pair_lists`, and the mesh (``Mesh``: vertices, vertex_normals, faces, its
-    vertex -> faces CSR, face_ok (F,) bool).
+    vertex -> faces CSR, face_ok (F,) bool); ``active`` is taken and every row computed (the rows it leaves out are
+    ones the sweep leaves as they are: the same result), ``worst_rows`` filled.
 
     Returns
     -------
@@ -564,7 +568,7 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh):
                              np.ascontiguousarray(movable, dtype=np.bool_),
                              Targets(_i64(cls), _f64(radius), _f64(scale)), step, (_i64(lists[0]), _i64(lists[1])),
                              Mesh(_f64(vertices), _f64(vertex_normals), _i64(faces), _i64(vf_indptr), _i64(vf_indices),
-                                  np.ascontiguousarray(face_ok, dtype=np.bool_)))
+                                  np.ascontiguousarray(face_ok, dtype=np.bool_)), worst_rows)
 
 
 def conflict_graph_cuda(points, normals, radius, alpha, rmin_factor, fold_cos):

@@ -352,21 +352,25 @@ def store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _sweep_rows(lo, hi, dots, movable, targets, step, lists, mesh, new_p, new_n, new_f, new_b, moved, worst_i):
-    """Rows lo..hi-1 of :func:`multiclass_sweep` (one chunk of its parallel loop, see :mod:`.chunks`)."""
+def _sweep_rows(lo, hi, dots, movable, targets, step, lists, mesh, active, new_p, new_n, new_f, new_b, moved,
+                worst_i):
+    """Rows lo..hi-1 of :func:`multiclass_sweep` (one chunk of its parallel loop, see :mod:`.chunks`); a row not
+    ``active`` is left as it is (not moved, no violation)."""
     points, normals, face_ids, bary = dots
     cls, radius, scale = targets
     fold_cos, omega, max_step = step
     nbr_ptr, nbr_idx = lists
     vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok = mesh
     for i in range(lo, hi):
+        if not active[i]:
+            continue
         result = update_dot(i, (points, normals, face_ids, bary), movable, (cls, radius, scale),
                             (fold_cos, omega, max_step), (nbr_ptr, nbr_idx),
                             (vertices, vertex_normals, faces, vf_indptr, vf_indices, face_ok))
         store_dot(i, result, new_p, new_n, new_f, new_b, moved, worst_i)
 
 
-def multiclass_sweep(dots, movable, targets, step, lists, mesh):
+def multiclass_sweep(dots, movable, targets, step, lists, mesh, active=None, worst_rows=None):
     """One Jacobi sweep of the joint multi-class relaxation over neighbour lists from :func:`pair_lists` (built with a
     reach covering every move since).
 
@@ -381,6 +385,10 @@ def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     lists : (indptr (n+1,) int64, indices int64): neighbour lists (CSR) from :func:`pair_lists`
     mesh : :data:`Mesh` (vertices, vertex_normals (V,3); faces (F,3) int64; vf_indptr, vf_indices the vertex -> faces
         CSR; face_ok (F,) bool, faces a dot may move onto)
+    active : (n,) bool, optional: only these rows are computed, the others stay where they are with no violation
+        (exactly what computing them gives when no pair of theirs is within its target:
+        :func:`rows_to_sweep` finds the rows that can have one)
+    worst_rows : (n,) float64, optional, filled with each row's largest relative violation (0 for none)
 
     Returns
     -------
@@ -393,10 +401,35 @@ def multiclass_sweep(dots, movable, targets, step, lists, mesh):
     new_f = dots.face_ids.copy()
     new_b = dots.bary.copy()
     moved = np.zeros(n, dtype=np.int64)
-    worst_i = np.zeros(n)
-    run_chunks(n, _sweep_rows, dots, movable, targets, step, lists, mesh, new_p, new_n, new_f, new_b, moved, worst_i)
+    worst_i = np.zeros(n) if worst_rows is None else worst_rows
+    worst_i[:] = 0.0
+    active = np.ones(n, dtype=np.bool_) if active is None else active
+    run_chunks(n, _sweep_rows, dots, movable, targets, step, lists, mesh, active, new_p, new_n, new_f, new_b, moved,
+               worst_i)
     worst = float(worst_i.max()) if n else 0.0
     return new_p, new_n, new_f, new_b, worst, int(moved.sum())
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _rows_to_sweep_rows(lo, hi, violated, changed, nbr_ptr, nbr_idx, out):
+    for i in range(lo, hi):
+        hit = violated[i] > 0.0 or changed[i]
+        s = nbr_ptr[i]
+        while not hit and s < nbr_ptr[i + 1]:
+            hit = changed[nbr_idx[s]]
+            s += 1
+        out[i] = hit
+
+
+def rows_to_sweep(violated, changed, nbr_ptr, nbr_idx):
+    """(n,) bool: the rows a sweep must compute after one that left each row's largest violation in ``violated``
+    (:func:`multiclass_sweep`'s ``worst_rows``) and moved the dots ``changed`` (their spacing may have changed too),
+    when the pair targets have not grown since: a row that had no pair within its target, and neither it nor any dot
+    listed for it (``nbr_ptr``, ``nbr_idx``: lists valid at the current places) moved, has none now, so the sweep
+    would leave it as it is. In the projection's last sweeps a third of the rows or fewer are left."""
+    out = np.empty(violated.shape[0], dtype=np.bool_)
+    run_chunks(violated.shape[0], _rows_to_sweep_rows, violated, changed, nbr_ptr, nbr_idx, out)
+    return out
 
 
 def session_scales(shares, new_fraction=1.0, same=0.85, cross=1.0, first_two=0.97, first_two_floor=None,

@@ -646,6 +646,19 @@ class _GuardedSweep:
         self.fold_cos, self.dens_v, self.floor_scale = fold_cos, dens_v, floor_scale
         self.kernel = kernel  # multiclass_sweep or its CUDA twin
         self.low = None if dens_v is None else _density_floor(dens_v.max())
+        self._last = None  # the last sweep's (points, spacing, pair factors, each row's violation, rows moved)
+
+    def _rows(self, points, r, scale, lists):
+        """The rows this sweep must compute (None: all): when it starts where the last one ended, with pair targets
+        no larger, only the rows that had a violation or a moved dot among theirs
+        (:func:`scalp3d.kernels.multiclass.rows_to_sweep`); the others would stay as they are."""
+        from scalp3d.kernels.multiclass import rows_to_sweep
+
+        last = self._last
+        if last is None or points is not last[0] or r is not last[1] or last[2].shape != scale.shape \
+                or (scale > last[2]).any():
+            return None
+        return rows_to_sweep(last[3], last[4], *lists)
 
     def spacing(self, r, fi, b, changed):
         """The new dots' local d_max at their current place (those that did not move, and fixed dots, keep theirs)."""
@@ -662,15 +675,19 @@ class _GuardedSweep:
 
         p, n, fi, b = dots
         step = SweepStep(self.fold_cos, omega, config.JOINT_MAX_STEP)
-        p2, n2, fi2, b2, worst, moved = self.kernel(dots, self.movable, Targets(self.cls, r, scale), step,
-                                                    self.lists.at(p, n, r), self.mesh)
+        lists = self.lists.at(p, n, r)
+        violated = np.empty(len(p))
+        p2, n2, fi2, b2, worst, moved = self.kernel(dots, self.movable, Targets(self.cls, r, scale), step, lists,
+                                                    self.mesh, self._rows(p, r, scale, lists), violated)
         if moved == 0:
+            self._last = (p, r, scale, violated, np.zeros(len(p), bool))
             return dots, r, worst
         changed = _rows_differ(p2, p)
         r2 = self.spacing(r, fi2, b2, changed)
         while True:
             bad = floor_offenders(p, p2, changed, self.cls, r2, self.floor_scale, *_FLOOR, *self.lists.at(p2, n2, r2))
             if not bad.any():
+                self._last = (p2, r2, scale, violated, changed)
                 return type(dots)(p2, n2, fi2, b2), r2, worst
             p2[bad], n2[bad], fi2[bad], b2[bad], r2[bad] = p[bad], n[bad], fi[bad], b[bad], r[bad]
             changed &= ~bad
