@@ -574,7 +574,7 @@ def multiclass_sweep_cuda(dots, movable, targets, step, lists, mesh, active=None
 def conflict_graph_cuda(points, normals, radius, alpha, rmin_factor, fold_cos):
     """The weighted sample elimination's conflicting pairs and weights as CSR rows, on the GPU (one candidate per
     thread); twin of :func:`scalp3d.kernels.elimination.conflict_graph`, through its own row scan compiled as a device
-    function, over the same hash grid (built on the host). The removal that follows
+    function, over the same dense grid (built on the host). The removal that follows
     (:func:`scalp3d.kernels.elimination.eliminate`, a heap popped one point at a time) stays on the CPU.
 
     Parameters
