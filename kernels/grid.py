@@ -32,36 +32,18 @@ def build_grid(points, cell):
     mask : int64, T - 1
     """
     n = points.shape[0]
-    origin = np.zeros(3)
-    for k in range(3):  # the column minima (NaN if any is NaN, as np.min), by a loop: numba's np.min on a column view
-        if n > 0:        # took 0.8 s to compile on a first run
-            m = points[0, k]
-            for i in range(1, n):
-                v = points[i, k]
-                if v < m or v != v:
-                    m = v
-            origin[k] = m
+    origin = _column_minima(points)
     table = 1
     while table < 2 * n:
         table *= 2
     mask = np.int64(table - 1)
     cells = np.empty((n, 3), dtype=np.int64)
     bucket = np.empty(n, dtype=np.int64)
-    start = np.zeros(table + 1, dtype=np.int64)
     for i in range(n):
         for k in range(3):
             cells[i, k] = np.int64(np.floor((points[i, k] - origin[k]) / cell))
-        b = cell_hash(cells[i, 0], cells[i, 1], cells[i, 2], mask)
-        bucket[i] = b
-        start[b + 1] += 1
-    for b in range(table):
-        start[b + 1] += start[b]
-    fill = start[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        b = bucket[i]
-        order[fill[b]] = i
-        fill[b] += 1
+        bucket[i] = cell_hash(cells[i, 0], cells[i, 1], cells[i, 2], mask)
+    start, order = _counting_sort(bucket, table)
     # group each bucket by cell (insertion sort, stable; buckets hold about one point)
     for b in range(table):
         for s in range(start[b] + 1, start[b + 1]):
@@ -72,6 +54,39 @@ def build_grid(points, cell):
                 t -= 1
             order[t] = j
     return origin, cells, start, order, mask
+
+
+@njit(cache=True, inline="always")
+def _column_minima(points):
+    """The (3,) column minima of ``points`` (NaN if any is NaN, as np.min), by a loop: numba's np.min on a column view
+    took 0.8 s to compile on a first run."""
+    origin = np.zeros(3)
+    for k in range(3):
+        if points.shape[0] > 0:
+            m = points[0, k]
+            for i in range(1, points.shape[0]):
+                v = points[i, k]
+                if v < m or v != v:
+                    m = v
+            origin[k] = m
+    return origin
+
+
+@njit(cache=True, inline="always")
+def _counting_sort(keys, total):
+    """(start, order): the indices of ``keys`` (n,) int64 in [0, total) sorted by key, stable (index order within a
+    key), with key b's indices at order[start[b]:start[b+1]]."""
+    start = np.zeros(total + 1, dtype=np.int64)
+    for i in range(keys.shape[0]):
+        start[keys[i] + 1] += 1
+    for b in range(total):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    return start, order
 
 
 @njit(cache=True)
@@ -147,15 +162,7 @@ def dense_grid(points, cell):
     order : (n,) int64, point indices sorted by cell (stable)
     """
     n = points.shape[0]
-    origin = np.zeros(3)
-    for k in range(3):  # the column minima, as build_grid takes them
-        if n > 0:
-            m = points[0, k]
-            for i in range(1, n):
-                v = points[i, k]
-                if v < m or v != v:
-                    m = v
-            origin[k] = m
+    origin = _column_minima(points)
     cells = np.empty((n, 3), dtype=np.int64)
     top = np.zeros(3, dtype=np.int64)
     for i in range(n):
@@ -165,21 +172,10 @@ def dense_grid(points, cell):
             if c > top[k]:
                 top[k] = c
     dims = top + 2
-    total = dims[0] * dims[1] * dims[2]
-    start = np.zeros(total + 1, dtype=np.int64)
     ids = np.empty(n, dtype=np.int64)
     for i in range(n):
-        b = (cells[i, 0] * dims[1] + cells[i, 1]) * dims[2] + cells[i, 2]
-        ids[i] = b
-        start[b + 1] += 1
-    for b in range(total):
-        start[b + 1] += start[b]
-    fill = start[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        b = ids[i]
-        order[fill[b]] = i
-        fill[b] += 1
+        ids[i] = (cells[i, 0] * dims[1] + cells[i, 1]) * dims[2] + cells[i, 2]
+    start, order = _counting_sort(ids, dims[0] * dims[1] * dims[2])
     return origin, cells, dims, start, order
 
 
