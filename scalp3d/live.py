@@ -366,7 +366,7 @@ class LiveDesign:
 
         if name not in self.handles():
             raise PlanError(f"no handle '{name}'; the handles are {', '.join(self.handles())}")
-        p = self._on_skin(point)
+        p = self._picked(point, f"handle '{name}'")
         hs = SCHEMA["hairline"]
 
         def clip(key, value):
@@ -400,7 +400,8 @@ class LiveDesign:
     def paint(self, point, radius_mm: float = config.LIVE_PAINT_RADIUS_MM) -> Update:
         """Reserve a disc of skin (no dots) around ``point`` (scan axes, mm): one more reserved region."""
         reserved = [dict(_plain_item(r)) for r in self.plan.reserved]
-        reserved.append({"center_mm": [float(c) for c in self._on_skin(point)], "radius_mm": float(radius_mm),
+        reserved.append({"center_mm": [float(c) for c in self._picked(point, "painted region")],
+                         "radius_mm": float(radius_mm),
                          "comment": "painted in the live design"})
         return self.change({"reserved": reserved})
 
@@ -413,6 +414,24 @@ class LiveDesign:
 
     def _on_skin(self, point) -> np.ndarray:
         return self._frame().nearest_skin(np.asarray(point, dtype=np.float64).reshape(3))
+
+    def _picked(self, point, what: str) -> np.ndarray:
+        """The skin point nearest to a point a caller gave (scan axes, mm), refused with a PlanError when it is not
+        three finite numbers or lies more than ``config.LIVE_POINT_REACH_MM`` off the skin."""
+        try:
+            p = np.asarray(point, dtype=np.float64).reshape(3)
+        except (TypeError, ValueError):
+            raise PlanError(f"the point for the {what} must be three numbers (x, y, z in mm, the scan's axes), "
+                            f"not {_short(point)}") from None
+        if not np.isfinite(p).all():
+            raise PlanError(f"the point for the {what} must be finite (x, y, z in mm), not {_short(p.tolist())}")
+        skin = self._on_skin(p)
+        off = float(np.linalg.norm(skin - p))
+        if off > config.LIVE_POINT_REACH_MM:
+            raise PlanError(f"the point for the {what} ({', '.join(f'{c:g}' for c in p)}) is {off:.0f} mm off the "
+                            f"skin (at most {config.LIVE_POINT_REACH_MM:g}); drop it on the head, or give a point on "
+                            f"the head in mm in the scan's axes")
+        return skin
 
     def _frame(self) -> "_HeadFrame":
         if getattr(self, "_head_frame", None) is None:

@@ -126,6 +126,27 @@ def test_a_bad_key_or_value_changes_nothing(live):
     assert live.dots is before and not live.can_undo
 
 
+def test_a_point_off_the_head_is_refused_not_snapped(live):
+    """A point given in metres (or in other axes) is no place on the skin: it is refused, not taken to whatever skin
+    is nearest; a point a few mm off the skin (a handle let go beside the head) is taken to the skin."""
+    from scalp3d.errors import PlanError
+
+    before = live.dots
+    centre = live.head.vertices.mean(axis=0)
+    top = live.head.vertices[np.argmax(live.head.vertices[:, 2])]
+    with pytest.raises(PlanError, match=r"painted region .* mm off the skin \(at most 30\); drop it on the head"):
+        live.paint(top / 1000.0)  # the crown's point in metres: near the head's middle, far from any skin
+    with pytest.raises(PlanError, match="handle 'hairline.mid-frontal'.* mm off the skin"):
+        live.move_handle("hairline.mid-frontal", centre)
+    with pytest.raises(PlanError, match="must be finite"):
+        live.paint([float("nan"), 0.0, 0.0])
+    with pytest.raises(PlanError, match="must be three numbers"):
+        live.paint([1.0, 2.0])
+    assert live.dots is before and not live.can_undo
+    u = live.paint(top + np.array([0.0, 0.0, 8.0]))  # 8 mm above the crown: the skin below it
+    assert u.how == "local" and np.allclose(live.get("reserved.0.center_mm"), top)
+
+
 def test_a_change_under_the_floor_is_refused_and_the_design_stays(live, monkeypatch):
     """A re-placement that put two dots side by side (simulated here) is refused by the check every change gets."""
     import scalp3d.live as L
