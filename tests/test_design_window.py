@@ -39,6 +39,37 @@ def let_go(widget, centre):
     widget.InvokeEvent("EndInteractionEvent")
 
 
+def test_every_text_is_read_whole(window):
+    """The help, the title and the status lie inside the window, and the title and the status stay left of the
+    sliders, with the density map's title and a long refusal too (the help once lost its last word past the right
+    edge; the status ran under the first slider's label)."""
+    from scalp3d.viewers.design import SLIDERS_X
+
+    def extent(name):
+        ren = window.plotter.renderer
+        actor = window.plotter.actors[name]
+        box = [0.0] * 4
+        actor.GetBoundingBox(ren, box)  # x min, x max, y min, y max in pixels, from the actor's anchor
+        x, y = actor.GetPositionCoordinate().GetComputedDisplayValue(ren)
+        return x + box[0], x + box[1], y + box[2], y + box[3]
+
+    long_refusal = ("plan: 'hairline.frontotemporal_half_width_mm' = 75.0 is out of range; allowed 30 to 70; lower "
+                    "hairline.frontotemporal_half_width_mm or hairline.temple_ahead_of_tragus_mm")
+    for density_map, message in ((False, ""), (True, long_refusal)):
+        window.density_map, window.message, window.error = density_map, message, bool(message)
+        window._refresh()
+        window.image()  # rendered: the text actors measure themselves against the renderer
+        for name in ("help", "title", "status"):
+            x0, x1, y0, y1 = extent(name)
+            assert 0 <= x0 and x1 <= WINDOW[0] and 0 <= y0 and y1 <= WINDOW[1], (name, x0, x1, y0, y1)
+            if name != "help":
+                assert x1 < SLIDERS_X * WINDOW[0], (name, density_map, x1)
+    assert "q close" in window.plotter.actors["help"].GetInput()
+    assert "temple_ahead_of_tragus_mm" in window.plotter.actors["status"].GetInput().replace("\n", " ")
+    window.density_map, window.message, window.error = False, "", False
+    window._refresh()
+
+
 def test_dragging_the_mid_frontal_handle_lowers_the_hairline(window, shots):
     live = window.live
     up = live._frame().R[2]

@@ -157,6 +157,23 @@ def test_bake_is_the_same_whatever_the_thread_count(tmp_path):
     assert np.array_equal(one, two)
 
 
+def test_the_final_state_alone_is_the_same_texture():
+    """The live design window asks only for the healed state after the last session: baked in one pass
+    (``final_only``), it is the very texture the session-by-session bake ends on, stubble included."""
+    from dataclasses import replace
+
+    sc = sphere_scene(n_sessions=3)
+    z = sc.head.vertices[:, 2]
+    sc = replace(sc, fringe=(z > 0.0) & (z <= 30.0), _textures={})
+    assert sc.stubble() is not None and len(sc.stubble().positions) > 1000
+    once = replace(sc, final_only=True, _textures={})
+    once._atlas, once._stubble = sc.atlas, sc.stubble()
+    final = once.texture(3)
+    assert list(once._textures) == [(3, False)]  # no other state was made
+    assert np.array_equal(final, sc.texture(3)) and len(sc._textures) == 4
+    assert (final < 250).mean() > 0.05  # dots and stubble are in it
+
+
 # ---- pictures of the synthetic scene --------------------------------------------------------------------------------
 
 def test_image_regression(sphere, tmp_path):

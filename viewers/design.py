@@ -48,11 +48,16 @@ SLIDERS = {
     "hairline.transition_mm": ("transition band mm", (0.0, 40.0), "%.0f"),
     "hairline.irregularity_mm": ("edge irregularity mm", (0.0, 10.0), "%.1f"),
 }
-HELP = ("Drag a sphere along the skin and let go: the hairline, a reserved region or a scar follows.  p: reserve the "
-        "skin under the pointer.  z undo, y redo, d density map, w save, r reset view, q close.")
+HELP = ("Drag a sphere along the skin and let go: the hairline, a reserved region or a scar follows.",
+        "p reserve the skin under the pointer, z undo, y redo, d density map, w save, r reset view, q close.")
 ERROR_RGB = "#b00020"
-#: the help line is wrapped at about this many pixels per character
-HELP_CHAR_PX = 8.0
+#: the help lines are wrapped at this many pixels per character (the help's font at size 9 measured 8.2 px a
+#: character: at 8.0 the first line ran 10 px past a 1,100 px window and lost its last word)
+HELP_CHAR_PX = 8.5
+#: the sliders start at this share of the window's width; the title and the status (at its left) stay short of it
+SLIDERS_X = 0.52
+#: the status is wrapped at this many pixels per character (its font at size 10 measured 10.1 px a character)
+STATUS_CHAR_PX = 10.5
 
 
 def open_design(live, *, save_to=None, off_screen=False, window_size=(1280, 900), log=print):
@@ -79,7 +84,8 @@ class DesignWindow(WindowShots):
         self.density_map = False
         self.last = None
         self._batch = True
-        self.scene = _scene(live, None)
+        self._tree = None
+        self.scene = _scene(live, None, self._vertex_tree())
         self.mesh = self.scene.display_mesh()
         with _egl_window() if off_screen else contextlib.nullcontext():
             self.plotter = p = pv.Plotter(off_screen=off_screen, window_size=list(window_size),
@@ -102,7 +108,8 @@ class DesignWindow(WindowShots):
         self._status = p.add_text("", position=(0.012, 0.935), viewport=True, font_size=10,
                                   color=config.PICTURE_TEXT, name="status")
         self._status.GetTextProperty().SetVerticalJustificationToTop()
-        p.add_text(textwrap.fill(HELP, max(int(window_size[0] / HELP_CHAR_PX), 40)), position=(10, 8), font_size=9,
+        width = max(int((window_size[0] - 20) / HELP_CHAR_PX), 40)  # 10 px of margin each side
+        p.add_text("\n".join(textwrap.fill(line, width) for line in HELP), position=(10, 8), font_size=9,
                    color=config.PICTURE_TEXT, name="help")
         self._build_handles()
         self._build_sliders()
@@ -187,7 +194,7 @@ class DesignWindow(WindowShots):
             return self._say(str(exc).splitlines()[0], error=True)
         self.last = u
         if u.how != "none":
-            self.scene = _scene(self.live, self.scene)
+            self.scene = _scene(self.live, self.scene, self._vertex_tree())
             self._look.scene = self.scene
             self._look.textures.clear()
             self.actor = self._look.show((self.scene.n_sessions, False))
@@ -234,16 +241,22 @@ class DesignWindow(WindowShots):
                     radius=HANDLE_RADIUS_MM, color=HANDLE_RGB[kind], selected_color="white", test_callback=False,
                     interaction_event="end")
 
-    def _lifted(self, pos):
-        from scipy.spatial import cKDTree
+    def _vertex_tree(self):
+        """The head's vertex tree, made once (a change asks it where the handles and the stubble are)."""
+        if self._tree is None:
+            from scipy.spatial import cKDTree
 
+            self._tree = cKDTree(self.live.head.vertices)
+        return self._tree
+
+    def _lifted(self, pos):
         head = self.live.head
-        n = head.vertex_normals[int(cKDTree(head.vertices).query(pos)[1])]
+        n = head.vertex_normals[int(self._vertex_tree().query(pos)[1])]
         return tuple(np.asarray(pos) + HANDLE_LIFT_MM * n)
 
     def _build_sliders(self):
         for i, (key, (label, rng, fmt)) in enumerate(SLIDERS.items()):
-            x0 = 0.52 + 0.24 * (i % 2)
+            x0 = SLIDERS_X + 0.24 * (i % 2)
             y = 0.95 - 0.09 * (i // 2)
             value = float(np.clip(self.live.get(key), *rng))
             self.sliders[key] = self.plotter.add_slider_widget(
@@ -287,12 +300,13 @@ class DesignWindow(WindowShots):
         if self._map is not None:
             self._map.SetVisibility(self.density_map)
         self.actor.SetVisibility(not self.density_map)
-        what = "Design map: target density per cm2 (grey: untreated)" if self.density_map else \
+        what = "Design map: dots per cm2 (grey: none)" if self.density_map else \
             f"Healed after all {self.scene.n_sessions} sessions: {len(live.dots):,} dots"
         self._title.SetInput(what)
-        self._status.SetInput(textwrap.fill(self.message, 62) if self.message else
-                              f"hairline {live.get('hairline.height_above_glabella_mm'):.0f} mm above the glabella; "
-                              "drag a sphere to change the design")
+        status = self.message or (f"hairline {live.get('hairline.height_above_glabella_mm'):.0f} mm above the "
+                                  "glabella; drag a sphere to change the design")
+        room = (SLIDERS_X - 0.03) * self.plotter.window_size[0]  # from the left margin to short of the sliders
+        self._status.SetInput(textwrap.fill(status, max(int(room / STATUS_CHAR_PX), 30)))
         self._status.GetTextProperty().SetColor(self.pv.Color(ERROR_RGB if self.error else
                                                               config.PICTURE_TEXT).float_rgb)
         for key, w in self.sliders.items():
@@ -310,13 +324,15 @@ def _how(u) -> str:
             "undo": "undone", "redo": "redone", "none": "no change"}[u.how]
 
 
-def _scene(live, before):
-    """The Scene of the design now; after a change it shares the opening scene's texture atlas, display mesh and
-    stubble (only the stubble's spots outside the newly treated skin)."""
+def _scene(live, before, tree):
+    """The Scene of the design now, which the window shows healed after its last session only (``final_only``);
+    after a change it shares the opening scene's texture atlas, display mesh and stubble (only the stubble's spots
+    outside the newly treated skin). ``tree``: a cKDTree of the head's vertices."""
     from .scene import Scene
 
     if before is None:
         sc = Scene.from_plan(live.head, live.landmarks, live.plan, live.field, live.dots)
+        sc.final_only = True
         from .atlas import make_atlas
 
         f = live.head.faces
@@ -331,14 +347,12 @@ def _scene(live, before):
                       d.dot_size_mm, np.asarray(d.zone_names, dtype=object)[d.zone], d.ids)
     treated = live.field.density_per_cm2 > 0
     sc = Scene(live.head, live.landmarks, live.plan, live.field, shown, before.fringe & ~treated,
-               source=before.source, _atlas=before._atlas, _display=before._display)
+               source=before.source, _atlas=before._atlas, _display=before._display, final_only=True)
     st = getattr(before, "_stubble_all", None) or before._stubble
     sc._stubble_all = st
     if st is not None and len(st.positions):
-        from scipy.spatial import cKDTree
-
         from .look import Spots
 
-        on = treated[cKDTree(live.head.vertices).query(st.positions)[1]]
+        on = treated[tree.query(st.positions)[1]]
         sc._stubble = Spots(st.positions[~on], st.normals[~on], st.radius_mm[~on], st.halo_mm[~on], st.trans[~on])
     return sc

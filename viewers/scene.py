@@ -51,6 +51,9 @@ class Scene:
     _textures: dict = field(default_factory=dict)
     _stubble: object = None
     _display: object = None
+    #: True: only the healed state after the last session is ever asked for (the live design window): it is baked in
+    #: one pass, with no texture made for the states before it
+    final_only: bool = False
 
     # ---- making one -------------------------------------------------------------------------------------------
     @classmethod
@@ -149,7 +152,9 @@ class Scene:
         baked together, each adding its session's dots to the one before."""
         key = (int(session), bool(fresh) and session > 0)
         if key not in self._textures:
-            if not key[1]:
+            if self.final_only and key == (self.n_sessions, False):
+                self._bake_final()
+            elif not key[1]:
                 self._bake_healed()
             else:
                 d = self.dots
@@ -171,6 +176,12 @@ class Scene:
         for k in range(1, self.n_sessions + 1):
             self._textures[(k, False)] = look.bake(self.atlas, look.Spots.join([self._spots(self.dots.session == k)]),
                                                    log_t)
+
+    def _bake_final(self):
+        """The healed state after the last session alone: the stubble and every session's dots in one bake, in the
+        order :meth:`_bake_healed` adds them (each texel sums the same terms in the same order: the same texture)."""
+        parts = [self.stubble()] + [self._spots(self.dots.session == k) for k in range(1, self.n_sessions + 1)]
+        self._textures[(self.n_sessions, False)] = look.bake(self.atlas, look.Spots.join(parts))
 
     def stubble(self):
         """Spots of shaved stubble over the fringe (None unless the plan's fringe is 'stubble'), the same tone as the
