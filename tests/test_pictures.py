@@ -157,6 +157,17 @@ def test_bake_is_the_same_whatever_the_thread_count(tmp_path):
     assert np.array_equal(one, two)
 
 
+def test_texture_of_is_pyvistas_texture_made_faster():
+    pv = pytest.importorskip("pyvista")
+    from scalp3d.viewers.pictures import texture_of
+
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # not square: rows and columns
+    ours, theirs = texture_of(pv, img), pv.Texture(img)
+    assert np.array_equal(pv.wrap(ours.GetInput()).point_data["Image"],
+                          pv.wrap(theirs.GetInput()).point_data["Image"])
+    assert np.array_equal(ours.to_array(), img)
+
+
 def test_the_final_state_alone_is_the_same_texture():
     """The live design window asks only for the healed state after the last session: baked in one pass
     (``final_only``), it is the very texture the session-by-session bake ends on, stubble included."""

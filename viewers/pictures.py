@@ -47,6 +47,16 @@ class Shot:
     view_angle: float
 
 
+def texture_of(pv, image):
+    """A pyvista Texture of ``image`` (H,W,C) uint8, row 0 its top: ``pv.Texture(image)`` as pyvista makes it (its
+    rows flipped, VTK's first row is the bottom one), with one plain copy of the flipped rows where pyvista's
+    column-major reshape took 0.2 s for a live design texture of 5,029 x 4,708 texels."""
+    grid = pv.ImageData(dimensions=(image.shape[1], image.shape[0], 1))
+    grid.point_data["Image"] = np.ascontiguousarray(image[::-1]).reshape(-1, image.shape[2])
+    grid.set_active_scalars("Image")
+    return pv.Texture(grid)
+
+
 class HeadLook:
     """The head's actor in the healed look on a plotter, shared by the pictures and the 3D view: the state's skin
     colours written in place, its texture (made once, uploaded once, kept) swapped in."""
@@ -61,7 +71,7 @@ class HeadLook:
         """Show state ``key`` = (session, fresh); returns the actor."""
         rgb = np.clip(np.round(self.mesh.per_vertex(self.scene.skin(*key)) * 255.0), 0, 255).astype(np.uint8)
         if key not in self.textures:
-            tex = self.pv.Texture(self.scene.texture(*key))  # pyvista flips the rows: row 0 is the image's top
+            tex = texture_of(self.pv, self.scene.texture(*key))
             tex.mipmap = True
             tex.interpolate = True
             self.textures[key] = tex
