@@ -185,6 +185,32 @@ def test_the_final_state_alone_is_the_same_texture():
     assert (final < 250).mean() > 0.05  # dots and stubble are in it
 
 
+def test_a_rebake_after_a_change_is_a_fresh_bake():
+    """The live design window bakes again only the bands of rows where spots came or went: the texture is the one a
+    fresh bake of the new spots makes, bit for bit, and most bands are not touched."""
+    from scalp3d.viewers import look
+
+    sc = sphere_scene(n_sessions=3)
+    d = sc.dots
+    every = look.Spots.join([sc._spots(d.session == k) for k in (1, 2, 3)])
+    log_t = np.zeros((sc.atlas.height, sc.atlas.width, 3), dtype=np.float32)
+    image = look.bake(sc.atlas, every, log_t)
+    # a change: the dots in a small patch go, others come near it (moved 0.4 mm), one changes shade
+    patch = np.linalg.norm(every.positions - every.positions[0], axis=1) < 6.0
+    moved = every.take(patch)
+    moved.positions = moved.positions + np.array([0.4, 0.0, 0.0])
+    after = look.Spots.join([every.take(~patch), moved])
+    after.trans[5] = after.trans[5] * 0.5
+    fresh = look.bake(sc.atlas, after)
+    again = look.rebake(sc.atlas, every, after, log_t, image)
+    assert again is image and np.array_equal(again, fresh)
+    changed_rows = (again != look.bake(sc.atlas, every)).any(axis=(1, 2))
+    assert changed_rows.any() and changed_rows.mean() < 0.5
+    # nothing changed: nothing baked again
+    before_arr = image.copy()
+    assert np.array_equal(look.rebake(sc.atlas, after, after, log_t, image), before_arr)
+
+
 # ---- pictures of the synthetic scene --------------------------------------------------------------------------------
 
 def test_image_regression(sphere, tmp_path):

@@ -347,7 +347,8 @@ def _scene(live, before, tree):
                       d.dot_size_mm, np.asarray(d.zone_names, dtype=object)[d.zone], d.ids)
     treated = live.field.density_per_cm2 > 0
     sc = Scene(live.head, live.landmarks, live.plan, live.field, shown, before.fringe & ~treated,
-               source=before.source, _atlas=before._atlas, _display=before._display, final_only=True)
+               source=before.source, _atlas=before._atlas, _display=before._display, final_only=True,
+               _baked=before.take_bake())
     st = getattr(before, "_stubble_all", None) or before._stubble
     sc._stubble_all = st
     if st is not None and len(st.positions):

@@ -54,6 +54,9 @@ class Scene:
     #: True: only the healed state after the last session is ever asked for (the live design window): it is baked in
     #: one pass, with no texture made for the states before it
     final_only: bool = False
+    #: a final_only scene's bake (spots, log transmittance, image), which the next scene of a live design takes over
+    #: (:func:`scalp3d.viewers.look.rebake`)
+    _baked: tuple = None
 
     # ---- making one -------------------------------------------------------------------------------------------
     @classmethod
@@ -181,7 +184,22 @@ class Scene:
         """The healed state after the last session alone: the stubble and every session's dots in one bake, in the
         order :meth:`_bake_healed` adds them (each texel sums the same terms in the same order: the same texture)."""
         parts = [self.stubble()] + [self._spots(self.dots.session == k) for k in range(1, self.n_sessions + 1)]
-        self._textures[(self.n_sessions, False)] = look.bake(self.atlas, look.Spots.join(parts))
+        spots = look.Spots.join(parts)
+        if self._baked is not None:  # the scene before a change: bake again only where spots came or went
+            before, log_t, image = self._baked
+            image = look.rebake(self.atlas, before, spots, log_t, image)
+        else:
+            log_t = np.zeros((self.atlas.height, self.atlas.width, 3), dtype=np.float32)
+            image = look.bake(self.atlas, spots, log_t)
+        self._baked = (spots, log_t, image)
+        self._textures[(self.n_sessions, False)] = image
+
+    def take_bake(self):
+        """This final_only scene's bake, handed over to the next scene of a live design (and forgotten here: the
+        arrays are updated in place from then on)."""
+        baked, self._baked = self._baked, None
+        self._textures.clear()
+        return baked
 
     def stubble(self):
         """Spots of shaved stubble over the fringe (None unless the plan's fringe is 'stubble'), the same tone as the
