@@ -109,11 +109,9 @@ def rebake(atlas, before: Spots, after: Spots, log_t, image) -> np.ndarray:
     if len(idx) and bands.any():
         r, h = after.radius_mm[idx], after.halo_mm[idx]
         start, items = band_lists(xy, metric, r + 3.0 * h, atlas.height)
-        keep = np.repeat(bands, np.diff(start))  # the items of the bands baked again, in their order
-        start = np.concatenate([[0], np.cumsum(np.where(bands, np.diff(start), 0))])
         bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric), np.ascontiguousarray(r),
-                  np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(after.trans[idx]), start,
-                  items[keep])
+                  np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(after.trans[idx]), start, items,
+                  bands=np.flatnonzero(bands))
     for b in np.flatnonzero(bands):
         lo, hi = b * BAND_ROWS, min((b + 1) * BAND_ROWS, atlas.height)
         image[lo:hi] = to_image(log_t[lo:hi])
