@@ -114,6 +114,10 @@ def test_a_refused_value_is_shown_and_changes_nothing(window, shots):
     assert window.error and "hairline_per_cm2" in window.message and len(live.history) == n
     # the slider shows the design's value again
     assert s.GetRepresentation().GetValue() == pytest.approx(live.get("density.core_per_cm2"))
+    # two keys at once, as a script sets them: refused whole (the second is out of range), the first not kept
+    assert window.change({"hairline.transition_mm": 20.0, "hairline.recession_mm": 500.0}) is None
+    assert window.error and "recession_mm" in window.message and len(live.history) == n
+    assert live.get("hairline.transition_mm") == 25.0
 
 
 def test_painting_reserves_skin_and_undo_takes_it_back(window, shots):

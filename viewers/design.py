@@ -70,7 +70,8 @@ def open_design(live, *, save_to=None, off_screen=False, window_size=(1280, 900)
 
 class DesignWindow(WindowShots):
     """The window, its handles and controls. Scripts and tests call :meth:`drag`, :meth:`slide`, :meth:`paint`,
-    :meth:`undo`, :meth:`redo`, :meth:`save`, or drive the widgets (:attr:`handle_widgets`, :attr:`sliders`)."""
+    :meth:`change`, :meth:`undo`, :meth:`redo`, :meth:`save`, or drive the widgets (:attr:`handle_widgets`,
+    :attr:`sliders`)."""
 
     def __init__(self, live, *, save_to=None, off_screen=False, window_size=(1280, 900), log=print):
         from .preview import _egl_window, _import_pyvista
@@ -130,6 +131,10 @@ class DesignWindow(WindowShots):
     def paint(self, point):
         """Reserve the skin around ``point``."""
         return self._apply(lambda: self.live.paint(point))
+
+    def change(self, values):
+        """Plan keys set at once (``{"dotted.key": value}``), as a script or a benchmark sets them."""
+        return self._apply(lambda: self.live.change(values))
 
     def undo(self):
         return self._apply(self.live.undo) if self.live.can_undo else self._say("nothing to undo", error=True)
