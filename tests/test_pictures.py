@@ -209,6 +209,11 @@ def test_a_rebake_after_a_change_is_a_fresh_bake():
     # nothing changed: nothing baked again
     before_arr = image.copy()
     assert np.array_equal(look.rebake(sc.atlas, after, after, log_t, image), before_arr)
+    # a spot drawn twice, then once: spots are matched as sets, so this bakes everything again, rightly
+    twice = look.Spots.join([after, after.take(np.arange(len(after.positions)) == 7)])
+    log_t2 = np.zeros_like(log_t)
+    image2 = look.bake(sc.atlas, twice, log_t2)
+    assert np.array_equal(look.rebake(sc.atlas, twice, after, log_t2, image2), fresh)
 
 
 # ---- pictures of the synthetic scene --------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def rebake(atlas, before: Spots, after: Spots, log_t, image) -> np.ndarray:
     a, b = before.table(), after.table()
     gone, new = before.take(~_found_in(a, b)), after.take(~_found_in(b, a))
     n_bands = (atlas.height + BAND_ROWS - 1) // BAND_ROWS
-    bands = np.zeros(n_bands, dtype=bool)
+    # the spots are matched as sets: a spot drawn twice (never seen: the floor keeps dots apart) bakes everything
+    bands = np.full(n_bands, not (_distinct(a) and _distinct(b)))
     for part in (gone, new):
         idx, xy, metric = atlas.splats(part.positions, part.normals)
         if len(idx):
@@ -118,21 +119,29 @@ def rebake(atlas, before: Spots, after: Spots, log_t, image) -> np.ndarray:
     return image
 
 
+def _hashed(t) -> np.ndarray:
+    """(n,) uint64: a hash of each row's bits."""
+    bits = np.ascontiguousarray(t, dtype=np.float64).view(np.uint64)
+    h = np.zeros(len(t), dtype=np.uint64)
+    for k in range(bits.shape[1]):
+        h ^= bits[:, k]
+        h *= np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _distinct(t) -> bool:
+    """No two rows of ``t`` hash alike (so none is there twice)."""
+    h = np.sort(_hashed(t))
+    return not (h[1:] == h[:-1]).any()
+
+
 def _found_in(a, b) -> np.ndarray:
     """(len(a),) bool: the rows of ``a`` that are rows of ``b``, exactly (a 64-bit hash of each row's bits finds a
     candidate, the whole row is compared: a rare collision only costs a band baked again, never a stale spot)."""
-    def hashed(t):
-        bits = np.ascontiguousarray(t, dtype=np.float64).view(np.uint64)
-        h = np.zeros(len(t), dtype=np.uint64)
-        for k in range(bits.shape[1]):
-            h ^= bits[:, k]
-            h *= np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
-        return h
-
     if len(a) == 0 or len(b) == 0:
         return np.zeros(len(a), dtype=bool)
-    ha, hb = hashed(a), hashed(b)
+    ha, hb = _hashed(a), _hashed(b)
     order = np.argsort(hb, kind="stable")
     at = np.minimum(np.searchsorted(hb[order], ha), len(b) - 1)
     cand = order[at]
