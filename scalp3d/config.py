@@ -283,10 +283,11 @@ LIVE_DOT_ON_HEAD_MM = 0.05
 LIVE_PAINT_RADIUS_MM = 5.0
 #: a hairline handle sits on the skin within this of its control point's height (mm, head frame)
 LIVE_HANDLE_BAND_MM = 1.5
-#: a point given to move a handle or paint a region lies within this of the skin (mm): a drag off the surface is taken
-#: to the nearest skin, but a point farther off is a mistake (metres given for mm, the wrong axes: the head's centre
-#: is 70 mm or more from its skin, and the nearest skin to it is no place the practitioner meant)
-LIVE_POINT_REACH_MM = 30.0
+#: a point given to move a handle or paint a region lies within this of the skin (mm): a handle let go a little off
+#: the surface is taken to the nearest skin, but a point farther off is a mistake (metres given for mm, the wrong axes:
+#: such a point lies near the scan's origin, which was 21 mm from the real test head's skin and 80 mm from the sample
+#: head's; the nearest skin to it is no place the practitioner meant)
+LIVE_POINT_REACH_MM = 15.0
 
 # --- safety: the spacing floor and the quality bars -----------------------------------------------------------
 #: No two dots of a plan are ever closer than their pair's floor: SPACING_FLOOR_FRACTION of the local target spacing

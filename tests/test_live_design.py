@@ -134,8 +134,10 @@ def test_a_point_off_the_head_is_refused_not_snapped(live):
     before = live.dots
     centre = live.head.vertices.mean(axis=0)
     top = live.head.vertices[np.argmax(live.head.vertices[:, 2])]
-    with pytest.raises(PlanError, match=r"painted region .* mm off the skin \(at most 30\); drop it on the head"):
+    with pytest.raises(PlanError, match=r"painted region .* mm off the skin \(at most 15\); drop it on the head"):
         live.paint(top / 1000.0)  # the crown's point in metres: near the head's middle, far from any skin
+    with pytest.raises(PlanError, match=r"20 mm off the skin"):
+        live.paint(top + np.array([0.0, 0.0, 20.0]))  # above the crown, farther than a handle let go beside it
     with pytest.raises(PlanError, match="handle 'hairline.mid-frontal'.* mm off the skin"):
         live.move_handle("hairline.mid-frontal", centre)
     with pytest.raises(PlanError, match="must be finite"):
