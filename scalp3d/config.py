@@ -444,6 +444,9 @@ INION_PROFILE_BAND_MM = 10.0
 #: the dot texture: texel size on the skin (mm; DOMAIN: a healed dot is seen 0.3-0.5 mm across, so a few texels
 #: per dot) and the largest image side (texels grow to fit; 8192 fits llvmpipe's and most GPUs' limits)
 PREVIEW_TEXEL_MM = 0.1
+#: the fringe's stubble is placed around the treated dots within this many core spacings of the fringe, held fixed
+#: (no bare seam between the two)
+STUBBLE_SEAM_SPACINGS = 3.0
 PREVIEW_TEXTURE_MAX_PX = 8192
 #: the atlas is projected from this far above the midpoint of the ears along the head's up axis (mm: inside the skull,
 #: so the scalp is star-shaped from it); charts have this gutter (texels); a triangle lying more than

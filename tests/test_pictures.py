@@ -432,6 +432,29 @@ def test_the_fringe_is_drawn_as_stubble(full):
     assert len(st.positions) == pytest.approx(area * scene.plan.density.core_per_cm2, rel=0.1)
 
 
+def test_no_bare_seam_between_the_stubble_and_the_dots(full):
+    """Skin on the edge between the fringe and the treated area is as close to a spot (stubble or dot) as skin inside
+    the fringe is: placed apart, each set kept clear of its own edge, they left a light line there (the boundary's
+    99th percentile 1.14 mm against 0.78 mm inside; a crown-only plan on the real head, 1.35 against 0.80)."""
+    from scipy.spatial import cKDTree
+
+    scene, _ = full
+    v, f = scene.head.vertices, scene.head.faces
+    rng = np.random.default_rng(0)
+
+    def far(faces, per_face):
+        fi = np.repeat(faces, per_face)
+        r1, r2 = np.sqrt(rng.random(len(fi))), rng.random(len(fi))
+        q = (np.column_stack([1 - r1, r1 * (1 - r2), r1 * r2])[:, :, None] * v[f[fi]]).sum(axis=1)
+        return np.percentile(tree.query(q)[0], 99)
+
+    tree = cKDTree(np.vstack([scene.stubble().positions, scene.dots.positions]))
+    edge = np.flatnonzero(scene.treated[f].any(axis=1) & scene.fringe[f].any(axis=1))
+    inside = rng.choice(np.flatnonzero(scene.fringe[f].all(axis=1)), 20000)
+    assert len(edge) > 200
+    assert far(edge, 20) < 1.2 * far(inside, 1), (far(edge, 20), far(inside, 1))
+
+
 # ---- the commands -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

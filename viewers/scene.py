@@ -208,13 +208,28 @@ class Scene:
         if self.plan.preview.fringe != "stubble" or not self.fringe.any():
             return None
         if self._stubble is None:
-            from scalp3d.placement import place_dots
+            from scipy.spatial import cKDTree
 
-            dens = np.where(self.fringe, self.plan.density.core_per_cm2, 0.0)
-            if not (dens[self.head.faces] > 0).all(axis=1).any():
+            from scalp3d.placement import place_dots, spacing_for_density
+
+            core = self.plan.density.core_per_cm2
+            v, f = self.head.vertices, self.head.faces
+            dens = np.where(self.fringe, core, 0.0)
+            if not (dens[f] > 0).all(axis=1).any():
                 return None
-            p = place_dots(self.head.vertices, self.head.faces, density_per_cm2=dens, sessions=1,
-                           seed=self.plan.seed + 1, vertex_normals=self.head.vertex_normals, session_mode="subsets")
+            # the stubble interleaves with the treated dots along the fringe's edge: those within a few spacings of it
+            # are held fixed, their skin at its own density, so that no bare seam runs between the two (placed apart,
+            # each kept clear of its own edge, they left a light line 1-1.5 mm wide along a crown's edge, which the
+            # patient's own shaved hair will not show)
+            reach = config.STUBBLE_SEAM_SPACINGS * spacing_for_density(core)
+            to_fringe = cKDTree(v[self.fringe])
+            band = self.treated & (to_fringe.query(v, distance_upper_bound=reach)[0] < reach)
+            near = to_fringe.query(self.dots.positions, distance_upper_bound=reach)[0] < reach
+            held = self.dots.positions[near] if near.any() else None
+            p = place_dots(v, f, density_per_cm2=np.where(band, self.field.density_per_cm2, dens), sessions=1,
+                           seed=self.plan.seed + 1, vertex_normals=self.head.vertex_normals, session_mode="subsets",
+                           fixed=held, candidates_per_dot=None if held is None else config.CANDIDATES_PER_DOT)
+            p = p.subset(self.fringe[f[p.face_ids]].any(axis=1))  # none on skin wholly treated: the dots fill it
             n = len(p)
             shares = np.diff(np.concatenate([[0.0], self.plan.sessions.fractions]))
             k = np.minimum(np.searchsorted(np.cumsum(shares), (np.arange(n) + 0.5) / max(n, 1)), len(shares) - 1)
