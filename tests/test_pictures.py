@@ -455,6 +455,36 @@ def test_no_bare_seam_between_the_stubble_and_the_dots(full):
     assert far(edge, 20) < 1.2 * far(inside, 1), (far(edge, 20), far(inside, 1))
 
 
+def test_the_hair_around_a_scar_keeps_its_stubble():
+    """A FUT scar's feathered margin lies among the hair: the dots added there do not replace the hair, so the stubble
+    stays at the core density over it (holding the margin's dots fixed, as along a bald crown's edge, thinned the
+    stubble to the margin's density and drew a light halo around the scar)."""
+    from importlib import resources
+
+    from scipy.spatial import cKDTree
+
+    from scalp3d.design import build_field, load_plan
+    from scalp3d.landmarks import resolve_landmarks
+    from scalp3d.meshes import face_areas
+    from scalp3d.pipeline import plan_dots
+    from scalp3d.sample import load_sample_head
+    from scalp3d.viewers.scene import Scene
+
+    _, head, fid = load_sample_head()
+    lm = resolve_landmarks(head, fid, "fiducials")
+    plan = load_plan(resources.files("scalp3d.plans") / "fut-scar.toml")
+    field = build_field(head, lm, plan)
+    dots, _ = plan_dots(head, field, plan)
+    scene = Scene.from_plan(head, lm, plan, field, dots)
+    v, f = head.vertices, head.faces
+    margin = scene.fringe & scene.treated  # hair-bearing skin with the margin's dots
+    faces = margin[f].all(axis=1)
+    assert faces.sum() > 500
+    near = cKDTree(v).query(scene.stubble().positions)[1]
+    per_cm2 = margin[near].sum() / (face_areas(v, f[faces]).sum() / 100.0)
+    assert per_cm2 == pytest.approx(plan.density.core_per_cm2, rel=0.3)
+
+
 # ---- the commands -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -217,14 +217,17 @@ class Scene:
             dens = np.where(self.fringe, core, 0.0)
             if not (dens[f] > 0).all(axis=1).any():
                 return None
-            # the stubble interleaves with the treated dots along the fringe's edge: those within a few spacings of it
-            # are held fixed, their skin at its own density, so that no bare seam runs between the two (placed apart,
-            # each kept clear of its own edge, they left a light line 1-1.5 mm wide along a crown's edge, which the
-            # patient's own shaved hair will not show)
+            # the stubble interleaves with the dots of the bald treated skin along the fringe's edge: those within a
+            # few spacings of it are held fixed, their skin at its own density, so that no bare seam runs between the
+            # two (placed apart, each kept clear of its own edge, they left a light line 1-1.5 mm wide along a crown's
+            # edge, which the patient's own shaved hair will not show). Dots on the fringe itself (a scar's feathered
+            # margin among the hair) are not held: the hair is there whatever dots are added among it
             reach = config.STUBBLE_SEAM_SPACINGS * spacing_for_density(core)
             to_fringe = cKDTree(v[self.fringe])
-            band = self.treated & (to_fringe.query(v, distance_upper_bound=reach)[0] < reach)
-            near = to_fringe.query(self.dots.positions, distance_upper_bound=reach)[0] < reach
+            bald = self.treated & ~self.fringe
+            band = bald & (to_fringe.query(v, distance_upper_bound=reach)[0] < reach)
+            on_bald = bald[cKDTree(v).query(self.dots.positions)[1]]
+            near = on_bald & (to_fringe.query(self.dots.positions, distance_upper_bound=reach)[0] < reach)
             held = self.dots.positions[near] if near.any() else None
             p = place_dots(v, f, density_per_cm2=np.where(band, self.field.density_per_cm2, dens), sessions=1,
                            seed=self.plan.seed + 1, vertex_normals=self.head.vertex_normals, session_mode="subsets",
