@@ -76,14 +76,9 @@ def bake(atlas, spots: Spots, log_t=None) -> np.ndarray:
     """The filter texture (atlas.height, atlas.width, 3) uint8 of ``spots`` on ``atlas``: white where no pigment.
     ``log_t``: a float32 (H,W,3) running sum of the log transmittance to add these spots to (kept, so that states can
     be baked one after another: the texture after session k adds session k's dots to the one after k - 1)."""
-    idx, xy, metric = atlas.splats(spots.positions, spots.normals)
     if log_t is None:
         log_t = np.zeros((atlas.height, atlas.width, 3), dtype=np.float32)
-    if len(idx):
-        r, h = spots.radius_mm[idx], spots.halo_mm[idx]
-        start, items = band_lists(xy, metric, r + 3.0 * h, atlas.height)
-        bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric), np.ascontiguousarray(r),
-                  np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(spots.trans[idx]), start, items)
+    _composite(atlas, spots, log_t)
     return to_image(log_t)
 
 
@@ -95,28 +90,40 @@ def rebake(atlas, before: Spots, after: Spots, log_t, image) -> np.ndarray:
     as ``bake(atlas, after)``: the same texture, bit for bit. A live design change (a hairline moved: a fifth of the
     dots) bakes a fraction of the texture."""
     a, b = before.table(), after.table()
-    gone, new = before.take(~_found_in(a, b)), after.take(~_found_in(b, a))
+    ha, hb = _hashed(a), _hashed(b)
     n_bands = (atlas.height + BAND_ROWS - 1) // BAND_ROWS
     # the spots are matched as sets: a spot drawn twice (never seen: the floor keeps dots apart) bakes everything
-    bands = np.full(n_bands, not (_distinct(a) and _distinct(b)))
-    for part in (gone, new):
-        idx, xy, metric = atlas.splats(part.positions, part.normals)
-        if len(idx):
-            start, _ = band_lists(xy, metric, part.radius_mm[idx] + 3.0 * part.halo_mm[idx], atlas.height)
-            bands |= np.diff(start) > 0
-    for k in np.flatnonzero(bands):
+    bands = np.full(n_bands, not (_distinct(ha) and _distinct(hb)))
+    for part in (before.take(~_found_in(a, ha, b, hb)), after.take(~_found_in(b, hb, a, ha))):
+        start, _ = _band_lists(atlas, part)[2:]
+        bands |= np.diff(start) > 0
+    chosen = np.flatnonzero(bands)
+    for k in chosen:
         log_t[k * BAND_ROWS:(k + 1) * BAND_ROWS] = 0.0
-    idx, xy, metric = atlas.splats(after.positions, after.normals)
-    if len(idx) and bands.any():
-        r, h = after.radius_mm[idx], after.halo_mm[idx]
-        start, items = band_lists(xy, metric, r + 3.0 * h, atlas.height)
-        bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric), np.ascontiguousarray(r),
-                  np.ascontiguousarray(h), np.ones(len(idx)), np.ascontiguousarray(after.trans[idx]), start, items,
-                  bands=np.flatnonzero(bands))
-    for b in np.flatnonzero(bands):
-        lo, hi = b * BAND_ROWS, min((b + 1) * BAND_ROWS, atlas.height)
+    if len(chosen):
+        _composite(atlas, after, log_t, chosen)
+    for k in chosen:
+        lo, hi = k * BAND_ROWS, min((k + 1) * BAND_ROWS, atlas.height)
         image[lo:hi] = to_image(log_t[lo:hi])
     return image
+
+
+def _band_lists(atlas, spots: Spots):
+    """The spots drawn on ``atlas`` (their indices into ``spots``), their splats (texel xy and skin metric) and the
+    CSR lists of the bands each touches (:func:`scalp3d.kernels.bake.band_lists`): (idx, (xy, metric), start,
+    items)."""
+    idx, xy, metric = atlas.splats(spots.positions, spots.normals)
+    start, items = band_lists(xy, metric, spots.radius_mm[idx] + 3.0 * spots.halo_mm[idx], atlas.height)
+    return idx, (xy, metric), start, items
+
+
+def _composite(atlas, spots: Spots, log_t, bands=None) -> None:
+    """Add ``spots`` to ``log_t`` in place (in the bands ``bands`` only, when given)."""
+    idx, (xy, metric), start, items = _band_lists(atlas, spots)
+    if len(idx):
+        bake_dots(log_t, np.ascontiguousarray(xy), np.ascontiguousarray(metric),
+                  np.ascontiguousarray(spots.radius_mm[idx]), np.ascontiguousarray(spots.halo_mm[idx]),
+                  np.ones(len(idx)), np.ascontiguousarray(spots.trans[idx]), start, items, bands=bands)
 
 
 def _hashed(t) -> np.ndarray:
@@ -130,18 +137,18 @@ def _hashed(t) -> np.ndarray:
     return h
 
 
-def _distinct(t) -> bool:
-    """No two rows of ``t`` hash alike (so none is there twice)."""
-    h = np.sort(_hashed(t))
+def _distinct(h) -> bool:
+    """No two row hashes ``h`` alike (so no row is there twice)."""
+    h = np.sort(h)
     return not (h[1:] == h[:-1]).any()
 
 
-def _found_in(a, b) -> np.ndarray:
-    """(len(a),) bool: the rows of ``a`` that are rows of ``b``, exactly (a 64-bit hash of each row's bits finds a
-    candidate, the whole row is compared: a rare collision only costs a band baked again, never a stale spot)."""
+def _found_in(a, ha, b, hb) -> np.ndarray:
+    """(len(a),) bool: the rows of ``a`` that are rows of ``b``, exactly (``ha``, ``hb`` their rows' hashes from
+    :func:`_hashed`: a hash finds a candidate, the whole row is compared; a rare collision only costs a band baked
+    again, never a stale spot)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros(len(a), dtype=bool)
-    ha, hb = _hashed(a), _hashed(b)
     order = np.argsort(hb, kind="stable")
     at = np.minimum(np.searchsorted(hb[order], ha), len(b) - 1)
     cand = order[at]
