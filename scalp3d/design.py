@@ -665,12 +665,13 @@ def build_field(head: Head, landmarks: Landmarks, plan: Plan, geodesic=None) -> 
     depth, needle, dot_size = _zone_overrides(zone, inside, density, plan, needle_names)
     density = _scars(on, density, zone, depth, needle, plan.scars, needle_names)
     density, hair, without_hair = _existing_hair(on, density, plan.hair, landmarks)
+    dotted = density > 0
     _reserved(on, density, plan.reserved)
     _unmeasured(head, density, figures)
     return Field(density_per_cm2=density, zone=zone, zone_names=ZONES, depth_mm=depth, needle=needle,
                  needle_names=needle_names, height_mm=height, hair=hair, density_without_hair=without_hair,
                  figures=figures, dot_size_mm=_dot_sizes(dot_size, needle, needle_names),
-                 **_shades(plan, zone))
+                 left_bare=dotted & (density == 0), **_shades(plan, zone))
 
 
 def _mid_frontal_point(on: _OnHead, landmarks: Landmarks, hp: HairlinePlan):
@@ -928,7 +929,9 @@ def hair_bearing(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
     hairline (the plan's frontal hairline, the sides FRINGE_SIDE_ABOVE_TRAGUS_MM above the tragi, the nape
     FRINGE_NAPE_BELOW_TRAGUS_MM below); of it, the skin the plan treats in its zones and its scars is bald (the dots
     replace the hair there), the rest keeps its hair: outside the treated area, and in zones the plan sets to 0 dots
-    (the hair around a scar, whose feathered margin adds dots among the hair)."""
+    (the hair around a scar, whose feathered margin adds dots among the hair). Skin the plan leaves bare among its dots
+    (``field.left_bare``: a reserved mole, an unmeasured hole) is bald too: the patient sees it bare, not covered by
+    the stubble of hair that is not there."""
     # the plan's own hairline (its irregularity too: the same seed draws the same edge, so no sliver of fringe opens
     # along the treated edge), lowered at the sides and the nape
     hp = replace(plan.hairline, side_above_tragus_mm=config.FRINGE_SIDE_ABOVE_TRAGUS_MM,
@@ -938,5 +941,7 @@ def hair_bearing(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
     scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
     names = list(field.zone_names)
     hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
-    bald = (field.density_per_cm2 > 0) & ~hairy_zone[field.zone]
-    return scalp & ~bald
+    treated = field.density_per_cm2 > 0
+    if field.left_bare is not None:
+        treated = treated | field.left_bare  # a mole or an unmeasured hole among the dots: bare skin, not hair
+    return scalp & ~(treated & ~hairy_zone[field.zone])

@@ -115,6 +115,9 @@ class Field:
     #: (sessions, n) int index into ``shade_names``: the pigment each session puts at each vertex
     shade: np.ndarray | None = None
     shade_names: tuple = ()
+    #: (n,) bool, treated skin the plan leaves bare: reserved regions and filled holes that would have had dots (None
+    #: when not known). The pictures draw it as bare skin, not as the hair around it
+    left_bare: np.ndarray | None = None
 
 
 def settings_vertex(faces, face_ids, bary) -> np.ndarray:

@@ -485,6 +485,58 @@ def test_the_hair_around_a_scar_keeps_its_stubble():
     assert per_cm2 == pytest.approx(plan.density.core_per_cm2, rel=0.3)
 
 
+def test_a_reserved_mole_among_the_dots_is_drawn_bare():
+    """A reserved region on treated skin (the alopecia plan's mole on the crown) gets no dots, and the pictures show it
+    bare: it was drawn as hair-bearing skin, covered by stubble like the head around it, which hid from the patient
+    the 12 mm disc that stays untattooed. A reserved region among the hair (a donor area low on the back) keeps its
+    stubble: the hair is there."""
+    from importlib import resources
+
+    from scipy.spatial import cKDTree
+
+    from scalp3d.design import build_field, hair_bearing, load_plan
+    from scalp3d.landmarks import resolve_landmarks
+    from scalp3d.meshes import face_areas
+    from scalp3d.pipeline import plan_dots
+    from scalp3d.sample import load_sample_head
+    from scalp3d.viewers.scene import Scene
+
+    _, head, fid = load_sample_head()
+    lm = resolve_landmarks(head, fid, "fiducials")
+    v, f = head.vertices, head.faces
+    path = resources.files("scalp3d.plans") / "alopecia-areata.toml"
+    plan = load_plan(path)
+    mole = np.asarray(plan.reserved[0].center_mm)
+    radius = plan.reserved[0].radius_mm
+    # the donor area: the fringe's point farthest from its edges
+    field = build_field(head, lm, plan)
+    fringe = hair_bearing(head, lm, plan, field)
+    far, _ = cKDTree(v[~fringe]).query(v[fringe])
+    donor = v[np.flatnonzero(fringe)[np.argmax(far)]]
+    assert far.max() > 12.0
+    plan = load_plan(path, overrides={"reserved": [{"center_mm": mole.tolist(), "radius_mm": radius},
+                                                   {"center_mm": donor.tolist(), "radius_mm": 8.0}]})
+    field = build_field(head, lm, plan)
+    dots, _ = plan_dots(head, field, plan)
+    scene = Scene.from_plan(head, lm, plan, field, dots)
+    at_mole = np.linalg.norm(v - mole, axis=1) < radius - 1.0
+    assert at_mole.sum() > 20 and not (scene.fringe[at_mole] | scene.treated[at_mole]).any()
+    stubble = scene.stubble().positions
+    spots = np.vstack([stubble, dots.positions])
+    assert np.linalg.norm(spots - mole, axis=1).min() > radius - 1.0
+    # and the close-ups show it (the first reserved region among the dots; the donor area is not among them)
+    from scalp3d.viewers.pictures import closeup_anchors
+
+    shown = [p for name, p, _ in closeup_anchors(scene) if name == "reserved region"]
+    assert len(shown) == 1 and np.linalg.norm(shown[0] - mole) < 3.0
+    # the donor area keeps its stubble at the core density
+    at_donor = np.linalg.norm(v - donor, axis=1) < 8.0
+    assert scene.fringe[at_donor].all() and not scene.treated[at_donor].any()
+    faces = at_donor[f].all(axis=1)
+    per_cm2 = at_donor[cKDTree(v).query(stubble)[1]].sum() / (face_areas(v, f[faces]).sum() / 100.0)
+    assert per_cm2 == pytest.approx(plan.density.core_per_cm2, rel=0.3)
+
+
 # ---- the commands -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ are composed with their labels by Pillow:
 * ``preview.png``: a contact sheet of the six views, healed after the last session;
 * ``preview-before-after.png``: before and after, side by side, from the front three-quarter and the top;
 * ``preview-sessions.png``: the progression, healed after each session in its own shade (top and front);
-* ``preview-closeups.png``: close-ups at true scale of the hairline, the crown and a scar, as the plan has them;
+* ``preview-closeups.png``: close-ups at true scale of the hairline, the crown, a scar and a reserved region, as the
+  plan has them;
 * ``preview-turntable.gif``: the head turning once, healed.
 """
 from __future__ import annotations
@@ -293,7 +294,8 @@ def progression(scene, renderer, *, tile=None, credit=None):
 
 def closeup_anchors(scene) -> list:
     """Where close-ups look: (name, anchor (3,), normal (3,)): the hairline's middle, the crown, a scar, each where
-    the plan has dots there; the treated area's middle when it has none of them."""
+    the plan has dots there, and the first reserved region left bare among the dots; the treated area's middle when
+    it has none of them."""
     d = scene.dots
     origin, R = scene.frame
     q = (d.positions - origin) @ R.T
@@ -313,6 +315,15 @@ def closeup_anchors(scene) -> list:
         c = d.positions.mean(axis=0)
         i = int(np.argmin(np.linalg.norm(d.positions - c, axis=1)))
         out.append(("treated area", d.positions[i], d.normals[i]))
+    # a reserved region among the dots (a mole), as it will be: bare skin, the dots around it
+    bare = scene.field.left_bare
+    for r in scene.plan.reserved if bare is not None else ():
+        if r.center_mm is None:
+            continue
+        i = int(np.argmin(np.linalg.norm(scene.head.vertices - np.asarray(r.center_mm), axis=1)))
+        if bare[i]:
+            out.append(("reserved region", scene.head.vertices[i], scene.head.vertex_normals[i]))
+            break
     return out
 
 
