@@ -60,7 +60,10 @@ _SCALE = _number("a positive number of millimetres per scan unit")
 
 
 def _add_common(p):
-    p.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise)")
+    from .design import example_plans
+
+    p.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise), "
+                   "or an example plan's name: " + ", ".join(example_plans()))
     p.add_argument("--seed", type=_SEED, help="random seed (overrides the plan's)")
     p.add_argument("--overwrite", action="store_true", help="replace a plan already in the output folder")
     p.add_argument("--no-preview", dest="render", action="store_false", help="skip the PNG previews")
@@ -175,7 +178,8 @@ def build_parser():
     cn = cs.add_parser("new", help="read the scan, make the head, plan every session, store it all in CASE")
     cn.add_argument("case", metavar="CASE", help="the case file to make (e.g. smith.scalp3d)")
     cn.add_argument("--scan", required=True, help="the first scan (mesh or point cloud)")
-    cn.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise)")
+    cn.add_argument("--plan", dest="plan_path", metavar="PLAN.toml", help="the treatment plan (defaults otherwise), "
+                    "or an example plan's name")
     g = cn.add_mutually_exclusive_group()
     g.add_argument("--units", choices=["mm", "cm", "m", "in"], help="the scan's unit (detected when omitted)")
     g.add_argument("--scale", type=_SCALE, help="millimetres per scan unit")

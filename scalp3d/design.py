@@ -245,15 +245,37 @@ def _check(where, data, schema, out, prefix=""):
 
 
 @one_line
+def example_plans() -> list:
+    """The names of the example plans shipped in ``scalp3d/plans/`` (``full-bald``, ``fut-scar``, ...)."""
+    from importlib import resources
+
+    return sorted(e.name[:-5] for e in resources.files("scalp3d.plans").iterdir() if e.name.endswith(".toml"))
+
+
+def example_plan(name: str):
+    """The shipped example plan ``name`` (``fut-scar`` or ``fut-scar.toml``, no folder) as a Path, None if there is
+    none of that name."""
+    from importlib import resources
+
+    stem = name[:-5] if name.endswith(".toml") else name
+    if stem not in example_plans():
+        return None
+    return Path(str(resources.files("scalp3d.plans") / f"{stem}.toml"))
+
+
 def load_plan(path=None, overrides: dict | None = None) -> Plan:
     """The fully resolved plan: defaults, then the TOML file, then ``overrides`` (a dict of the TOML's nesting), all
-    validated, frozen into a :class:`scalp3d.types.Plan`."""
+    validated, frozen into a :class:`scalp3d.types.Plan`. ``path`` names a TOML file, or, when no such file exists,
+    one of the example plans by name (:func:`example_plans`: ``--plan fut-scar``)."""
     plan = _defaults(SCHEMA)
     where = str(path) if path else "plan"
     if path is not None:
         p = Path(path)
         if not p.exists():
-            raise PlanError(f"{p}: plan file not found; check the path")
+            p = example_plan(str(path))
+        if p is None:
+            raise PlanError(f"{path}: plan file not found; check the path, or name an example plan: "
+                            f"{', '.join(example_plans())}")
         if not p.is_file():
             raise PlanError(f"{p}: is a folder, not a plan file; give the TOML file")
         try:

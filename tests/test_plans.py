@@ -24,6 +24,23 @@ def test_all_examples_ship():
                              "alopecia-areata.toml", "diffuse-thinning.toml"}
 
 
+def test_an_example_plan_is_named(tmp_path, monkeypatch):
+    """``--plan fut-scar`` takes the shipped example (a practitioner need not find the package's folder); a file of
+    that name in the working folder comes first; an unknown name lists the examples."""
+    from scalp3d.errors import PlanError
+
+    assert load_plan("fut-scar") == load_plan(resources.files("scalp3d.plans") / "fut-scar.toml")
+    assert load_plan("crown-only.toml") == load_plan(resources.files("scalp3d.plans") / "crown-only.toml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fut-scar").write_text("[density]\ncore_per_cm2 = 55.0\n")
+    assert load_plan("fut-scar").density.core_per_cm2 == 55.0
+    with pytest.raises(PlanError, match="fut-scarr: plan file not found; .* example plan: alopecia-areata, "
+                                        "crown-only, diffuse-thinning, full-bald, fut-scar, hairline-only"):
+        load_plan("fut-scarr")
+    with pytest.raises(PlanError, match="not found"):
+        load_plan(tmp_path / "plans" / "fut-scar.toml")  # a folder given: never an example
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_plan(sample, name):
     head, lm, g = sample
