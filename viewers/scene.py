@@ -50,6 +50,14 @@ class Scene:
     _atlas: object = None
     _textures: dict = field(default_factory=dict)
     _stubble: object = None
+    #: (k,) the face of each stubble spot
+    _stubble_faces: object = None
+    #: a live design's scene: the stubble drawn so far (the opening's and any a change added; :attr:`_stubble` is its
+    #: part over the fringe now), the face of each, and the skin (n,) bool it covers
+    _stubble_all: object = None
+    _stubble_all_faces: object = None
+    _stubble_domain: object = None
+    _tree: object = None
     _display: object = None
     #: True: only the healed state after the last session is ever asked for (the live design window): it is baked in
     #: one pass, with no texture made for the states before it
@@ -208,40 +216,71 @@ class Scene:
         if self.plan.preview.fringe != "stubble" or not self.fringe.any():
             return None
         if self._stubble is None:
+            self._stubble, self._stubble_faces = self.place_stubble(self.fringe)
+        return self._stubble
+
+    def vertex_tree(self):
+        """A cKDTree of the head's vertices, made once (a live design's scenes share it)."""
+        if self._tree is None:
             from scipy.spatial import cKDTree
 
-            from scalp3d.placement import place_dots, spacing_for_density
+            self._tree = cKDTree(self.head.vertices)
+        return self._tree
 
-            core = self.plan.density.core_per_cm2
-            v, f = self.head.vertices, self.head.faces
-            dens = np.where(self.fringe, core, 0.0)
-            if not (dens[f] > 0).all(axis=1).any():
-                return None
-            # the stubble interleaves with the dots of the bald treated skin along the fringe's edge: those within a
-            # few spacings of it are held fixed, their skin at its own density, so that no bare seam runs between the
-            # two (placed apart, each kept clear of its own edge, they left a light line 1-1.5 mm wide along a crown's
-            # edge, which the patient's own shaved hair will not show). Dots on the fringe itself (a scar's feathered
-            # margin among the hair) are not held: the hair is there whatever dots are added among it
-            reach = config.STUBBLE_SEAM_SPACINGS * spacing_for_density(core)
-            to_fringe = cKDTree(v[self.fringe])
-            bald = self.treated & ~self.fringe
-            band = bald & (to_fringe.query(v, distance_upper_bound=reach)[0] < reach)
-            on_bald = bald[cKDTree(v).query(self.dots.positions)[1]]
-            near = on_bald & (to_fringe.query(self.dots.positions, distance_upper_bound=reach)[0] < reach)
-            held = self.dots.positions[near] if near.any() else None
-            p = place_dots(v, f, density_per_cm2=np.where(band, self.field.density_per_cm2, dens), sessions=1,
-                           seed=self.plan.seed + 1, vertex_normals=self.head.vertex_normals, session_mode="subsets",
-                           fixed=held, candidates_per_dot=None if held is None else config.CANDIDATES_PER_DOT)
-            p = p.subset(self.fringe[f[p.face_ids]].any(axis=1))  # none on skin wholly treated: the dots fill it
-            n = len(p)
-            shares = np.diff(np.concatenate([[0.0], self.plan.sessions.fractions]))
-            k = np.minimum(np.searchsorted(np.cumsum(shares), (np.arange(n) + 0.5) / max(n, 1)), len(shares) - 1)
-            shade = np.asarray(self.plan.sessions.shades, dtype=object)[
-                np.random.default_rng(self.plan.seed + 2).permutation(k)]
-            size = config.NEEDLE_DIAMETER_MM[self.plan.needle.name]
-            self._stubble = look.dot_spots(p.positions, p.normals, np.full(n, size), shade, self.plan.preview.pigment,
-                                           halo_mm=self.plan.preview.halo_mm)
-        return self._stubble
+    def place_stubble(self, cover, held=None, seed=None):
+        """Stubble spots over the fringe's skin ``cover`` ((n,) bool: all of :attr:`fringe`, or the part a live change
+        added to it) and the face of each, (None, None) when it holds no whole face. ``held`` (k,3): stubble already
+        drawn beside it, which the new spots interleave with (held fixed, its skin at the core density); ``seed``
+        (default the plan's) draws the placement and the shades."""
+        from scipy.spatial import cKDTree
+
+        from scalp3d.placement import place_dots, spacing_for_density
+
+        seed = self.plan.seed if seed is None else int(seed)
+        core = self.plan.density.core_per_cm2
+        v, f = self.head.vertices, self.head.faces
+        dens = np.where(cover, core, 0.0)
+        if not (dens[f] > 0).all(axis=1).any():
+            return None, None
+        # the stubble interleaves with the dots of the bald treated skin along the fringe's edge: those within a
+        # few spacings of it are held fixed, their skin at its own density, so that no bare seam runs between the
+        # two (placed apart, each kept clear of its own edge, they left a light line 1-1.5 mm wide along a crown's
+        # edge, which the patient's own shaved hair will not show). Dots on the fringe itself (a scar's feathered
+        # margin among the hair) are not held: the hair is there whatever dots are added among it
+        reach = config.STUBBLE_SEAM_SPACINGS * spacing_for_density(core)
+        amid = held is not None and len(held) > 0
+        # (amid held stubble the density reaches two spacings past the spots held, so that none held sits on the
+        # edge of the skin the new ones are counted over: there they were counted without their area, and the new
+        # spots came 10 % too few)
+        wide_mm = reach + 2.0 * spacing_for_density(core) if amid else reach
+        to_cover = cKDTree(v[cover])
+        d_v = to_cover.query(v, distance_upper_bound=wide_mm)[0]
+        bald = self.treated & ~self.fringe
+        dens = np.where(bald & (d_v < reach), self.field.density_per_cm2, dens)
+        rows = np.flatnonzero(to_cover.query(self.dots.positions, distance_upper_bound=reach)[0] < reach)
+        near = rows[bald[self.vertex_tree().query(self.dots.positions[rows])[1]]]
+        fixed = [self.dots.positions[near]]
+        if amid:
+            # and the stubble beside it, its skin in the density too (new spots go in its holes only); every held
+            # spot and dot counts as one at the core spacing, so that the new spots come as close to a sparse
+            # hairline's dots as to the stubble (at their own wider spacing, a gap opened around them)
+            dens = np.where((self.fringe & ~cover | bald) & (d_v < wide_mm), core, dens)
+            fixed.append(held[to_cover.query(held, distance_upper_bound=reach)[0] < reach])
+        fixed = np.vstack(fixed)
+        # (among held stubble, the new spots fill its holes at the union's spacing: as a session of their own, as
+        # place_dots takes a few new dots among many fixed ones, they were spread at their own, far wider spacing)
+        p = place_dots(v, f, density_per_cm2=dens, sessions=1, seed=seed + 1, vertex_normals=self.head.vertex_normals,
+                       session_mode="subsets", fixed=fixed if len(fixed) else None,
+                       candidates_per_dot=config.CANDIDATES_PER_DOT if len(fixed) else None,
+                       fixed_session=np.zeros(len(fixed), np.int64) if amid else None)
+        p = p.subset(cover[f[p.face_ids]].any(axis=1))  # none on skin wholly treated: the dots fill it
+        n = len(p)
+        shares = np.diff(np.concatenate([[0.0], self.plan.sessions.fractions]))
+        k = np.minimum(np.searchsorted(np.cumsum(shares), (np.arange(n) + 0.5) / max(n, 1)), len(shares) - 1)
+        shade = np.asarray(self.plan.sessions.shades, dtype=object)[np.random.default_rng(seed + 2).permutation(k)]
+        size = config.NEEDLE_DIAMETER_MM[self.plan.needle.name]
+        return (look.dot_spots(p.positions, p.normals, np.full(n, size), shade, self.plan.preview.pigment,
+                               halo_mm=self.plan.preview.halo_mm), p.face_ids)
 
     def display_mesh(self) -> "DisplayMesh":
         """The head as drawn: the atlas's split mesh cut cleanly below the head (made once)."""
