@@ -605,3 +605,7 @@ TOUCH_UP_FRACTION_RANGE = (0.05, 0.6)
 #: PLY, zlib at this level packs it to 44 % in 0.22 s, lzma to 30 % in 2.7 s (twelve times longer for a third less)
 CASE_SCAN_CODEC = "zlib"
 CASE_ZLIB_LEVEL = 6
+
+#: a zone smaller than this (cm2) in the printed summary shows no realised density (a sliver along another zone's
+#: edge holds a few dots: their count over its area means nothing)
+ZONE_MIN_REPORTED_CM2 = 1.0

@@ -193,7 +193,8 @@ def _small_summary():
                           "shade": "medium", "estimated_time_min": 98.04, "lifted_travels": 3}],
             "design": {"mode": "bald", "mid_frontal_above_glabella_mm": 79.6},
             "zones": {"hairline": {"area_cm2": 40.04, "dots": 2100, "planned_per_cm2": 52.5, "realised_per_cm2": 52.44},
-                      "crown": {"area_cm2": 120.0, "dots": 12000, "planned_per_cm2": 100.0, "realised_per_cm2": 99.96}},
+                      "crown": {"area_cm2": 120.0, "dots": 12000, "planned_per_cm2": 100.0, "realised_per_cm2": 99.96},
+                      "front": {"area_cm2": 0.02, "dots": 3, "planned_per_cm2": 79.8, "realised_per_cm2": 171.9}},
             "quality": {"union": {"rho": 0.8123, "nn_p1": 0.8345, "nn_cv": 0.0712, "coverage_p99": 0.91,
                                   "spectrum_peak": 1.5, "spectrum_low": 0.02},
                         "cumulative": [{"through_session": 1, "rho": 0.75, "nn_p1": 0.77, "nn_cv": 0.09},
@@ -216,6 +217,7 @@ def test_summary_table_lines():
         "  zone       area cm2    dots  planned/cm2  realised/cm2",
         "  hairline       40.0   2,100         52.5          52.4",
         "  crown         120.0  12,000        100.0         100.0",
+        "  front           0.0       3         79.8             -  (a sliver: too small to measure)",
         "  quality, all dots: rho 0.81, nn p1 0.83, nn CV 0.071, coverage p99 0.91 (of the local d_max); spectrum peak "
         "1.50, low-frequency power 0.02",
         "  after session 1: rho 0.75, nn p1 0.77, nn CV 0.090; session 1 alone: rho 0.75, nn p1 0.77",
