@@ -803,12 +803,18 @@ def _scar_points(s: ScarPlan):
     return np.asarray(s.points_mm, dtype=np.float64), 0.0
 
 
+def _named(entry) -> str:
+    """' ("its comment")' of a [[scars]] or [[reserved]] entry with a comment, '' without: which one an error is
+    about, when a plan has several."""
+    return f' ("{entry.comment}")' if entry.comment else ""
+
+
 def _scars(on: _OnHead, density, zone, depth, needle, scars, needle_names):
     """Scars: their own density on the scar, blended into the surroundings over the margin (smoothstep); zone, and
     depth and needle where the scar sets them, written in place. Returns the new density."""
-    for s in scars:
+    for i, s in enumerate(scars, start=1):
         pts, mask_tol = _scar_points(s)
-        idx = on.nearest(pts, "a scar point")
+        idx = on.nearest(pts, f"a point of scar {i}{_named(s)}")
         dd = on.geodesic.distance(np.unique(idx))
         half = max(0.5 * s.width_mm, mask_tol)
         hit = dd <= half
@@ -850,7 +856,7 @@ def _reserved(on: _OnHead, density, reserved) -> None:
         return
     v = on.head.vertices
     edge = longest_edge_mm(v, on.head.faces)
-    for r in reserved:
+    for i, r in enumerate(reserved, start=1):
         if r.mask_ply is not None:
             pts, tol = read_mask_ply(r.mask_ply, r.mask_property)
             off, _ = on.tree.query(pts)
@@ -861,7 +867,7 @@ def _reserved(on: _OnHead, density, reserved) -> None:
             dmask, _ = cKDTree(pts).query(v, distance_upper_bound=tol + r.radius_mm + edge)
             density[dmask <= tol + r.radius_mm + edge] = 0.0
             continue
-        idx = on.nearest(np.asarray(r.center_mm, dtype=np.float64), "a reserved region's centre")
+        idx = on.nearest(np.asarray(r.center_mm, dtype=np.float64), f"the centre of reserved region {i}{_named(r)}")
         # the skin distance, and to be safe the straight distance plus one edge (a dot lies in a face whose corners
         # all have density): no dot can land inside the radius
         near = np.linalg.norm(v - v[int(idx)], axis=1) <= r.radius_mm + edge
