@@ -421,6 +421,26 @@ def test_a_close_up_shows_every_dot_in_view(full):
     assert abs(seen - planned) / planned < 0.05, (seen, planned)
 
 
+def test_a_close_up_is_the_texture_itself(full):
+    """At true scale a close-up magnifies the texture (0.06 mm a pixel, texels of 0.1 mm): it must show the texture as
+    baked, as a renderer without mipmaps draws it. Mesa's anisotropic filtering (VTK asks for 4x) drew it in strips
+    instead, and cut the dots along straight lines a few mm apart (mean difference 1.9 levels a pixel)."""
+    from scalp3d.viewers.pictures import Renderer, closeup_anchors, closeup_shot
+
+    scene, r = full
+    name, p, n = [a for a in closeup_anchors(scene) if a[0] == "crown"][0]
+    shot = closeup_shot(scene, p, n, 40.0)
+    seen = r.image(shot, scene.n_sessions).astype(int)
+    plain = Renderer(scene, r.size)
+    try:
+        plain.set_state(scene.n_sessions)
+        plain._look.textures[(scene.n_sessions, False)].mipmap = False  # before its first upload
+        ref = plain.image(shot, scene.n_sessions).astype(int)
+    finally:
+        plain.close()
+    assert np.abs(seen - ref).max(axis=2).mean() < 0.2
+
+
 def test_the_fringe_is_drawn_as_stubble(full):
     scene, _ = full
     from scalp3d.meshes import face_areas

@@ -75,6 +75,9 @@ class HeadLook:
             tex = texture_of(self.pv, self.scene.texture(*key))
             tex.mipmap = True
             tex.interpolate = True
+            # trilinear filtering only: Mesa's software renderer filters anisotropically (VTK asks for 4x) in strips,
+            # and cut the dots of a close-up along straight lines a few mm apart
+            tex.SetMaximumAnisotropicFiltering(1.0)
             self.textures[key] = tex
         if self.actor is None:
             self.pd.active_texture_coordinates = self.mesh.uv
