@@ -297,8 +297,8 @@ def progression(scene, renderer, *, tile=None, credit=None):
 
 def closeup_anchors(scene) -> list:
     """Where close-ups look: (name, anchor (3,), normal (3,)): the hairline's middle, the crown, a scar, each where
-    the plan has dots there, and the first reserved region left bare among the dots; the treated area's middle when
-    it has none of them."""
+    the plan has dots there, and the first reserved region left bare among the dots that none of them shows whole;
+    the treated area's middle when it has none of them."""
     d = scene.dots
     origin, R = scene.frame
     q = (d.positions - origin) @ R.T
@@ -324,8 +324,11 @@ def closeup_anchors(scene) -> list:
         if r.center_mm is None:
             continue
         i = int(np.argmin(np.linalg.norm(scene.head.vertices - np.asarray(r.center_mm), axis=1)))
-        if bare[i]:
-            out.append(("reserved region", scene.head.vertices[i], scene.head.vertex_normals[i]))
+        c = scene.head.vertices[i]
+        # (not when a close-up already shows it whole)
+        shown = any(np.linalg.norm(c - a) < 0.5 * config.CLOSEUP_WIDTH_MM - r.radius_mm - 2.0 for _, a, _ in out)
+        if bare[i] and not shown:
+            out.append(("reserved region", c, scene.head.vertex_normals[i]))
             break
     return out
 
