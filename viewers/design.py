@@ -420,22 +420,3 @@ def _scene(live, before):
         # the spots on faces touching the fringe now, as the opening drew them (none on skin wholly treated)
         sc._stubble = st.take(fringe[f[sc._stubble_all_faces]].any(axis=1))
     return sc
-    f = live.head.faces
-    grown = fringe & ~sc._stubble_domain
-    if grown[f].all(axis=1).any():
-        # stubble over the hair-bearing skin the opening did not have, among the stubble drawn beside it
-        held = None if sc._stubble_all is None else \
-            sc._stubble_all.positions[fringe[f[sc._stubble_all_faces]].any(axis=1)]  # the spots drawn now
-        add, add_faces = sc.place_stubble(grown, held=held)
-        if add is not None:
-            from .look import Spots
-
-            sc._stubble_all = Spots.join([sc._stubble_all, add])
-            sc._stubble_all_faces = np.concatenate([np.zeros(0, np.int64) if sc._stubble_all_faces is None else
-                                                    sc._stubble_all_faces, add_faces])
-            sc._stubble_domain = sc._stubble_domain | grown
-    st = sc._stubble_all
-    if st is not None and len(st.positions):
-        # the spots on faces touching the fringe now, as the opening drew them (none on skin wholly treated)
-        sc._stubble = st.take(fringe[f[sc._stubble_all_faces]].any(axis=1))
-    return sc

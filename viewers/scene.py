@@ -227,16 +227,16 @@ class Scene:
             self._tree = cKDTree(self.head.vertices)
         return self._tree
 
-    def place_stubble(self, cover, held=None, seed=None):
+    def place_stubble(self, cover, held=None):
         """Stubble spots over the fringe's skin ``cover`` ((n,) bool: all of :attr:`fringe`, or the part a live change
-        added to it) and the face of each, (None, None) when it holds no whole face. ``held`` (k,3): stubble already
-        drawn beside it, which the new spots interleave with (held fixed, its skin at the core density); ``seed``
-        (default the plan's) draws the placement and the shades."""
+        added to it or placed dots beside) and the face of each, (None, None) when it holds no whole face. ``held``
+        (k,3): stubble already drawn beside it, which the new spots interleave with (held fixed, its skin at the core
+        density). The plan's seed draws the placement and the shades."""
         from scipy.spatial import cKDTree
 
         from scalp3d.placement import place_dots, spacing_for_density
 
-        seed = self.plan.seed if seed is None else int(seed)
+        seed = self.plan.seed
         core = self.plan.density.core_per_cm2
         v, f = self.head.vertices, self.head.faces
         dens = np.where(cover, core, 0.0)
