@@ -244,7 +244,6 @@ def _check(where, data, schema, out, prefix=""):
         out[key] = val
 
 
-@one_line
 def example_plans() -> list:
     """The names of the example plans shipped in ``scalp3d/plans/`` (``full-bald``, ``fut-scar``, ...)."""
     from importlib import resources
@@ -263,6 +262,7 @@ def example_plan(name: str):
     return Path(str(resources.files("scalp3d.plans") / f"{stem}.toml"))
 
 
+@one_line
 def load_plan(path=None, overrides: dict | None = None) -> Plan:
     """The fully resolved plan: defaults, then the TOML file, then ``overrides`` (a dict of the TOML's nesting), all
     validated, frozen into a :class:`scalp3d.types.Plan`. ``path`` names a TOML file, or, when no such file exists,
