@@ -23,7 +23,7 @@ import numpy as np
 
 from . import config
 from .errors import InputError, PlanError, nearest_name, one_line, parse_toml
-from .meshes import face_areas, longest_edge_mm
+from .meshes import face_areas, vertex_reach_mm
 from .types import (Dots, Field, HairlinePlan, HairPlan, Head, Landmarks, Placement, Plan, ScarPlan, ZonePlan,
                     check_fractions, settings_vertex)
 
@@ -855,7 +855,7 @@ def _reserved(on: _OnHead, density, reserved) -> None:
     if not reserved:
         return
     v = on.head.vertices
-    edge = longest_edge_mm(v, on.head.faces)
+    edge = vertex_reach_mm(v, on.head.faces)  # each vertex's own faces' longest edge (:func:`vertex_reach_mm`)
     for i, r in enumerate(reserved, start=1):
         if r.mask_ply is not None:
             pts, tol = read_mask_ply(r.mask_ply, r.mask_property)
@@ -863,13 +863,14 @@ def _reserved(on: _OnHead, density, reserved) -> None:
             if np.median(off) > config.MASK_MAX_OFF_SKIN_MM:
                 raise GeometryError(f"{r.mask_ply}: the marked vertices lie {np.median(off):.0f} mm from this "
                                     "head; paint the head.ply of this scan (mm, scan axes)")
-            # every vertex within the mask's resolution (plus the radius) of a marked vertex, and one edge more
-            dmask, _ = cKDTree(pts).query(v, distance_upper_bound=tol + r.radius_mm + edge)
+            # every vertex within the mask's resolution (plus the radius) of a marked vertex, and its faces' longest
+            # edge more
+            dmask, _ = cKDTree(pts).query(v, distance_upper_bound=tol + r.radius_mm + float(edge.max()))
             density[dmask <= tol + r.radius_mm + edge] = 0.0
             continue
         idx = on.nearest(np.asarray(r.center_mm, dtype=np.float64), f"the centre of reserved region {i}{_named(r)}")
-        # the skin distance, and to be safe the straight distance plus one edge (a dot lies in a face whose corners
-        # all have density): no dot can land inside the radius
+        # the skin distance, and to be safe the straight distance plus the vertex's faces' longest edge (a dot lies in
+        # a face whose corners all have density): no dot can land inside the radius
         near = np.linalg.norm(v - v[int(idx)], axis=1) <= r.radius_mm + edge
         density[near | (on.geodesic.distance([int(idx)]) <= r.radius_mm)] = 0.0
 

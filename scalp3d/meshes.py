@@ -34,6 +34,25 @@ def longest_edge_mm(vertices, faces) -> float:
                              ((c - a) ** 2).sum(axis=1).max())))
 
 
+def vertex_reach_mm(vertices, faces) -> np.ndarray:
+    """(n,) float: per vertex, the longest edge of the faces it is a corner of (0 on no face), mm. Every point of a
+    face lies within this of each of the face's corners, so zeroing the density of every vertex within ``d`` plus its
+    reach of a set leaves no face that comes within ``d`` of the set with all its corners dotted (a dot lies in a face
+    whose corners all have density). With the mesh's single longest edge instead, 14 mm at a real scan's cut, a 5 mm
+    reserved disc was 38 mm wide."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    out = np.zeros(len(v))
+    if len(f) == 0:
+        return out
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    longest = np.sqrt(np.maximum(np.maximum(((a - b) ** 2).sum(axis=1), ((b - c) ** 2).sum(axis=1)),
+                                 ((c - a) ** 2).sum(axis=1)))
+    for k in range(3):
+        np.maximum.at(out, f[:, k], longest)
+    return out
+
+
 def vertex_normals_of(vertices, faces):
     """Area-weighted unit vertex normals (n,3); vertices on no face get (0,0,0)."""
     tri = vertices[faces]
