@@ -25,13 +25,7 @@ def face_areas(vertices, faces) -> np.ndarray:
 
 def longest_edge_mm(vertices, faces) -> float:
     """The longest edge of the mesh (mm): how far a vertex's density reaches into the dots of its faces."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    if len(f) == 0:
-        return 0.0
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    return float(np.sqrt(max(((a - b) ** 2).sum(axis=1).max(), ((b - c) ** 2).sum(axis=1).max(),
-                             ((c - a) ** 2).sum(axis=1).max())))
+    return float(vertex_reach_mm(vertices, faces).max(initial=0.0))
 
 
 def vertex_reach_mm(vertices, faces) -> np.ndarray:

@@ -375,6 +375,8 @@ def _scene(live, before):
         sc._atlas = make_atlas(live.head.vertices, f, live.head.vertex_normals, sc.frame,
                                textured=np.ones(len(f), bool))
         sc.stubble()
+        # the stubble drawn so far, its faces and the skin it covers, which each change carries on
+        sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain = sc._stubble, sc._stubble_faces, sc.fringe
         return sc
     from .scene import DotsShown
 
@@ -390,9 +392,6 @@ def _scene(live, before):
     if _stubble_recipe(before.plan) != _stubble_recipe(live.plan):
         # the stubble's density, size, shades or seed changed: all of it is placed again, as on opening
         sc._stubble_domain = np.zeros(len(fringe), bool)
-    elif before._stubble_all is None:  # the opening scene: its stubble covers its fringe
-        sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain = (before._stubble, before._stubble_faces,
-                                                                       before.fringe)
     else:
         sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain = (before._stubble_all, before._stubble_all_faces,
                                                                        before._stubble_domain)
