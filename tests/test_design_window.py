@@ -170,8 +170,11 @@ def test_the_stubble_follows_a_change_of_the_hair_bearing_skin():
 
     live = scalp3d.LiveDesign.sample(load_plan("hairline-only"))
     before = _scene(live, None)
+    final = before.n_sessions, False
+    opened = before.texture(*final).copy()  # (a scene's bake is handed on to the next one and updated in place)
     live.set("hairline.height_above_glabella_mm", live.get("hairline.height_above_glabella_mm") - 5.0)
     sc = _scene(live, before)
+    moved = sc.texture(*final).copy()
     v, f = live.head.vertices, live.head.faces
     assert np.array_equal(sc.fringe, hair_bearing(live.head, live.landmarks, live.plan, live.field))
     grown = (sc.fringe & ~before.fringe)[f].all(axis=1)
@@ -194,6 +197,13 @@ def test_the_stubble_follows_a_change_of_the_hair_bearing_skin():
     edge = np.flatnonzero(sc.treated[f].any(axis=1) & sc.fringe[f].any(axis=1))
     inside = rng.choice(np.flatnonzero(sc.fringe[f].all(axis=1)), 20000)
     assert far(edge, 20) < 1.15 * far(inside, 1), (far(edge, 20), far(inside, 1))
+    # undo and redo give back the very picture shown, stubble and all (its spots along the edge were placed again)
+    live.undo()
+    sc = _scene(live, sc)
+    assert np.array_equal(sc.texture(*final), opened)
+    live.redo()
+    sc = _scene(live, sc)
+    assert np.array_equal(sc.texture(*final), moved)
     # the core density drawn anew: all the stubble follows it (it is the same tone as the treatment)
     live.set("density.core_per_cm2", 60.0)
     sc2 = _scene(live, sc)

@@ -377,18 +377,27 @@ def _scene(live, before):
         sc.stubble()
         # the stubble drawn so far, its faces and the skin it covers, which each change carries on
         sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain = sc._stubble, sc._stubble_faces, sc.fringe
-        return sc
+        sc._shown = {}
+        return _remembered(sc, live.dots)
     from .scene import DotsShown
 
     d = live.dots
     shown = DotsShown(d.positions, d.normals, d.session, np.asarray(d.shade_names, dtype=object)[d.shade],
                       d.dot_size_mm, np.asarray(d.zone_names, dtype=object)[d.zone], d.ids)
+    # a design shown before (an undo or a redo gives back its very Dots): its very picture again, the stubble as it
+    # was drawn then (placed again along the edge, it was evenly spread but not the spots the patient saw)
+    seen = before._shown.get(id(d))
+    seen = seen[1:] if seen is not None and seen[0] is d else None
     # the hair-bearing skin of the design now: a change can add some (a hairline-only band moved forward leaves hair
     # behind it, which the opening stubble did not cover: a bare strip 5 mm wide ran between the band and the hair)
-    fringe = hair_bearing(live.head, live.landmarks, live.plan, live.field)
+    fringe = seen[0] if seen else hair_bearing(live.head, live.landmarks, live.plan, live.field)
     sc = Scene(live.head, live.landmarks, live.plan, live.field, shown, fringe, source=before.source,
                _atlas=before._atlas, _display=before._display, final_only=True, _baked=before.take_bake(),
                _tree=before._tree)
+    sc._shown = before._shown
+    if seen:
+        sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain, sc._stubble = seen[1:]
+        return sc
     if _stubble_recipe(before.plan) != _stubble_recipe(live.plan):
         # the stubble's density, size, shades or seed changed: all of it is placed again, as on opening
         sc._stubble_domain = np.zeros(len(fringe), bool)
@@ -396,7 +405,7 @@ def _scene(live, before):
         sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain = (before._stubble_all, before._stubble_all_faces,
                                                                        before._stubble_domain)
     if live.plan.preview.fringe != "stubble":
-        return sc
+        return _remembered(sc, d)
     f = live.head.faces
     # stubble placed again over the hair-bearing skin the opening did not have, and along the edge of bald skin
     # where the dots changed (the stubble there was placed around the dots before; beside dots placed again without
@@ -418,4 +427,11 @@ def _scene(live, before):
     if st is not None and len(st.positions):
         # the spots on faces touching the fringe now, as the opening drew them (none on skin wholly treated)
         sc._stubble = st.take(fringe[f[sc._stubble_all_faces]].any(axis=1))
+    return _remembered(sc, d)
+
+
+def _remembered(sc, dots):
+    """``sc``, its fringe and stubble recorded under the design's ``dots`` (kept with them, so that an id reused by
+    another object never matches), for an undo or a redo back to it."""
+    sc._shown[id(dots)] = (dots, sc.fringe, sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain, sc._stubble)
     return sc
