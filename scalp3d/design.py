@@ -967,10 +967,28 @@ def hair_bearing(head, landmarks, plan, field, geodesic=None) -> np.ndarray:
                  nape_below_tragus_mm=config.FRINGE_NAPE_BELOW_TRAGUS_MM)
     natural = replace(plan, mode="bald", hairline=hp, zones={z: ZonePlan() for z in plan.zones}, scars=(),
                       reserved=(), hair=replace(plan.hair, from_colour=False))
-    scalp = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
+    scalp = _natural_scalp(head, landmarks, natural, geodesic)
     names = list(field.zone_names)
     hairy_zone = np.array([plan.zones.get(z, ZonePlan()).density_per_cm2 == 0 and z != "scar" for z in names])
     treated = field.density_per_cm2 > 0
     if field.left_bare is not None:
         treated = treated | field.left_bare  # a mole or an unmeasured hole among the dots: bare skin, not hair
     return scalp & ~(treated & ~hairy_zone[field.zone])
+
+
+#: the last few natural scalps (:func:`hair_bearing`): (head, landmarks, natural plan, mask), newest last. A live
+#: design asks for one at every change, and a painted region, a scar or a zone's density leaves it as it was
+_NATURAL_SCALPS: list = []
+
+
+def _natural_scalp(head, landmarks, natural, geodesic):
+    """(n,) bool: the skin ``natural`` (a plan of the natural hairline alone) treats, made once per head, landmarks
+    and plan (the objects themselves are kept and compared, never their ids)."""
+    for h, lm, pl, mask in _NATURAL_SCALPS:
+        if h is head and lm is landmarks and pl == natural:
+            return mask
+    mask = build_field(head, landmarks, natural, geodesic=geodesic).density_per_cm2 > 0
+    mask.setflags(write=False)
+    _NATURAL_SCALPS.append((head, landmarks, natural, mask))
+    del _NATURAL_SCALPS[:-4]
+    return mask

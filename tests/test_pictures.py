@@ -539,6 +539,11 @@ def test_a_reserved_mole_among_the_dots_is_drawn_bare():
     field = build_field(head, lm, plan)
     dots, _ = plan_dots(head, field, plan)
     scene = Scene.from_plan(head, lm, plan, field, dots)
+    # (the natural scalp was the first plan's, kept: the reserved regions leave it as it is; made afresh, the same)
+    from scalp3d import design
+
+    design._NATURAL_SCALPS.clear()
+    assert np.array_equal(scene.fringe, hair_bearing(head, lm, plan, field))
     at_mole = np.linalg.norm(v - mole, axis=1) < radius - 1.0
     assert at_mole.sum() > 20 and not (scene.fringe[at_mole] | scene.treated[at_mole]).any()
     stubble = scene.stubble().positions
