@@ -9,6 +9,7 @@ user's umask gives (temporary files are created private, then opened up as a pla
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -42,12 +43,21 @@ def staged_dir(out_dir, keep_previous: bool):
     import types
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="." + out_dir.name + ".partial-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="." + out_dir.name + ".partial-", dir=out_dir.parent))
+    except OSError as exc:
+        raise _unwritable(out_dir, out_dir.parent, exc) from None
     _open_up(tmp, 0o777)
     stage = types.SimpleNamespace(path=tmp, previous=None)
     try:
         yield stage
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in _FULL_OR_READ_ONLY:
+            raise InputError(f"{out_dir}: the plan could not be written ({exc.strerror}); nothing was written there: "
+                             "free some space or choose another --out folder") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -68,6 +78,30 @@ def staged_dir(out_dir, keep_previous: bool):
     stage.previous = old if keep_previous else None
 
 
+#: errors of a destination rather than of scalp3d: a full disk or quota, a read-only or forbidden folder
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _unwritable(out_dir, where, exc) -> InputError:
+    return InputError(f"{out_dir}: cannot write in {where} ({exc.strerror or exc}); choose another --out folder")
+
+
+def check_writable(out_dir) -> None:
+    """Raise a one-line :class:`InputError` at once when a plan folder cannot be made at ``out_dir``: its nearest
+    existing parent refuses a new folder (read-only, not one's own, a system folder such as /proc) or is a file.
+    Checked before the work, so that the practitioner does not wait for a plan that cannot be written; a probe
+    folder is made and removed, nothing else."""
+    base = Path(out_dir).absolute().parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(f"{out_dir}: {base} is a file, not a folder; choose another --out folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".scalp3d-probe-", dir=base))
+    except OSError as exc:
+        raise _unwritable(out_dir, base, exc) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, delete it otherwise.
@@ -75,9 +109,13 @@ def atomic_path(path, suffix=None):
     Use for writers that want a file name (trimesh, pyvista screenshots).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part" + suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part" + suffix, dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write in {path.parent} ({exc.strerror or exc}); choose another "
+                         "folder") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -85,9 +123,12 @@ def atomic_path(path, suffix=None):
             os.fsync(fh.fileno())
         _open_up(tmp, 0o666)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:
+            raise InputError(f"{path}: could not be written ({exc.strerror}); the file there before is kept: free "
+                             "some space or choose another folder") from None
         raise
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from . import config
 from .errors import InputError, SafetyError
-from .fileio import atomic_path, staged_dir, write_json, write_text
+from .fileio import atomic_path, check_writable, staged_dir, write_json, write_text
 from .checksums import head_checksum
 from .design import build_field, dots_with_settings, load_plan, plan_to_toml
 from .export import dots_csv_text, gcode_text, session_dict, write_head_ply
@@ -42,6 +42,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool, replaces_scan: str | None =
     someone may have tattooed from is never deleted; the demo's own earlier demo is)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
+    check_writable(out_dir)
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return False
     old = out_dir / "summary.json"

@@ -36,7 +36,8 @@ def test_exception_inside_atomic_path_keeps_the_old_file(tmp_path):
 
 
 def test_failure_after_the_data_is_written_keeps_the_old_file(tmp_path, monkeypatch):
-    """The data is in the temporary file when the flush to disk fails: the old file stays, the temporary goes."""
+    """The data is in the temporary file when the flush to disk fails: the old file stays, the temporary goes, and
+    the practitioner reads one line saying so."""
     p = tmp_path / "session-1.ngc"
     p.write_bytes(b"old program")
 
@@ -44,7 +45,7 @@ def test_failure_after_the_data_is_written_keeps_the_old_file(tmp_path, monkeypa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(fileio.os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(InputError, match="No space left on device.*file there before is kept"):
         write_bytes(p, b"new program" * 1000)
     assert p.read_bytes() == b"old program"
     assert _names(tmp_path) == ["session-1.ngc"]
@@ -139,3 +140,51 @@ def test_staged_dir_failure_leaves_the_old_plan(tmp_path):
             raise KeyError("boom")
     assert _names(out) == ["summary.json"] and (out / "summary.json").read_text() == "old"
     assert _names(tmp_path) == ["plan"]
+
+
+def test_a_folder_that_cannot_be_written_is_refused_at_once_in_one_line(tmp_path, monkeypatch):
+    """An --out where no folder can be made (a system folder, under a file) is refused before any work, in one line
+    naming it; it was found only when the plan was written, after the whole run, as an "internal error"."""
+    import errno
+    import os
+
+    from scalp3d.fileio import check_writable
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out, words in ((blocker / "plan", "is a file, not a folder"), (blocker / "deeper" / "plan", "is a file")):
+        with pytest.raises(InputError, match=words) as e:
+            check_writable(out)
+        assert str(e.value).count("\n") == 0 and str(out) in str(e.value)
+    check_writable(tmp_path / "new" / "deeper" / "plan")  # missing folders on the way are fine: they are made
+    assert _names(tmp_path) == ["a-file"]  # and the probe leaves nothing
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(fileio.tempfile, "mkdtemp", refuse)
+    for check in (lambda: check_writable(tmp_path / "plan"),
+                  lambda: staged_dir(tmp_path / "plan", keep_previous=False).__enter__()):
+        with pytest.raises(InputError, match="cannot write in .*Permission denied.*choose another --out") as e:
+            check()
+        assert str(e.value).count("\n") == 0
+    monkeypatch.undo()
+    # a disk that fills up while the plan is written: one line, and nothing left behind (the old plan kept)
+    out = tmp_path / "plan"
+    out.mkdir()
+    (out / "summary.json").write_text("old")
+    with pytest.raises(InputError, match="could not be written .*No space left.*nothing was written"):
+        with staged_dir(out, keep_previous=False) as stage:
+            (stage.path / "dots.csv").write_text("half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert _names(out) == ["summary.json"] and (out / "summary.json").read_text() == "old"
+    assert _names(tmp_path) == ["a-file", "plan"]
+    # and a single file (a picture, a case's record): the same, the file there before kept
+    with pytest.raises(InputError, match="could not be written .*No space left.*file there before is kept"):
+        with atomic_path(out / "summary.json") as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert _names(out) == ["summary.json"] and (out / "summary.json").read_text() == "old"
+    with pytest.raises(InputError, match="cannot write in .*a-file") as e:
+        write_text(blocker / "x.txt", "x")
+    assert str(e.value).count("\n") == 0
