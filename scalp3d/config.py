@@ -306,6 +306,11 @@ SPACING_FLOOR_MIN_MM = 0.4
 QUALITY_BAR_UNION_RHO = 0.65
 QUALITY_BAR_SESSION_RHO = 0.6
 QUALITY_BAR_MIN_DOTS = 200
+#: a plan's dots (a density field, no fixed dots) never pair closer than this share of their spacing: the dot of the
+#: later session goes (a dot or two pinned in a tip of treated skin too narrow for its density), just above the
+#: union's bar so that the summary never flags them; unless more than CROWDED_MAX_SHARE of the dots would go
+CROWDED_RHO = QUALITY_BAR_UNION_RHO + 0.005
+CROWDED_MAX_SHARE = 0.001
 #: a touch-up placed among dots already on the skin (which cannot move) is held to this bar, for the union, the
 #: touch-up alone and each new dot to its nearest old one: dots spread at rho ~0.75 leave holes about 0.6 of the new
 #: union's d_max deep at a quarter more density, so the union's 0.65 is out of reach (measured on the sample head at
