@@ -94,6 +94,9 @@ GEODESIC_CACHE = 2
 #: ... and each keeps its last few distance fields, by their sources (a design change solves only the changed ones)
 GEODESIC_DISTANCE_CACHE = 12
 GEODESIC_VOXEL_MM = 2.0
+#: a distance from several sources (a scar's line, a hairline's edge) is levelled at each vertex by the heat method's
+#: offsets at this many nearest sources (scalp3d.geodesic.GeodesicSolver._source_offsets)
+GEODESIC_OFFSET_SOURCES = 4
 
 # --- design (plan defaults, published figures) -------------------------------------------------------------------
 CORE_DENSITY_PER_CM2 = 100.0          # about 1 mm spacing, natural FU density 80-100/cm2 (J Soc Cosmet Chem 28(5))
