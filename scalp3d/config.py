@@ -271,6 +271,10 @@ LOCAL_FIXED_REACH_MM = 8.0
 #: dots, each session alone: a fresh plan of the sample head reaches 0.81 and 0.71-0.75), for at most so many rounds
 LOCAL_POLISH = (0.80, 0.72)
 LOCAL_POLISH_ROUNDS = 4
+#: ... below LOCAL_POLISH_STEP x the new dots' own 5th percentile when lower (a projection that lowered its targets
+#: leaves the bulk just under LOCAL_POLISH: only its stalled pairs go), with at least LOCAL_POLISH_MIN_DOTS new dots
+LOCAL_POLISH_STEP = 0.97
+LOCAL_POLISH_MIN_DOTS = 100
 #: live design (scalp3d.live): a change whose local re-placement would keep fewer than this share of the dots places
 #: them all again (as fresh a plan as `scalp3d plan` makes, for about the same time)
 LIVE_FULL_BELOW_KEPT = 0.4
