@@ -102,8 +102,9 @@ class GeodesicSolver:
         put a plateau of zero distance around the whole line: a scar 3 mm wide was treated 9 mm wide, its margin
         shifted 3 mm into the hair, and a hairline's transition band started 1 mm late. Each vertex now takes the
         offsets of its config.GEODESIC_OFFSET_SOURCES nearest sources, weighted by inverse square distance (each
-        source its own: distance 0 there); within 20 mm of a scar the distances then follow the straight ones to
-        within 1 mm (the skin's curve and the coarse mesh's cells), where the highest offset left them 3 mm short."""
+        source its own: distance 0 there); within 20 mm of the fut-scar example's line their median then lies within
+        1 mm above the straight distance (the skin's curve and the coarse mesh's cells), where the highest offset
+        left it 3 mm short."""
         from scipy.spatial import cKDTree
 
         k = min(config.GEODESIC_OFFSET_SOURCES, len(src))
