@@ -47,19 +47,16 @@ def staged_dir(out_dir, keep_previous: bool):
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="." + out_dir.name + ".partial-", dir=out_dir.parent))
     except OSError as exc:
-        raise _unwritable(out_dir, out_dir.parent, exc) from None
+        raise _unwritable(out_dir, out_dir.parent, exc, "--out folder") from None
     _open_up(tmp, 0o777)
     stage = types.SimpleNamespace(path=tmp, previous=None)
     try:
         yield stage
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in _FULL_OR_READ_ONLY:
+        if _destination_full_or_closed(exc):
             raise InputError(f"{out_dir}: the plan could not be written ({exc.strerror}); nothing was written there: "
                              "free some space or choose another --out folder") from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
     if out_dir.exists():
@@ -82,8 +79,14 @@ def staged_dir(out_dir, keep_previous: bool):
 _FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def _unwritable(out_dir, where, exc) -> InputError:
-    return InputError(f"{out_dir}: cannot write in {where} ({exc.strerror or exc}); choose another --out folder")
+def _unwritable(target, where, exc, other) -> InputError:
+    """The one-line error for a ``target`` that cannot be made in the folder ``where``; ``other``: what to choose."""
+    return InputError(f"{target}: cannot write in {where} ({exc.strerror or exc}); choose another {other}")
+
+
+def _destination_full_or_closed(exc) -> bool:
+    """An error of the destination rather than of scalp3d: a full disk or quota, a read-only or forbidden folder."""
+    return isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY
 
 
 def check_writable(out_dir) -> None:
@@ -99,7 +102,7 @@ def check_writable(out_dir) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".scalp3d-probe-", dir=base))
     except OSError as exc:
-        raise _unwritable(out_dir, base, exc) from None
+        raise _unwritable(out_dir, base, exc, "--out folder") from None
 
 
 @contextlib.contextmanager
@@ -114,8 +117,7 @@ def atomic_path(path, suffix=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part" + suffix, dir=path.parent)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write in {path.parent} ({exc.strerror or exc}); choose another "
-                         "folder") from None
+        raise _unwritable(path, path.parent, exc, "folder") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -126,7 +128,7 @@ def atomic_path(path, suffix=None):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:
+        if _destination_full_or_closed(exc):
             raise InputError(f"{path}: could not be written ({exc.strerror}); the file there before is kept: free "
                              "some space or choose another folder") from None
         raise

@@ -203,16 +203,17 @@ def place_dots(vertices, faces, *, count=None, density_per_cm2=None, sessions=3,
     if joint:
         dots = _relax_joint(mesh, fixed_dots, dots, rad, session, fractions, new_fraction, fold_cos, kern,
                             dens_v=None if density_per_cm2 is None else dens_v * scale, fixed_session=fixed_ses)
-    # 5. a plan's crowded pairs (no fixed dots): a dot or two pinned where the treated skin narrows to a tip
-    if joint and not len(fixed_pts) and density_per_cm2 is not None:
+    crowded = joint and not len(fixed_pts) and density_per_cm2 is not None
+    if crowded or len(fixed_pts):
+        # the checks below at the spacing where each new dot ended (the sweeps move dots across density bands)
         rad = local_spacing_mm((dots.bary * dens_v[f[dots.face_ids]]).sum(axis=1) * scale, peak)
+    # 5. a plan's crowded pairs (no fixed dots): a dot or two pinned where the treated skin narrows to a tip
+    if crowded:
         dots, session = _clear_crowded(dots, session, rad)
     # 6. no new dot under the floor of a fixed one: the relaxation's floor guard reverts every move of a dot that
     # starts under it, so a new dot picked beside a fixed one can stay stuck there (seen: 5-15 of 3,107 new dots
     # 0.1 mm from 10,357 fixed ones); such a dot is dropped
     if len(fixed_pts):
-        # (at the spacing where each new dot ended: the sweeps move dots across density bands)
-        rad = local_spacing_mm((dots.bary * dens_v[f[dots.face_ids]]).sum(axis=1) * scale, peak)
         dots, session, rad = _clear_of_fixed(dots, session, rad, fixed_dots)
         # and none under its own session's floor: around fixed dots the projection may stall with a few pairs of a
         # sparse session (a touch-up at a quarter of the density) side by side in one gap (seen: 32 of 11,853)
