@@ -210,3 +210,28 @@ def test_the_stubble_follows_a_change_of_the_hair_bearing_skin():
     faces = sc2._stubble_all_faces[sc2.fringe[f[sc2._stubble_all_faces]].any(axis=1)]
     inner = sc2.fringe[f].all(axis=1)
     assert inner[faces].sum() / (face_areas(v, f[inner]).sum() / 100.0) == pytest.approx(60.0, rel=0.05)
+
+
+def test_the_window_keeps_the_pictures_of_the_last_designs_only():
+    """Each design shown keeps its stubble for an undo back to it (a few MB on a full head): the window keeps the
+    most recently shown :data:`SHOWN_KEPT`, a design shown again counting as the most recent, not every one of a long
+    consultation."""
+    from types import SimpleNamespace
+
+    from scalp3d.viewers.design import SHOWN_KEPT, _remembered
+
+    shown = {}
+    designs = [object() for _ in range(SHOWN_KEPT + 5)]
+
+    def show(d):
+        return _remembered(SimpleNamespace(_shown=shown, fringe=None, _stubble_all=None, _stubble_all_faces=None,
+                                           _stubble_domain=None, _stubble=None), d)
+
+    for d in designs[:SHOWN_KEPT]:
+        show(d)
+    show(designs[0])  # undone back to the first: the most recent now
+    for d in designs[SHOWN_KEPT:]:
+        show(d)
+    kept = [v[0] for v in shown.values()]
+    assert len(kept) == SHOWN_KEPT and kept[-1] is designs[-1]
+    assert designs[0] in kept and designs[1] not in kept

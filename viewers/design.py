@@ -51,6 +51,10 @@ SLIDERS = {
 HELP = ("Drag a sphere along the skin and let go: the hairline, a reserved region or a scar follows.",
         "p reserve the skin under the pointer, z undo, y redo, d density map, w save, r reset view, q close.")
 ERROR_RGB = "#b00020"
+#: the designs whose picture the window keeps for an undo or a redo back to them, the most recently shown: each holds
+#: its stubble (a few MB on a full head), and a long consultation makes hundreds of changes; an undo further back
+#: shows the very dots, the stubble along their edge placed again
+SHOWN_KEPT = 16
 #: the help lines are wrapped at this many pixels per character (the help's font at size 9 measured 8.2 px a
 #: character: at 8.0 the first line ran 10 px past a 1,100 px window and lost its last word)
 HELP_CHAR_PX = 8.5
@@ -387,17 +391,18 @@ def _scene(live, before):
     # a design shown before (an undo or a redo gives back its very Dots): its very picture again, the stubble as it
     # was drawn then (placed again along the edge, it was evenly spread but not the spots the patient saw)
     seen = before._shown.get(id(d))
-    seen = seen[1:] if seen is not None and seen[0] is d else None
+    if seen is not None and seen[0] is not d:
+        seen = None
     # the hair-bearing skin of the design now: a change can add some (a hairline-only band moved forward leaves hair
     # behind it, which the opening stubble did not cover: a bare strip 5 mm wide ran between the band and the hair)
-    fringe = seen[0] if seen else hair_bearing(live.head, live.landmarks, live.plan, live.field)
+    fringe = seen[1] if seen else hair_bearing(live.head, live.landmarks, live.plan, live.field)
     sc = Scene(live.head, live.landmarks, live.plan, live.field, shown, fringe, source=before.source,
                _atlas=before._atlas, _display=before._display, final_only=True, _baked=before.take_bake(),
                _tree=before._tree)
     sc._shown = before._shown
     if seen:
-        sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain, sc._stubble = seen[1:]
-        return sc
+        _, _, sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain, sc._stubble = seen
+        return _remembered(sc, d)
     if _stubble_recipe(before.plan) != _stubble_recipe(live.plan):
         # the stubble's density, size, shades or seed changed: all of it is placed again, as on opening
         sc._stubble_domain = np.zeros(len(fringe), bool)
@@ -432,6 +437,9 @@ def _scene(live, before):
 
 def _remembered(sc, dots):
     """``sc``, its fringe and stubble recorded under the design's ``dots`` (kept with them, so that an id reused by
-    another object never matches), for an undo or a redo back to it."""
+    another object never matches), for an undo or a redo back to it; the oldest beyond :data:`SHOWN_KEPT` dropped."""
+    sc._shown.pop(id(dots), None)  # (shown again: the most recent now)
     sc._shown[id(dots)] = (dots, sc.fringe, sc._stubble_all, sc._stubble_all_faces, sc._stubble_domain, sc._stubble)
+    while len(sc._shown) > SHOWN_KEPT:
+        sc._shown.pop(next(iter(sc._shown)))
     return sc
